@@ -1,0 +1,266 @@
+"""Pipeline configuration: every key declared once, with type, default and description.
+
+A pipeline is one YAML file (see ``conf/demo.yaml``). :func:`load_config` reads it into an
+immutable :class:`PipelineConfig`; any problem raises :class:`ConfigError` naming the file, the key
+and what is wrong. Secrets are never part of the file: the source password comes from an
+environment variable or a file named in the config, S3 credentials from the standard AWS chain.
+
+The README's config reference is generated from these declarations (``binlake config-reference``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A pipeline config that cannot be used; the message names file, key and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceConfig(_Frozen):
+    """The MySQL/MariaDB server to replicate from."""
+
+    host: str = Field("127.0.0.1", description="Source host name or address.")
+    port: int = Field(3306, ge=1, le=65535, description="Source TCP port.")
+    user: str = Field("binlake", description="User with SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT.")
+    password_env: str | None = Field(
+        "BINLAKE_SOURCE_PASSWORD",
+        description="Environment variable holding the password. Never put the password itself in the file.",
+    )
+    password_file: str | None = Field(
+        None, description="File whose first line is the password (used when set, instead of password_env)."
+    )
+    server_id: int = Field(
+        4242, ge=1, le=2**32 - 1, description="Replica server_id of the capture; unique per capture process."
+    )
+    connect_timeout_s: int = Field(10, ge=1, description="Seconds to wait when connecting.")
+    read_timeout_s: int = Field(60, ge=1, description="Seconds without data before a connection counts as dead.")
+
+    def password(self) -> str:
+        """The password from ``password_file`` or ``password_env`` ('' when neither is set)."""
+        if self.password_file:
+            path = Path(self.password_file).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"source.password_file: {path} does not exist")
+            return path.read_text().splitlines()[0] if path.stat().st_size else ""
+        if self.password_env:
+            return os.environ.get(self.password_env, "")
+        return ""
+
+
+class S3Config(_Frozen):
+    """How to reach S3 or an S3-compatible server. Credentials come from the AWS environment/profile chain."""
+
+    endpoint: str | None = Field(None, description="Endpoint URL, e.g. http://127.0.0.1:9000; unset for AWS.")
+    region: str = Field("us-east-1", description="Region (SigV4 signing needs one).")
+    path_style: bool = Field(False, description="Path-style addressing (most S3-compatible servers need it).")
+
+
+class LakeConfig(_Frozen):
+    """Where the Delta tables and binlake's own state live."""
+
+    root: str = Field(..., description="Lake root: a local path or s3a://bucket/prefix.")
+    s3: S3Config = Field(default_factory=S3Config, description="S3 settings, used when root is s3a://.")
+
+    @field_validator("root")
+    @classmethod
+    def _root_scheme(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("s3a://", "file://")):
+            raise ValueError("must be a local path, file://… or s3a://bucket/prefix")
+        return value.rstrip("/")
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3a://")
+
+
+class PrepMode(str, Enum):
+    """DMS TargetTablePrepMode."""
+
+    DROP_AND_CREATE = "DROP_AND_CREATE"
+    TRUNCATE_BEFORE_LOAD = "TRUNCATE_BEFORE_LOAD"
+    DO_NOTHING = "DO_NOTHING"
+
+
+class FullLoadConfig(_Frozen):
+    """The full load (``jobs/full_load.py``)."""
+
+    target_table_prep_mode: PrepMode = Field(
+        PrepMode.DROP_AND_CREATE,
+        description="DROP_AND_CREATE, TRUNCATE_BEFORE_LOAD or DO_NOTHING (skip tables already loaded), as in DMS.",
+    )
+    chunk_rows: int = Field(250_000, ge=1, description="Target rows per chunk (one Spark task each).")
+    max_parallel_chunks: int = Field(
+        0, ge=0, description="Chunks read at once; 0 = the Spark cluster's default parallelism."
+    )
+    tables_in_parallel: int = Field(1, ge=1, description="Tables loaded at the same time.")
+    no_primary_key: Literal["load_whole", "refuse"] = Field(
+        "load_whole",
+        description="Tables without a primary key: load_whole (one chunk, with a warning) or refuse.",
+    )
+    jdbc_fetch_size: int = Field(10_000, ge=1, description="JDBC fetch size per chunk read.")
+
+
+class StartFrom(str, Enum):
+    CHECKPOINT = "checkpoint"
+    END = "end"
+    POSITION = "position"
+
+
+class CaptureConfig(_Frozen):
+    """The binlog capture (``binlake capture``)."""
+
+    start: StartFrom = Field(
+        StartFrom.CHECKPOINT,
+        description="checkpoint (saved checkpoint, else the current end of the binlog), end, or position.",
+    )
+    start_file: str | None = Field(None, description="Binlog file to start at, with start: position.")
+    start_pos: int | None = Field(None, ge=4, description="Binlog offset to start at, with start: position.")
+    start_gtid: str | None = Field(None, description="GTID set to start after, with start: position (MariaDB).")
+    flush_rows: int = Field(50_000, ge=1, description="Write a change-log file after this many records…")
+    flush_seconds: float = Field(1.0, gt=0, description="…or after this many seconds, whichever comes first.")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="Source heartbeat period (keeps an idle stream alive).")
+    reconnect_max_seconds: float = Field(60.0, gt=0, description="Longest back-off between reconnect attempts.")
+
+
+class MergeConfig(_Frozen):
+    """The streaming merge (``streaming/merge.py``)."""
+
+    trigger_seconds: float = Field(5.0, gt=0, description="Micro-batch interval.")
+    max_files_per_batch: int = Field(200, ge=1, description="Most change-log files read per micro-batch.")
+    scd2_tables: tuple[str, ...] = Field(
+        (), description="Target tables ('schema.table') kept as full history (SCD type 2) instead of current state."
+    )
+    optimize_every_batches: int = Field(50, ge=0, description="OPTIMIZE each touched table every N batches (0 = never).")
+    vacuum_retention_hours: int = Field(168, ge=0, description="VACUUM retention when maintenance runs.")
+
+
+class SparkConfig(_Frozen):
+    """Spark session settings applied by binlake's entry points."""
+
+    master: str | None = Field(None, description="Spark master; unset = spark-submit's choice (local[*] if none).")
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings, key → value.")
+
+
+class PipelineConfig(_Frozen):
+    """One replication pipeline: source, lake, table selection and the three jobs."""
+
+    name: str = Field("binlake", description="Pipeline name (used in logs and the Spark app name).")
+    source: SourceConfig = Field(default_factory=SourceConfig, description="The source server.")
+    lake: LakeConfig = Field(..., description="The lake.")
+    table_mappings: dict[str, Any] = Field(
+        ..., description="DMS table-mapping JSON (inline mapping, or a file path given as table_mappings_file)."
+    )
+    full_load: FullLoadConfig = Field(default_factory=FullLoadConfig, description="Full-load settings.")
+    capture: CaptureConfig = Field(default_factory=CaptureConfig, description="Capture settings.")
+    merge: MergeConfig = Field(default_factory=MergeConfig, description="Merge settings.")
+    spark: SparkConfig = Field(default_factory=SparkConfig, description="Spark settings.")
+
+
+def _error_key(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _inline_mapping_file(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    mapping_file = data.pop("table_mappings_file", None)
+    if mapping_file is None:
+        return data
+    if "table_mappings" in data:
+        raise ConfigError(f"{path}: table_mappings and table_mappings_file: set only one of them")
+    mapping_path = (path.parent / str(mapping_file)).resolve()
+    try:
+        data["table_mappings"] = json.loads(mapping_path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: table_mappings_file: {mapping_path} not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: table_mappings_file: {mapping_path} is not valid JSON: {exc}") from None
+    return data
+
+
+_SECRET_KEYS = {"password", "secret", "aws_secret_access_key", "aws_access_key_id"}
+
+
+def _reject_inline_secrets(data: Any, path: Path, prefix: str = "") -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            full = f"{prefix}{key}"
+            if str(key).lower() in _SECRET_KEYS:
+                raise ConfigError(
+                    f"{path}: {full}: secrets are not allowed in the config file; use "
+                    "source.password_env / source.password_file, and the AWS environment for S3"
+                )
+            _reject_inline_secrets(value, path, f"{full}.")
+
+
+def parse_config(data: dict[str, Any], path: Path) -> PipelineConfig:
+    """Validate an already-parsed mapping; ``path`` is used in error messages only."""
+    data = _inline_mapping_file(dict(data), path)
+    _reject_inline_secrets(data, path)
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_error_key(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    from binlake.rules import RuleError, TableMapping  # local: rules is pure, config is the only caller here
+
+    try:
+        TableMapping.parse(config.table_mappings)
+    except RuleError as exc:
+        raise ConfigError(f"{path}: table_mappings: {exc}") from None
+    return config
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline YAML file."""
+    path = Path(path)
+    return parse_config(_read_yaml(path), path)
+
+
+def iter_reference(model: type[BaseModel] = PipelineConfig, prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """Yield ``(key, type, default, description)`` for every declared key, depth first."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from iter_reference(annotation, f"{prefix}{name}.")
+            continue
+        if field.is_required():
+            default = "(required)"
+        elif field.default_factory is not None:
+            default = repr(field.default_factory())  # type: ignore[call-arg]
+        else:
+            value = field.default
+            default = value.value if isinstance(value, Enum) else repr(value)
+        type_name = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
+        yield f"{prefix}{name}", type_name, str(default), field.description or ""
+
+
+def reference_markdown() -> str:
+    """The config reference as a Markdown table (the README embeds this output)."""
+    lines = ["| key | type | default | description |", "|---|---|---|---|"]
+    for key, type_name, default, description in iter_reference():
+        lines.append(f"| `{key}` | {type_name} | `{default}` | {description} |")
+    return "\n".join(lines)
