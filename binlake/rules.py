@@ -1,0 +1,265 @@
+"""AWS DMS table-mapping rules: which source tables are replicated, and under which names.
+
+binlake reads the same JSON that a DMS task's ``TableMappings`` holds, so a mapping can move over
+unchanged::
+
+    {"rules": [
+      {"rule-type": "selection", "rule-id": "1", "rule-name": "shop",
+       "object-locator": {"schema-name": "shop", "table-name": "%"}, "rule-action": "include"},
+      {"rule-type": "transformation", "rule-id": "2", "rule-name": "lower",
+       "rule-target": "table", "object-locator": {"schema-name": "shop", "table-name": "%"},
+       "rule-action": "convert-lowercase"}
+    ]}
+
+Semantics (as in DMS):
+
+* Selection: a table is selected when at least one ``include``/``explicit`` rule matches it and no
+  ``exclude`` rule does. ``%`` in a locator matches any run of characters (``explicit`` allows no
+  wildcard). Names are compared case-sensitively, as MySQL on Linux does.
+* Transformation: rules whose locator matches the *source* names apply in ascending ``rule-id``
+  order, each to the result of the previous one. Targets ``schema``, ``table`` and ``column``;
+  actions ``rename`` (``value``), ``remove-column``, ``add-prefix``/``remove-prefix``/
+  ``replace-prefix`` (``value``, ``old-value``), ``add-suffix``/``remove-suffix``/
+  ``replace-suffix``, ``convert-lowercase``, ``convert-uppercase``.
+* ``table-settings`` rules (DMS load tuning) are accepted and ignored. Anything else — selection
+  ``filters``, ``add-column``, ``change-data-type`` — is refused with a :class:`RuleError`, because
+  silently ignoring it would replicate something the user did not ask for.
+
+This module is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+
+class RuleError(ValueError):
+    """A table mapping that cannot be used; the message names the rule and what is wrong."""
+
+
+_SELECTION_ACTIONS = {"include", "exclude", "explicit"}
+_TARGETS = {"schema", "table", "column"}
+
+
+@lru_cache(maxsize=1024)
+def _pattern(locator: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if ch == "%" else re.escape(ch) for ch in locator), re.DOTALL)
+
+
+def matches(locator: str, name: str) -> bool:
+    """Does a DMS locator (``%`` = any run of characters) match ``name`` exactly?"""
+    return _pattern(locator).fullmatch(name) is not None
+
+
+def _rename_action(action: str, rule: Mapping[str, Any], where: str) -> Callable[[str], str | None]:
+    value = rule.get("value")
+    old = rule.get("old-value")
+
+    def need(name: str, v: Any) -> str:
+        if not isinstance(v, str):
+            raise RuleError(f"{where}: rule-action {action!r} needs a string {name!r}")
+        return v
+
+    if action == "rename":
+        new = need("value", value)
+        return lambda _name: new
+    if action == "convert-lowercase":
+        return str.lower
+    if action == "convert-uppercase":
+        return str.upper
+    if action == "add-prefix":
+        prefix = need("value", value)
+        return lambda name: prefix + name
+    if action == "add-suffix":
+        suffix = need("value", value)
+        return lambda name: name + suffix
+    if action == "remove-prefix":
+        prefix = need("value", value)
+        return lambda name: name[len(prefix):] if name.startswith(prefix) else name
+    if action == "remove-suffix":
+        suffix = need("value", value)
+        return lambda name: name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+    if action == "replace-prefix":
+        old_prefix, new_prefix = need("old-value", old), need("value", value)
+        return lambda name: new_prefix + name[len(old_prefix):] if name.startswith(old_prefix) else name
+    if action == "replace-suffix":
+        old_suffix, new_suffix = need("old-value", old), need("value", value)
+        return (
+            lambda name: name[: -len(old_suffix)] + new_suffix
+            if old_suffix and name.endswith(old_suffix)
+            else name
+        )
+    if action == "remove-column":
+        return lambda _name: None
+    raise RuleError(f"{where}: rule-action {action!r} is not supported")
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    rule_id: int
+    schema: str
+    table: str
+    action: str
+
+    def matches(self, schema: str, table: str) -> bool:
+        return matches(self.schema, schema) and matches(self.table, table)
+
+
+@dataclass(frozen=True)
+class TransformationRule:
+    rule_id: int
+    target: str
+    schema: str
+    table: str
+    column: str
+    action: str
+    apply: Callable[[str], str | None] = field(compare=False, repr=False)
+
+    def matches(self, schema: str, table: str = "", column: str = "") -> bool:
+        if not matches(self.schema, schema):
+            return False
+        if self.target == "schema":
+            return True
+        if not matches(self.table, table):
+            return False
+        return self.target == "table" or matches(self.column, column)
+
+
+@dataclass(frozen=True)
+class TableTarget:
+    """Where one selected source table goes, and how its columns are named there."""
+
+    source_schema: str
+    source_table: str
+    schema: str
+    table: str
+    column_rules: tuple[TransformationRule, ...] = field(default=(), repr=False)
+
+    def column_name(self, source_column: str) -> str | None:
+        """The target name of a source column, or ``None`` when a rule removes it."""
+        name: str | None = source_column
+        for rule in self.column_rules:
+            if rule.matches(self.source_schema, self.source_table, source_column):
+                assert name is not None
+                name = rule.apply(name)
+                if name is None:
+                    return None
+        return name
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+def _rule_id(rule: Mapping[str, Any], index: int) -> int:
+    raw = rule.get("rule-id", index + 1)
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise RuleError(f"rules[{index}]: rule-id {raw!r} must be a number") from None
+
+
+def _locator(rule: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    locator = rule.get("object-locator")
+    if not isinstance(locator, Mapping):
+        raise RuleError(f"{where}: object-locator is missing")
+    value = locator.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise RuleError(f"{where}: object-locator.{key} is missing")
+    return value
+
+
+def _parse_selection(rule: Mapping[str, Any], rule_id: int, where: str) -> SelectionRule:
+    action = rule.get("rule-action")
+    if action not in _SELECTION_ACTIONS:
+        raise RuleError(f"{where}: selection rule-action must be one of {sorted(_SELECTION_ACTIONS)}, got {action!r}")
+    if rule.get("filters"):
+        raise RuleError(f"{where}: selection filters (row filtering) are not supported; remove 'filters'")
+    schema, table = _locator(rule, "schema-name", where), _locator(rule, "table-name", where)
+    if action == "explicit" and ("%" in schema or "%" in table):
+        raise RuleError(f"{where}: an explicit selection rule cannot use % wildcards")
+    return SelectionRule(rule_id, schema, table, action)
+
+
+def _parse_transformation(rule: Mapping[str, Any], rule_id: int, where: str) -> TransformationRule:
+    target = rule.get("rule-target")
+    if target not in _TARGETS:
+        raise RuleError(f"{where}: rule-target must be one of {sorted(_TARGETS)}, got {target!r}")
+    action = str(rule.get("rule-action"))
+    if action == "remove-column" and target != "column":
+        raise RuleError(f"{where}: remove-column needs rule-target 'column'")
+    apply = _rename_action(action, rule, where)
+    schema = _locator(rule, "schema-name", where)
+    table = _locator(rule, "table-name", where, "%") if target != "schema" else "%"
+    column = _locator(rule, "column-name", where) if target == "column" else "%"
+    return TransformationRule(rule_id, target, schema, table, column, action, apply)
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """A parsed DMS table mapping. Build with :meth:`parse`."""
+
+    selections: tuple[SelectionRule, ...]
+    transformations: tuple[TransformationRule, ...]
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> TableMapping:
+        """Parse ``{"rules": [...]}``; raises :class:`RuleError` naming the offending rule."""
+        rules = data.get("rules") if isinstance(data, Mapping) else None
+        if not isinstance(rules, list):
+            raise RuleError("expected an object with a 'rules' list")
+        selections: list[SelectionRule] = []
+        transformations: list[TransformationRule] = []
+        for index, rule in enumerate(rules):
+            if not isinstance(rule, Mapping):
+                raise RuleError(f"rules[{index}]: expected an object")
+            rule_id = _rule_id(rule, index)
+            where = f"rule {rule.get('rule-name', rule_id)!r} (rules[{index}])"
+            kind = rule.get("rule-type")
+            if kind == "selection":
+                selections.append(_parse_selection(rule, rule_id, where))
+            elif kind == "transformation":
+                transformations.append(_parse_transformation(rule, rule_id, where))
+            elif kind != "table-settings":
+                raise RuleError(f"{where}: rule-type {kind!r} is not supported")
+        if not any(rule.action != "exclude" for rule in selections):
+            raise RuleError("no selection rule includes any table: add a rule with rule-action 'include'")
+        transformations.sort(key=lambda rule: rule.rule_id)
+        return cls(tuple(sorted(selections, key=lambda r: r.rule_id)), tuple(transformations))
+
+    def is_selected(self, schema: str, table: str) -> bool:
+        hits = [rule for rule in self.selections if rule.matches(schema, table)]
+        return bool(hits) and all(rule.action != "exclude" for rule in hits)
+
+    def schema_may_match(self, schema: str) -> bool:
+        """Cheap pre-filter: could any table of ``schema`` be selected?"""
+        return any(r.action != "exclude" and matches(r.schema, schema) for r in self.selections)
+
+    def _renamed(self, target: str, name: str, schema: str, table: str = "") -> str:
+        for rule in self.transformations:
+            if rule.target == target and rule.matches(schema, table):
+                renamed = rule.apply(name)
+                assert renamed is not None
+                name = renamed
+        return name
+
+    def target_for(self, schema: str, table: str) -> TableTarget | None:
+        """The target of source table ``schema.table``, or ``None`` when it is not selected."""
+        if not self.is_selected(schema, table):
+            return None
+        column_rules = tuple(
+            rule
+            for rule in self.transformations
+            if rule.target == "column" and matches(rule.schema, schema) and matches(rule.table, table)
+        )
+        return TableTarget(
+            source_schema=schema,
+            source_table=table,
+            schema=self._renamed("schema", schema, schema),
+            table=self._renamed("table", table, schema, table),
+            column_rules=column_rules,
+        )
