@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,7 +86,7 @@ class LakeConfig(_Frozen):
         return self.root.startswith("s3a://")
 
 
-class PrepMode(str, Enum):
+class PrepMode(StrEnum):
     """DMS TargetTablePrepMode."""
 
     DROP_AND_CREATE = "DROP_AND_CREATE"
@@ -113,7 +113,7 @@ class FullLoadConfig(_Frozen):
     jdbc_fetch_size: int = Field(10_000, ge=1, description="JDBC fetch size per chunk read.")
 
 
-class StartFrom(str, Enum):
+class StartFrom(StrEnum):
     CHECKPOINT = "checkpoint"
     END = "end"
     POSITION = "position"
@@ -143,7 +143,9 @@ class MergeConfig(_Frozen):
     scd2_tables: tuple[str, ...] = Field(
         (), description="Target tables ('schema.table') kept as full history (SCD type 2) instead of current state."
     )
-    optimize_every_batches: int = Field(50, ge=0, description="OPTIMIZE each touched table every N batches (0 = never).")
+    optimize_every_batches: int = Field(
+        50, ge=0, description="OPTIMIZE each touched table every N batches (0 = never)."
+    )
     vacuum_retention_hours: int = Field(168, ge=0, description="VACUUM retention when maintenance runs.")
 
 

@@ -20,6 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pymysql
 
@@ -167,15 +168,14 @@ class LocalMariaDB:
         self.stop()
         self.start()
 
-    def connect(self, database: str | None = None, **kwargs: object) -> pymysql.connections.Connection:  # type: ignore[type-arg]
-        """A new connection as root over the unix socket."""
+    def connect(self, database: str | None = None, autocommit: bool = True) -> Any:
+        """A new pymysql connection as root over the unix socket."""
         return pymysql.connect(
             unix_socket=str(self.datadir / "mariadb.sock"),
             user="root",
             database=database,
             charset="utf8mb4",
-            autocommit=True,
-            **kwargs,  # type: ignore[arg-type]
+            autocommit=autocommit,
         )
 
     def execute(self, sql: str, database: str | None = None) -> list[tuple[object, ...]]:

@@ -1,0 +1,1 @@
+"""The embedded demo: a private MariaDB with sample data, a workload, and the whole pipeline."""
