@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -71,7 +71,7 @@ class S3Config(_Frozen):
 class LakeConfig(_Frozen):
     """Where the Delta tables and binlake's own state live."""
 
-    root: str = Field(..., description="Lake root: a local path or s3a://bucket/prefix.")
+    root: str = Field(..., description="Lake root: a local path (relative = from the working directory) or s3a://bucket/prefix.")
     s3: S3Config = Field(default_factory=S3Config, description="S3 settings, used when root is s3a://.")
 
     @field_validator("root")
@@ -79,6 +79,8 @@ class LakeConfig(_Frozen):
     def _root_scheme(cls, value: str) -> str:
         if "://" in value and not value.startswith(("s3a://", "file://")):
             raise ValueError("must be a local path, file://… or s3a://bucket/prefix")
+        if "://" not in value:  # a relative local path is taken from the working directory, made absolute
+            value = os.path.abspath(os.path.expanduser(value))
         return value.rstrip("/")
 
     @property
@@ -163,7 +165,7 @@ class PipelineConfig(_Frozen):
     source: SourceConfig = Field(default_factory=SourceConfig, description="The source server.")
     lake: LakeConfig = Field(..., description="The lake.")
     table_mappings: dict[str, Any] = Field(
-        ..., description="DMS table-mapping JSON (inline mapping, or a file path given as table_mappings_file)."
+        ..., description="DMS table-mapping JSON ({rules: [...]}) inline; or use table_mappings_file."
     )
     full_load: FullLoadConfig = Field(default_factory=FullLoadConfig, description="Full-load settings.")
     capture: CaptureConfig = Field(default_factory=CaptureConfig, description="Capture settings.")
@@ -242,6 +244,20 @@ def load_config(path: str | Path) -> PipelineConfig:
     return parse_config(_read_yaml(path), path)
 
 
+def _type_name(annotation: Any) -> str:
+    """A reader's name for a field type: ``int``, ``str (optional)``, ``one of: a, b``."""
+    args = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if get_origin(annotation) is Literal:
+        return "one of: " + ", ".join(str(arg) for arg in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "one of: " + ", ".join(str(member.value) for member in annotation)
+    if len(args) == 1 and len(get_args(annotation)) == 2:
+        return f"{_type_name(args[0])} (optional)"
+    if get_origin(annotation) in (tuple, dict, list):
+        return {tuple: "list", dict: "mapping", list: "list"}[get_origin(annotation)]
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def iter_reference(model: type[BaseModel] = PipelineConfig, prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
     """Yield ``(key, type, default, description)`` for every declared key, depth first."""
     for name, field in model.model_fields.items():
@@ -252,12 +268,14 @@ def iter_reference(model: type[BaseModel] = PipelineConfig, prefix: str = "") ->
         if field.is_required():
             default = "(required)"
         elif field.default_factory is not None:
-            default = repr(field.default_factory())  # type: ignore[call-arg]
+            default = json.dumps(field.default_factory())  # type: ignore[call-arg]
         else:
             value = field.default
-            default = value.value if isinstance(value, Enum) else repr(value)
-        type_name = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
-        yield f"{prefix}{name}", type_name, str(default), field.description or ""
+            default = json.dumps(value.value if isinstance(value, Enum) else value)
+        yield f"{prefix}{name}", _type_name(annotation), default, field.description or ""
+        if prefix == "" and name == "table_mappings":
+            yield ("table_mappings_file", "str (optional)", "null",
+                   "Path (relative to the config file) of a DMS table-mapping JSON file, instead of table_mappings.")
 
 
 def reference_markdown() -> str:

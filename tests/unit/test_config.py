@@ -73,4 +73,4 @@ def test_reference_lists_every_key_with_default() -> None:
     for key in ("`source.host`", "`lake.root`", "`lake.s3.endpoint`", "`full_load.target_table_prep_mode`",
                 "`capture.flush_seconds`", "`merge.trigger_seconds`", "`spark.master`"):
         assert key in reference
-    assert "| `full_load.target_table_prep_mode` | PrepMode | `DROP_AND_CREATE` |" in reference
+    assert '| `full_load.target_table_prep_mode` | one of: DROP_AND_CREATE, TRUNCATE_BEFORE_LOAD, DO_NOTHING | `"DROP_AND_CREATE"` |' in reference
