@@ -7,6 +7,7 @@ Integration tests never share state: each gets its own source database and lake 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -105,6 +106,7 @@ def s3_server() -> Iterator[str]:
     """A loopback S3-compatible server (moto); yields its endpoint URL. Sets AWS env for the session."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
