@@ -1,0 +1,215 @@
+"""The change log: one Parquet schema for every record, atomic file writer, reader.
+
+The record layout is fixed by docs/design.md ("Change-log record") and never changes: the row
+values travel as JSON text (``before``/``after``: ``{target column: canonical string or null}``)
+together with the layout valid for that row (``columns``), so a file stream with one fixed schema
+can carry every table and every DDL.
+
+Writer guarantees (:func:`write_changelog`):
+
+* one call writes one file ``_binlake/changelog/<lsn_first:020d>-<lsn_last:020d>-<uuid>.parquet``,
+  visible atomically (see :mod:`binlake.lake`), rows ordered by ``(lsn, row_idx)``;
+* all records of one binlog event are in the same file (callers pass whole events);
+* writing the same events again (after a crash) gives a different file name with records that
+  carry the same ``(lsn, row_idx)``, so readers de-duplicate by that pair.
+
+DDL control records carry ``columns = "[]"``: the layout after the DDL is known from the table map
+of the next row event of that table, whose records carry it.
+
+In memory the writer takes :class:`EventChanges` (one binlog event's records, columnar) grouped
+into :class:`CommittedTransaction` (what a commit adds: gtid, xid, commit time), which is both
+cheap to build per row and cheap to turn into Arrow arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from binlake.lake import CHANGELOG_DIR, Lake, changelog_key, parse_changelog_name
+
+OP_INSERT = "I"
+OP_UPDATE = "U"
+OP_DELETE = "D"
+OP_DDL = "DDL"
+DDL_KINDS = ("CREATE", "ALTER", "RENAME", "TRUNCATE", "DROP")
+
+CHANGELOG_SCHEMA = pa.schema(
+    [
+        pa.field("lsn", pa.int64(), nullable=False),
+        pa.field("row_idx", pa.int32(), nullable=False),
+        pa.field("binlog_file", pa.string(), nullable=False),
+        pa.field("binlog_pos", pa.int64(), nullable=False),
+        pa.field("gtid", pa.string()),
+        pa.field("xid", pa.int64()),
+        pa.field("commit_ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("op", pa.string(), nullable=False),
+        pa.field("source_schema", pa.string(), nullable=False),
+        pa.field("source_table", pa.string(), nullable=False),
+        pa.field("schema", pa.string(), nullable=False),
+        pa.field("table", pa.string(), nullable=False),
+        pa.field("before", pa.string()),
+        pa.field("after", pa.string()),
+        pa.field("columns", pa.string(), nullable=False),
+        pa.field("ddl", pa.string()),
+        pa.field("ddl_kind", pa.string()),
+    ]
+)
+FIELD_NAMES = tuple(CHANGELOG_SCHEMA.names)
+
+
+@dataclass(slots=True)
+class EventChanges:
+    """The records of one binlog event (all share ``lsn``; row ``i`` gets ``row_idx = i``).
+
+    ``before`` / ``after`` hold one JSON object text per row (``None`` where the op has no such
+    image). A DDL control record is one row with ``before = after = None``.
+    """
+
+    lsn: int
+    binlog_file: str
+    binlog_pos: int
+    op: str
+    source_schema: str
+    source_table: str
+    schema: str
+    table: str
+    columns: str
+    before: list[str] | None
+    after: list[str] | None
+    ddl: str | None = None
+    ddl_kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.op == OP_DDL:
+            if self.ddl_kind not in DDL_KINDS:
+                raise ValueError(f"ddl_kind must be one of {DDL_KINDS}, got {self.ddl_kind!r}")
+        elif self.op not in (OP_INSERT, OP_UPDATE, OP_DELETE):
+            raise ValueError(f"op must be I, U, D or DDL, got {self.op!r}")
+        images = [image for image in (self.before, self.after) if image is not None]
+        if len({len(image) for image in images}) > 1:
+            raise ValueError("before and after must hold the same number of rows")
+
+    @property
+    def row_count(self) -> int:
+        """Records this event produces (1 for a DDL control record)."""
+        if self.op == OP_DDL:
+            return 1
+        image = self.after if self.after is not None else self.before
+        return len(image) if image is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedTransaction:
+    """The events of one committed source transaction, with what every record of it carries."""
+
+    gtid: str | None
+    xid: int | None
+    commit_ts_us: int  # microseconds since the epoch (UTC) of the commit event's header timestamp
+    events: tuple[EventChanges, ...] = field(default=())
+
+    @property
+    def row_count(self) -> int:
+        return sum(event.row_count for event in self.events)
+
+
+def _repeat(columns: dict[str, list[Any]], name: str, value: Any, count: int) -> None:
+    columns[name].extend([value] * count)
+
+
+def to_arrow(transactions: Iterable[CommittedTransaction]) -> pa.Table:
+    """The records of ``transactions`` (in the given order) as a table of :data:`CHANGELOG_SCHEMA`."""
+    columns: dict[str, list[Any]] = {name: [] for name in FIELD_NAMES}
+    for txn in transactions:
+        for event in txn.events:
+            n = event.row_count
+            columns["row_idx"].extend(range(n))
+            for name, value in (
+                ("lsn", event.lsn),
+                ("binlog_file", event.binlog_file),
+                ("binlog_pos", event.binlog_pos),
+                ("gtid", txn.gtid),
+                ("xid", txn.xid),
+                ("commit_ts", txn.commit_ts_us),
+                ("op", event.op),
+                ("source_schema", event.source_schema),
+                ("source_table", event.source_table),
+                ("schema", event.schema),
+                ("table", event.table),
+                ("columns", event.columns),
+                ("ddl", event.ddl),
+                ("ddl_kind", event.ddl_kind),
+            ):
+                _repeat(columns, name, value, n)
+            for name, image in (("before", event.before), ("after", event.after)):
+                if image is None:
+                    _repeat(columns, name, None, n)
+                else:
+                    columns[name].extend(image)
+    arrays = [pa.array(columns[f.name], type=f.type) for f in CHANGELOG_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=CHANGELOG_SCHEMA)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as one Parquet file (snappy, one row group per 128K rows)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy", row_group_size=131_072)
+    return sink.getvalue()
+
+
+def write_changelog(lake: Lake, table: pa.Table) -> str:
+    """Write ``table`` (non-empty, ordered by ``(lsn, row_idx)``) as one change-log file; its key."""
+    if table.num_rows == 0:
+        raise ValueError("refusing to write an empty change-log file")
+    if table.schema != CHANGELOG_SCHEMA:
+        raise ValueError("table does not have the change-log schema")
+    lsns = table.column("lsn")
+    key = changelog_key(lsns[0].as_py(), lsns[-1].as_py())
+    lake.put_bytes(key, parquet_bytes(table))
+    return key
+
+
+def list_changelog(lake: Lake) -> list[str]:
+    """Keys of all change-log files, ordered by their first lsn."""
+    keys = []
+    for key in lake.list(CHANGELOG_DIR):
+        try:
+            keys.append((parse_changelog_name(key), key))
+        except ValueError:
+            continue
+    return [key for _, key in sorted(keys)]
+
+
+def read_changelog(lake: Lake, keys: Sequence[str] | None = None, dedupe: bool = True) -> pa.Table:
+    """All records of the change log (or of ``keys``), sorted by ``(lsn, row_idx)``.
+
+    With ``dedupe`` (the default) a record written twice (same ``lsn`` and ``row_idx``, e.g.
+    after a crash between writing a file and saving the checkpoint) appears once.
+    """
+    keys = list_changelog(lake) if keys is None else keys
+    tables = [pq.read_table(io.BytesIO(lake.get_bytes(key)), schema=CHANGELOG_SCHEMA) for key in keys]
+    if not tables:
+        return CHANGELOG_SCHEMA.empty_table()
+    table = pa.concat_tables(tables).sort_by([("lsn", "ascending"), ("row_idx", "ascending")])
+    if not dedupe or table.num_rows == 0:
+        return table
+    lsn = table.column("lsn").to_pylist()
+    idx = table.column("row_idx").to_pylist()
+    keep = [i for i in range(len(lsn)) if i == 0 or (lsn[i], idx[i]) != (lsn[i - 1], idx[i - 1])]
+    return table.take(pa.array(keep, type=pa.int64())) if len(keep) != len(lsn) else table
+
+
+def records(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows of a change-log table as dicts, with ``before``/``after``/``columns`` parsed from JSON."""
+    rows: list[dict[str, Any]] = table.to_pylist()
+    for row in rows:
+        for name in ("before", "after", "columns"):
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
+    return rows

@@ -1,0 +1,259 @@
+"""Lake paths and small-object storage on a local path or S3.
+
+Every path binlake writes besides the Delta tables is named here (see docs/design.md, "Lake
+layout"). Keys are relative to the lake root and always use ``/``::
+
+    lake = Lake.from_config(config)
+    lake.put_bytes(CHECKPOINT_KEY, b"{...}")      # atomic: readers see the old or the new bytes
+    lake.uri(CHANGELOG_DIR)                       # "s3a://bucket/prefix/_binlake/changelog" for Spark
+
+Storage guarantees:
+
+* :meth:`Lake.put_bytes` is atomic. Local: the bytes go to ``_tmp-<uuid>-<name>`` in the target
+  folder, are fsync'ed, renamed over the target, and the folder is fsync'ed — after it returns the
+  object survives a crash of this process or of the machine. S3: one ``put_object`` (S3 objects
+  appear whole, and a successful PUT is durable).
+* :meth:`Lake.list` never returns temporary objects (names starting with ``_tmp-`` or ``.``).
+* S3 is reached with boto3 using ``lake.s3`` (endpoint, region, path style); credentials come from
+  the standard AWS chain, never from the config. Spark reads the same objects as ``s3a://``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from binlake.config import PipelineConfig, S3Config
+
+BINLAKE_DIR = "_binlake"
+CHANGELOG_DIR = f"{BINLAKE_DIR}/changelog"
+CAPTURE_DIR = f"{BINLAKE_DIR}/capture"
+CHECKPOINT_KEY = f"{CAPTURE_DIR}/checkpoint.json"
+STATUS_KEY = f"{CAPTURE_DIR}/status.json"
+SNAPSHOTS_DIR = f"{BINLAKE_DIR}/snapshots"
+MERGE_DIR = f"{BINLAKE_DIR}/merge"
+MERGE_CHECKPOINT_DIR = f"{MERGE_DIR}/checkpoint"
+MERGE_STATUS_KEY = f"{MERGE_DIR}/status.json"
+MERGE_METRICS_DIR = f"{MERGE_DIR}/metrics"
+TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
+
+TMP_PREFIX = "_tmp-"
+
+
+def table_key(schema: str, table: str) -> str:
+    """Folder of the Delta table for target ``schema.table``."""
+    return f"{schema}/{table}"
+
+
+def changelog_key(lsn_first: int, lsn_last: int, file_id: str | None = None) -> str:
+    """Key of one change-log file: ``_binlake/changelog/<lsn_first:020d>-<lsn_last:020d>-<uuid>.parquet``."""
+    if lsn_first < 0 or lsn_last < lsn_first:
+        raise ValueError(f"lsn range {lsn_first}..{lsn_last} is not a valid non-empty range")
+    file_id = file_id or uuid.uuid4().hex
+    return f"{CHANGELOG_DIR}/{lsn_first:020d}-{lsn_last:020d}-{file_id}.parquet"
+
+
+def parse_changelog_name(key: str) -> tuple[int, int]:
+    """``(lsn_first, lsn_last)`` from a change-log key or file name; ``ValueError`` if it is not one."""
+    name = key.rsplit("/", 1)[-1]
+    parts = name.removesuffix(".parquet").split("-", 2)
+    if not name.endswith(".parquet") or len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        raise ValueError(f"{key!r} is not a change-log file name")
+    return int(parts[0]), int(parts[1])
+
+
+def snapshot_state_key(schema: str, table: str) -> str:
+    """Full-load state of one source table."""
+    return f"{SNAPSHOTS_DIR}/{schema}/{table}.json"
+
+
+def tombstones_key(schema: str, table: str) -> str:
+    """Delta table of deleted keys of target table ``schema.table``."""
+    return f"{TOMBSTONES_DIR}/{schema}/{table}"
+
+
+class Storage(Protocol):
+    """Byte storage under one root; keys are relative, ``/``-separated."""
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith((TMP_PREFIX, "."))
+
+
+class LocalStorage:
+    """Storage in a local folder (atomic rename + fsync)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"key {key!r} must be relative and stay under the lake root")
+        return self.root / key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{target.name}"
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(self._walk(base))
+
+    def _walk(self, folder: Path) -> Iterator[str]:
+        for entry in os.scandir(folder):
+            if _is_temporary(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path))
+            else:
+                yield Path(entry.path).relative_to(self.root).as_posix()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3Storage:
+    """Storage under ``s3a://bucket/prefix`` through boto3 (one PUT per object)."""
+
+    def __init__(self, bucket: str, prefix: str, s3: S3Config) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client: Any = boto3.client(
+            "s3",
+            endpoint_url=s3.endpoint,
+            region_name=s3.region,
+            config=Config(
+                s3={"addressing_style": "path" if s3.path_style else "auto"},
+                retries={"max_attempts": 8, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=60,
+            ),
+        )
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"s3a://{self.bucket}/{self._key(key)}") from None
+        body: bytes = response["Body"].read()
+        return body
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            for item in page.get("Contents", []):
+                key = item["Key"][strip:]
+                if not _is_temporary(key.rsplit("/", 1)[-1]):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def split_s3a(root: str) -> tuple[str, str]:
+    """``s3a://bucket/some/prefix`` → ``("bucket", "some/prefix")``."""
+    rest = root.removeprefix("s3a://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"lake root {root!r} names no bucket (expected s3a://bucket/prefix)")
+    return bucket, prefix.strip("/")
+
+
+class Lake:
+    """The lake root: path helpers plus the storage behind it."""
+
+    def __init__(self, root: str, s3: S3Config | None = None) -> None:
+        self.root = root.rstrip("/")
+        self.storage: Storage
+        if self.root.startswith("s3a://"):
+            bucket, prefix = split_s3a(self.root)
+            self.storage = S3Storage(bucket, prefix, s3 or S3Config())
+        else:
+            self.storage = LocalStorage(Path(self.root.removeprefix("file://")))
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> Lake:
+        return cls(config.lake.root, config.lake.s3)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3a://")
+
+    def uri(self, key: str = "") -> str:
+        """What Spark (or a person) uses to reach ``key``: ``s3a://…`` or an absolute local path."""
+        return f"{self.root}/{key}" if key else self.root
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` atomically and durably (see module docstring)."""
+        self.storage.put_bytes(key, data)
+
+    def get_bytes(self, key: str) -> bytes:
+        """The bytes at ``key``; ``FileNotFoundError`` when there are none."""
+        return self.storage.get_bytes(key)
+
+    def exists(self, key: str) -> bool:
+        return self.storage.exists(key)
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under folder ``prefix`` (recursive, sorted, no temporary objects)."""
+        return self.storage.list(prefix)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; no error when it does not exist."""
+        self.storage.delete(key)
