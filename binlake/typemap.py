@@ -931,7 +931,11 @@ _ENCODERS: dict[str, Any] = {
 # --------------------------------------------------------------------------------------------------
 
 def _to_float32(x: float) -> float:
-    return float(struct.unpack("<f", struct.pack("<f", x))[0])
+    """``x`` rounded to float32 (±inf beyond the float32 range)."""
+    try:
+        return float(struct.unpack("<f", struct.pack("<f", x))[0])
+    except OverflowError:
+        return math.copysign(math.inf, x)
 
 
 def float32_text(x: float) -> str:
