@@ -1,0 +1,196 @@
+"""The full-load job: ``spark-submit jobs/full_load.py --config conf/<pipeline>.yaml [--restart]``.
+
+:func:`main` wires config, source connections, the lake, the Spark session and the clock, and calls
+:func:`run_full_load`, which runs these numbered, logged steps:
+
+1. connect to the source and run the pre-flight checks (binlog on, per-transaction snapshot
+   positions available — MariaDB —, SELECT granted);
+2. discover the tables the table mapping selects (columns after transformation rules, primary keys);
+3. apply the no-primary-key policy (``full_load.no_primary_key``: ``load_whole`` warns and loads the
+   table as one chunk, ``refuse`` stops before anything is written, naming every such table) and
+   warn about non-transactional tables;
+4. load the tables, ``full_load.tables_in_parallel`` at a time, each in parallel chunks
+   (see :mod:`binlake.snapshot.loader`), with progress lines after every chunk;
+5. print the per-table report (rows, bytes, seconds, rows/s, snapshot position).
+
+Exit status: 0 when every table is complete (or skipped), 1 when a table failed (the others are still
+loaded; re-running resumes the failed ones), 2 for a configuration or source problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+
+from binlake.config import ConfigError, PipelineConfig, load_config
+from binlake.lake import Lake, snapshot_state_key
+from binlake.rules import TableMapping
+from binlake.snapshot.discovery import SourceTable, discover_tables
+from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
+from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, jdbc_source
+from binlake.snapshot.report import Progress, TableReport, format_report
+from binlake.source import Connection, SourceError, check_grants, connect, describe, is_mariadb
+
+log = logging.getLogger("binlake.snapshot")
+
+TRANSACTIONAL_ENGINES = frozenset({"innodb", "xtradb", "rocksdb", "tokudb"})
+
+
+class FullLoadError(RuntimeError):
+    """The full load could not load every table; the message names them and why."""
+
+    def __init__(self, message: str, reports: Sequence[TableReport] = ()) -> None:
+        super().__init__(message)
+        self.reports = list(reports)
+
+
+def check_snapshot_support(conn: Connection) -> None:
+    """Refuse a server without per-transaction binlog snapshot positions or without a binlog."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@log_bin")
+        row = cur.fetchone()
+        if row is None or str(row[0]) not in ("1", "ON"):
+            raise SourceError("the source has no binlog (log_bin is OFF): start it with log-bin; the full "
+                              "load records binlog positions for the change stream")
+        cur.execute("SHOW SESSION STATUS LIKE 'binlog_snapshot_file'")
+        if cur.fetchone() is None or not is_mariadb(conn):
+            raise SourceError("the source does not expose Binlog_snapshot_file/position (MySQL): binlake's "
+                              "lock-free full load needs MariaDB (or Percona Server) for per-chunk snapshot "
+                              "positions")
+
+
+def check_tables(tables: Sequence[SourceTable], config: PipelineConfig) -> None:
+    """Step 3: the no-primary-key policy and the non-transactional-engine warning."""
+    no_key = [t.qualified for t in tables if not t.key_columns]
+    if no_key and config.full_load.no_primary_key == "refuse":
+        raise FullLoadError(
+            f"{len(no_key)} selected table(s) have no primary key: {', '.join(no_key)}. "
+            "full_load.no_primary_key is 'refuse': add a primary key, exclude the tables with a selection "
+            "rule, or set full_load.no_primary_key: load_whole"
+        )
+    for name in no_key:
+        log.warning("%s has no primary key: loaded whole as one chunk (one Spark task), and the change "
+                    "stream cannot key its rows (full_load.no_primary_key: load_whole)", name)
+    for table in tables:
+        if table.engine.lower() not in TRANSACTIONAL_ENGINES:
+            log.warning("%s uses the %s engine: not transactional, so its chunks are not consistent "
+                        "snapshots", table.qualified, table.engine or "unknown")
+    reserved = {LSN_COLUMN, COMMIT_TS_COLUMN}
+    for table in tables:
+        clash = reserved & {c.target_name for c in table.columns}
+        if clash:
+            raise FullLoadError(f"{table.qualified}: column(s) {sorted(clash)} clash with binlake's metadata "
+                                "columns; rename them with a rename-column transformation rule")
+
+
+def run_full_load(
+    config: PipelineConfig,
+    spark: SparkSession,
+    *,
+    connect_source: Callable[[], Connection] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    after_commit: ChunkHook | None = None,
+    after_record: ChunkHook | None = None,
+    restart: bool = False,
+) -> list[TableReport]:
+    """Run the full load (steps 1–5 of the module docstring) and return the per-table report.
+
+    ``restart`` forgets unfinished loads (their state files) and starts those tables afresh.
+    Raises :class:`FullLoadError` when a table failed, after loading the others.
+    """
+    connector = connect_source or (lambda: connect(config.source))
+    lake = Lake.from_config(config)
+    log.info("step 1/5: connecting to the source %s and checking it", describe(config.source))
+    with connector() as conn:
+        check_snapshot_support(conn)
+        check_grants(conn, need_replication=False)
+        log.info("step 2/5: discovering tables selected by the table mapping")
+        tables = discover_tables(conn, TableMapping.parse(config.table_mappings))
+    log.info("%d table(s) selected: %s", len(tables), ", ".join(t.qualified for t in tables) or "none")
+    log.info("step 3/5: checking primary keys and storage engines")
+    check_tables(tables, config)
+    if restart:
+        for table in tables:
+            lake.delete(snapshot_state_key(table.schema, table.name))
+    parallel = config.full_load.max_parallel_chunks or spark.sparkContext.defaultParallelism
+    log.info("step 4/5: loading %d table(s), %d at a time, %d chunk(s) at a time, into %s",
+             len(tables), config.full_load.tables_in_parallel, parallel, config.lake.root)
+    progress = Progress(len(tables), clock)
+    with ThreadPoolExecutor(parallel, thread_name_prefix="chunk") as chunk_pool:
+        ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc_source(config), connect=connector,
+                          chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
+                          after_commit=after_commit, after_record=after_record)
+        reports = _load_tables(ctx, tables)
+    log.info("step 5/5: report\n%s", format_report(reports))
+    failed = [r for r in reports if r.status == "failed"]
+    if failed:
+        raise FullLoadError(
+            f"{len(failed)} of {len(reports)} table(s) failed: "
+            + "; ".join(f"{r.source}: {r.message}" for r in failed)
+            + ". Re-run the job to resume them.",
+            reports,
+        )
+    return reports
+
+
+def _load_one(ctx: LoadContext, table: SourceTable, label: str) -> TableReport:
+    started = ctx.clock()
+    try:
+        return TableLoad(ctx, table, label).run()
+    except Exception as exc:  # one table's failure must not stop the others
+        log.error("%s: failed: %s", label, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return TableReport(table.qualified, table.target.qualified, "failed", 0, None, ctx.clock() - started,
+                           0, None, None, message=f"{type(exc).__name__}: {exc}")
+
+
+def _load_tables(ctx: LoadContext, tables: Sequence[SourceTable]) -> list[TableReport]:
+    total = len(tables)
+    labels = [f"[{i}/{total}] {t.qualified} → {t.target.qualified}" for i, t in enumerate(tables, 1)]
+    with ThreadPoolExecutor(ctx.config.full_load.tables_in_parallel, thread_name_prefix="table") as pool:
+        futures = [pool.submit(_load_one, ctx, t, label) for t, label in zip(tables, labels, strict=True)]
+        return [f.result() for f in futures]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="full_load", description="binlake full load: source tables → Delta")
+    parser.add_argument("--config", required=True, help="pipeline YAML file (see conf/)")
+    parser.add_argument("--restart", action="store_true",
+                        help="start unfinished table loads afresh instead of resuming them")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``jobs/full_load.py``; returns the process exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    from binlake.spark import build_session
+
+    spark = build_session(config, "full-load")
+    try:
+        reports = run_full_load(config, spark, restart=args.restart)
+    except SourceError as exc:
+        log.error("source: %s", exc)
+        return 2
+    except FullLoadError as exc:
+        log.error("%s", exc)
+        return 1 if exc.reports else 2
+    finally:
+        spark.stop()
+    print(format_report(reports))
+    return 0

@@ -1,0 +1,266 @@
+"""Loading one table: prepare the target, plan (or resume) the chunks, read and commit them in parallel.
+
+See :mod:`binlake.snapshot` for the consistency guarantee. Per table, in order:
+
+a. read the state file; a complete table is skipped under DO_NOTHING, a table whose state says
+   ``loading`` (and whose Delta table exists) is **resumed** — no preparation, the stored plan;
+b. otherwise read the low watermark (binlog end), plan the chunks, prepare the target
+   (DROP_AND_CREATE: drop + create; TRUNCATE_BEFORE_LOAD: delete all rows, or create;
+   DO_NOTHING: keep it, or create) and write the state (``loading``, every chunk ``pending``);
+c. read + commit the pending chunks, ``max_parallel_chunks`` at a time; after each commit the chunk
+   is recorded in the state file (range, rows, position);
+d. when every chunk is committed: GTIDs of the chunk positions, table size, ``complete``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from binlake.chunks import render_predicate
+from binlake.config import PipelineConfig, PrepMode
+from binlake.lake import Lake, snapshot_state_key, table_key
+from binlake.positions import BinlogPosition, split_lsn
+from binlake.snapshot import delta
+from binlake.snapshot.discovery import SourceTable
+from binlake.snapshot.planning import plan_chunks
+from binlake.snapshot.reading import (
+    HIT,
+    LSN_COLUMN,
+    READ_TS,
+    SNAP_FILE,
+    SNAP_LSN,
+    JdbcSource,
+    chunk_query,
+    lake_expressions,
+)
+from binlake.snapshot.report import Progress, TableReport
+from binlake.snapshot.state import COMMITTED, ChunkState, TableState
+from binlake.source import Connection, gtid_at, master_position
+
+log = logging.getLogger("binlake.snapshot")
+
+ChunkHook = Callable[[SourceTable, int], None]
+
+
+@dataclass
+class LoadContext:
+    """Everything a table load needs, wired once by :func:`binlake.snapshot.job.run_full_load`."""
+
+    config: PipelineConfig
+    spark: SparkSession
+    lake: Lake
+    jdbc: JdbcSource
+    connect: Callable[[], Connection]
+    chunk_pool: Executor
+    progress: Progress
+    clock: Callable[[], float]
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    after_commit: ChunkHook | None = None  # test hooks: called after a chunk's Delta commit …
+    after_record: ChunkHook | None = None  # … and after its state-file record
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def read_state(lake: Lake, table: SourceTable) -> TableState | None:
+    key = snapshot_state_key(table.schema, table.name)
+    if not lake.exists(key):
+        return None
+    return TableState.from_json(lake.get_bytes(key))
+
+
+def write_state(lake: Lake, state: TableState) -> None:
+    lake.put_bytes(snapshot_state_key(state.source_schema, state.source_table), state.to_json())
+
+
+def file_for_sequence(template: str, sequence: int) -> str:
+    """The binlog file name with ``sequence`` in the numbering of ``template`` (``binlog.000007``)."""
+    stem, _, digits = template.rpartition(".")
+    return f"{stem}.{sequence:0{len(digits)}d}"
+
+
+def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
+    sequence, pos = split_lsn(lsn)
+    return BinlogPosition.of(file_for_sequence(template, sequence), pos)
+
+
+def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState) -> tuple[DataFrame, Observation]:
+    """The lake rows of one chunk (one Spark partition) and the observation of its position and count."""
+    raw = ctx.spark.read.jdbc(ctx.jdbc.url, chunk_query(table, chunk.predicate), properties=ctx.jdbc.properties)
+    observation = Observation(f"binlake-chunk-{uuid.uuid4().hex}")
+    observed = raw.observe(
+        observation,
+        F.count(F.col(HIT)).alias("rows"),
+        F.first(F.col(SNAP_FILE), ignorenulls=True).alias("file"),
+        F.max(F.col(SNAP_LSN)).alias("lsn"),
+        F.max(F.col(READ_TS)).alias("read_at"),
+    )
+    rows = observed.where(F.col(HIT).isNotNull())
+    return rows.select(*[F.expr(expr).alias(name) for expr, name in lake_expressions(table)]), observation
+
+
+class TableLoad:
+    """The load of one table (see the module docstring for the steps)."""
+
+    def __init__(self, ctx: LoadContext, table: SourceTable, label: str) -> None:
+        self.ctx = ctx
+        self.table = table
+        self.label = label
+        self.path = ctx.lake.uri(table_key(table.target.schema, table.target.table))
+        self._lock = threading.Lock()
+        self.state: TableState | None = None
+
+    def run(self) -> TableReport:
+        started = self.ctx.clock()
+        previous = read_state(self.ctx.lake, self.table)
+        mode = self.ctx.config.full_load.target_table_prep_mode
+        if previous is not None and previous.complete and mode == PrepMode.DO_NOTHING:
+            log.info("%s: already loaded completely (load %s) and prep mode is DO_NOTHING: skipped",
+                     self.label, previous.load_id)
+            return self._report(previous, "skipped", 0.0, "already loaded")
+        if previous is not None and not previous.complete and delta.table_exists(self.ctx.spark, self.path):
+            self.state = self._resume(previous)
+        else:
+            self.state = self._start(mode)
+        self._load_pending()
+        state = self._complete(self.ctx.clock() - started)
+        return self._report(state, "complete", self.ctx.clock() - started)
+
+    # -- a / b ------------------------------------------------------------------------------------
+
+    def _start(self, mode: PrepMode) -> TableState:
+        with self.ctx.connect() as conn:
+            with conn.cursor() as cur:
+                cur.execute("SET time_zone = '+00:00'")
+            low = master_position(conn)
+            plan = plan_chunks(conn, self.table, self.ctx.config.full_load.chunk_rows)
+        log.info("%s: %d chunk(s) for ~%s rows (%s); low watermark %s", self.label, len(plan.ranges),
+                 f"{plan.rows:,}", plan.method, low)
+        chunks = tuple(
+            ChunkState(i, r, render_predicate(r, self.table.key_columns)) for i, r in enumerate(plan.ranges)
+        )
+        self._prepare(mode, chunks[0])
+        state = TableState(
+            load_id=uuid.uuid4().hex, source_schema=self.table.schema, source_table=self.table.name,
+            schema=self.table.target.schema, table=self.table.target.table, path=self.path,
+            prep_mode=mode.value, key_columns=self.table.key_columns, low_watermark=low,
+            started_at=_iso(self.ctx.now()), chunks=chunks,
+        )
+        write_state(self.ctx.lake, state)
+        return state
+
+    def _prepare(self, mode: PrepMode, first: ChunkState) -> None:
+        spark, path = self.ctx.spark, self.path
+        exists = delta.table_exists(spark, path)
+        if mode == PrepMode.DROP_AND_CREATE and exists:
+            log.info("%s: DROP_AND_CREATE: dropping %s", self.label, path)
+            delta.drop_table(spark, path)
+            exists = False
+        elif mode == PrepMode.TRUNCATE_BEFORE_LOAD and exists:
+            log.info("%s: TRUNCATE_BEFORE_LOAD: deleting all rows of %s", self.label, path)
+            delta.truncate_table(spark, path)
+        elif exists:
+            log.info("%s: DO_NOTHING: appending to the existing table %s", self.label, path)
+        if not exists:
+            frame, _ = chunk_frame(self.ctx, self.table, first)
+            delta.create_table(spark, path, frame.schema)
+            log.info("%s: created Delta table %s", self.label, path)
+
+    def _resume(self, state: TableState) -> TableState:
+        found = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
+        for chunk in state.pending:
+            if chunk.id in found:
+                state = state.with_chunk(self._recovered(state, chunk, found[chunk.id]))
+        write_state(self.ctx.lake, state)
+        log.info("%s: resuming load %s: %d of %d chunk(s) already committed", self.label, state.load_id,
+                 len(state.chunks) - len(state.pending), len(state.chunks))
+        return state
+
+    def _recovered(self, state: TableState, chunk: ChunkState, version: int) -> ChunkState:
+        """A chunk committed to Delta but not recorded: rows and position from its commit."""
+        rows, lsn = delta.version_summary(self.ctx.spark, self.path, version, LSN_COLUMN)
+        template = state.low_watermark.file
+        position = state.low_watermark if lsn is None else position_from_lsn(lsn, template)
+        log.info("%s: chunk %d was committed (Delta version %d) but not recorded: %d rows at %s",
+                 self.label, chunk.id, version, rows, position)
+        return replace(chunk, status=COMMITTED, rows=rows, position=position, delta_version=version)
+
+    # -- c ----------------------------------------------------------------------------------------
+
+    def _load_pending(self) -> None:
+        assert self.state is not None
+        pending = self.state.pending
+        self.ctx.progress.add_chunks(len(pending))
+        futures: list[Future[None]] = [self.ctx.chunk_pool.submit(self._load_chunk, c) for c in pending]
+        _, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in not_done:
+            future.cancel()
+        wait(not_done)
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def _load_chunk(self, chunk: ChunkState) -> None:
+        started = self.ctx.clock()
+        frame, observation = chunk_frame(self.ctx, self.table, chunk)
+        assert self.state is not None
+        delta.append_chunk(frame, self.path, self.state.load_id, chunk.id)
+        metrics = observation.get
+        if self.ctx.after_commit:
+            self.ctx.after_commit(self.table, chunk.id)
+        position = BinlogPosition.of(str(metrics["file"]), split_lsn(int(metrics["lsn"]))[1])
+        if position.lsn != int(metrics["lsn"]):
+            raise RuntimeError(f"{self.label}: snapshot position {position} does not match lsn {metrics['lsn']}")
+        done = replace(chunk, status=COMMITTED, rows=int(metrics["rows"]), position=position,
+                       read_at=str(metrics["read_at"]).replace(" ", "T") + "+00:00",
+                       seconds=round(self.ctx.clock() - started, 3))
+        with self._lock:
+            self.state = self.state.with_chunk(done)
+            write_state(self.ctx.lake, self.state)
+        if self.ctx.after_record:
+            self.ctx.after_record(self.table, chunk.id)
+        log.info("%s: chunk %d %s: %s rows at %s in %.1f s; %s", self.label, chunk.id, chunk.range,
+                 f"{done.rows:,}", position, done.seconds, self.ctx.progress.chunk_done(done.rows))
+
+    # -- d ----------------------------------------------------------------------------------------
+
+    def _complete(self, seconds: float) -> TableState:
+        assert self.state is not None
+        state = self.state
+        versions = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
+        gtids: dict[BinlogPosition, str | None] = {}
+        with self.ctx.connect() as conn:
+            for chunk in state.chunks:
+                pos = chunk.position
+                if pos is not None and pos not in gtids:
+                    gtids[pos] = gtid_at(conn, pos.file, pos.pos)
+        for chunk in state.chunks:
+            pos = chunk.position
+            with_gtid = None if pos is None else BinlogPosition.of(pos.file, pos.pos, gtids.get(pos))
+            state = state.with_chunk(replace(chunk, position=with_gtid,
+                                             delta_version=versions.get(chunk.id, chunk.delta_version)))
+        size = delta.table_bytes(self.ctx.spark, self.path)
+        state = state.completed(_iso(self.ctx.now()), round(seconds, 3), size)
+        write_state(self.ctx.lake, state)
+        log.info("%s: complete: %s rows, snapshot lsn %s .. %s; %s", self.label, f"{state.rows:,}",
+                 state.min_position, state.max_position, self.ctx.progress.table_done())
+        self.state = state
+        return state
+
+    def _report(self, state: TableState, status: str, seconds: float, message: str = "") -> TableReport:
+        return TableReport(
+            source=self.table.qualified, target=self.table.target.qualified, status=status,
+            rows=state.rows if status == "complete" else 0, bytes=state.size_bytes, seconds=seconds,
+            chunks=len(state.chunks), min_position=state.min_position, max_position=state.max_position,
+            message=message,
+        )
