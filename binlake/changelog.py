@@ -14,7 +14,8 @@ Writer guarantees (:func:`write_changelog`):
   carry the same ``(lsn, row_idx)``, so readers de-duplicate by that pair.
 
 DDL control records carry ``columns = "[]"``: the layout after the DDL is known from the table map
-of the next row event of that table, whose records carry it.
+of the next row event of that table, whose records carry it. A statement touching several selected
+tables gives one control record per table with ``row_idx`` 0, 1, ….
 
 In memory the writer takes :class:`EventChanges` (one binlog event's records, columnar) grouped
 into :class:`CommittedTransaction` (what a commit adds: gtid, xid, commit time), which is both
@@ -69,7 +70,9 @@ class EventChanges:
     """The records of one binlog event (all share ``lsn``; row ``i`` gets ``row_idx = i``).
 
     ``before`` / ``after`` hold one JSON object text per row (``None`` where the op has no such
-    image). A DDL control record is one row with ``before = after = None``.
+    image). A DDL control record is one row with ``before = after = None`` and ``row_idx`` 0; a
+    statement touching several selected tables (``DROP TABLE a, b``) gives one control record per
+    table, numbered 0, 1, … through ``first_row_idx`` so ``(lsn, row_idx)`` stays unique.
     """
 
     lsn: int
@@ -85,6 +88,7 @@ class EventChanges:
     after: list[str] | None
     ddl: str | None = None
     ddl_kind: str | None = None
+    first_row_idx: int = 0  # > 0 only for the 2nd, 3rd … control record of one multi-table DDL
 
     def __post_init__(self) -> None:
         if self.op == OP_DDL:
@@ -129,7 +133,7 @@ def to_arrow(transactions: Iterable[CommittedTransaction]) -> pa.Table:
     for txn in transactions:
         for event in txn.events:
             n = event.row_count
-            columns["row_idx"].extend(range(n))
+            columns["row_idx"].extend(range(event.first_row_idx, event.first_row_idx + n))
             for name, value in (
                 ("lsn", event.lsn),
                 ("binlog_file", event.binlog_file),

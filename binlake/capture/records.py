@@ -1,0 +1,172 @@
+"""Row events → change-log records (:class:`~binlake.changelog.EventChanges`).
+
+:class:`Layouts` keeps one :class:`~binlake.capture.rowdecode.TableLayout` per table id, built
+when the table map is first seen and dropped with :meth:`Layouts.clear` whenever a table map may
+have changed meaning (any DDL, a new binlog file, a reconnect). On MariaDB 10.11 a table's id also
+changes with every ALTER/RENAME/TRUNCATE/OPTIMIZE/FLUSH TABLES (checked), so cached layouts are
+never used for a different table layout.
+
+Selection happens before any row is decoded: :meth:`Layouts.target` answers from the DMS rules
+(cached per table name), and row events of unselected tables are dropped untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+from binlake import typemap
+from binlake.capture.rowdecode import TableLayout
+from binlake.changelog import OP_DELETE, OP_INSERT, OP_UPDATE, EventChanges
+from binlake.positions import make_lsn
+from binlake.rules import TableMapping, TableTarget
+
+log = logging.getLogger(__name__)
+
+DeclaredTypes = Callable[[str, str], Sequence[typemap.ColumnType] | None]
+"""``(schema, table) → information_schema column types`` (or None), asked only when the binlog is ambiguous."""
+
+
+class CaptureDataError(RuntimeError):
+    """A row event binlake cannot turn into exact records (the message names position and table)."""
+
+
+def _needs_declared(ctypes: Sequence[typemap.ColumnType]) -> bool:
+    """BINARY(16)/BINARY(4) may be MariaDB UUID/INET6/INET4; only information_schema can tell."""
+    return any(ct.base == "binary" and ct.precision in (4, 16) for ct in ctypes)
+
+
+class Layouts:
+    """Table selection and per-table-map layouts for the capture."""
+
+    def __init__(self, mapping: TableMapping, declared_types: DeclaredTypes | None = None) -> None:
+        self.mapping = mapping
+        self.declared_types = declared_types
+        self._targets: dict[tuple[str, str], TableTarget | None] = {}
+        self._layouts: dict[int, TableLayout] = {}
+
+    def target(self, schema: str, table: str) -> TableTarget | None:
+        """The rules' target for a source table (``None`` = not selected); cached."""
+        key = (schema, table)
+        if key not in self._targets:
+            self._targets[key] = self.mapping.target_for(schema, table)
+        return self._targets[key]
+
+    def clear(self) -> None:
+        """Forget all layouts (call on DDL, binlog rotation and reconnect)."""
+        self._layouts.clear()
+
+    def on_table_map(self, event: Any) -> None:
+        """Build the layout of a newly parsed table map (a ``TableMapEvent``) of a selected table."""
+        target = self.target(event.schema, event.table)
+        if target is None:
+            return
+        self._layouts[event.table_id] = self._build(event, event.schema, event.table, target)
+
+    def _build(self, table_map: Any, schema: str, table: str, target: TableTarget) -> TableLayout:
+        ctypes = typemap.table_map_column_types(table_map)
+        if self.declared_types is not None and _needs_declared(ctypes):
+            declared = self.declared_types(schema, table)
+            if declared is not None and len(declared) == len(ctypes):
+                try:
+                    ctypes = typemap.table_map_column_types(table_map, declared)
+                except ValueError as exc:
+                    log.warning("%s.%s: information_schema does not match the binlog (%s); using the "
+                                "binlog's types", schema, table, exc)
+        return TableLayout(schema, table, table_map.columns, ctypes, target)
+
+    def layout_for(self, event: Any) -> TableLayout | None:
+        """The layout for a row event, or ``None`` when its table is not selected."""
+        layout = self._layouts.get(event.table_id)
+        if layout is not None:
+            return layout
+        target = self.target(event.schema, event.table)
+        if target is None:
+            return None
+        table_map = event.table_map[event.table_id]  # table map parsed before we (re)started caching
+        layout = self._build(table_map, event.schema, event.table, target)
+        self._layouts[event.table_id] = layout
+        return layout
+
+
+def _remaining(event: Any) -> bytes:
+    """The undecoded row data of a row event (after its header and column bitmaps)."""
+    packet = event.packet
+    data: bytes = packet.read(event.event_size - packet.read_bytes)
+    return data
+
+
+def _full_image(event: Any, layout: TableLayout, bitmap: bytes) -> bool:
+    return int(event.number_of_columns) == layout.ncols and int.from_bytes(bitmap, "little") == layout.all_present
+
+
+def _images(layout: TableLayout, data: bytes, per_row: int) -> list[list[str]]:
+    decode = layout.decode_image
+    out: list[list[str]] = [[] for _ in range(per_row)]
+    off, end = 0, len(data)
+    if per_row == 1:
+        first = out[0]
+        while off < end:
+            text, off = decode(data, off)
+            first.append(text)
+        return out
+    before, after = out
+    while off < end:
+        text, off = decode(data, off)
+        before.append(text)
+        text, off = decode(data, off)
+        after.append(text)
+    return out
+
+
+def _library_images(layout: TableLayout, event: Any, keys: Sequence[str]) -> list[list[str]]:
+    out: list[list[str]] = [[] for _ in keys]
+    for row in event.rows:
+        for image, key in zip(out, keys, strict=True):
+            sources = row.get(key.replace("values", "none_sources"))
+            image.append(layout.encode_values(row[key], sources))
+    return out
+
+
+def _decode(event: Any, layout: TableLayout, keys: Sequence[str]) -> list[list[str]]:
+    """One JSON list per image kind (``keys``): the compiled decoder when it can, else the library."""
+    if layout.fast:
+        return _images(layout, _remaining(event), len(keys))
+    return _library_images(layout, event, keys)
+
+
+_OPS: dict[type, tuple[str, tuple[str, ...]]] = {
+    WriteRowsEvent: (OP_INSERT, ("values",)),
+    DeleteRowsEvent: (OP_DELETE, ("values",)),
+    UpdateRowsEvent: (OP_UPDATE, ("before_values", "after_values")),
+}
+
+
+def event_changes(event: Any, layout: TableLayout, binlog_file: str) -> EventChanges:
+    """The records of one Write/Update/DeleteRows event of a selected table.
+
+    Raises :class:`CaptureDataError` for a row image that is not FULL (a session with
+    ``binlog_row_image`` other than FULL wrote it): binlake never guesses missing columns.
+    """
+    op, keys = _OPS[type(event)]
+    bitmaps = [event.columns_present_bitmap] + ([event.columns_present_bitmap2] if op == OP_UPDATE else [])
+    if not all(_full_image(event, layout, bitmap) for bitmap in bitmaps):
+        raise CaptureDataError(
+            f"{binlog_file}:{event.packet.log_pos}: row event on {layout.source_schema}.{layout.source_table} "
+            "does not carry a FULL row image (a session changed binlog_row_image); binlake cannot "
+            "capture it exactly. Set binlog_row_image=FULL for every writer, then re-run the full load "
+            "of this table and restart the capture after this position"
+        )
+    images = _decode(event, layout, keys)
+    before, after = (images[0], images[1]) if op == OP_UPDATE else (
+        (images[0], None) if op == OP_DELETE else (None, images[0]))
+    pos = int(event.packet.log_pos)
+    return EventChanges(
+        lsn=make_lsn(binlog_file, pos), binlog_file=binlog_file, binlog_pos=pos, op=op,
+        source_schema=layout.source_schema, source_table=layout.source_table,
+        schema=layout.schema, table=layout.table, columns=layout.columns_json,
+        before=before, after=after,
+    )

@@ -1,0 +1,331 @@
+"""The capture loop: pre-flight, start point, stream → records → files → checkpoint, reconnects, stop.
+
+Numbered steps are logged so an operator knows where the capture is:
+
+1. connect to the source and check binlog settings, grants and server_id;
+2. choose the start point (``capture.start``: checkpoint / end / position or GTID) and check that its
+   binlog still exists (else :class:`~binlake.source.BinlogPurgedError`: a new full load is needed);
+3. stream: every event goes through the dispatch table into the transaction assembler; committed
+   transactions are flushed to the change log on the size/time bound, then checkpointed;
+4. on a broken link (source restart, network): discard the open transaction, back off
+   exponentially up to ``capture.reconnect_max_seconds``, re-check the source, resume at the last
+   transaction boundary read;
+5. on SIGTERM/SIGINT (:meth:`CaptureRunner.request_stop`): flush what is committed, save the
+   checkpoint, write the final status, return.
+
+Fatal problems (purged binlog, wrong settings, missing grants, data binlake cannot capture
+exactly) raise :class:`~binlake.source.SourceError` / :class:`CaptureDataError` after the status
+records them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+import pymysql
+
+from binlake import source as src
+from binlake.capture.checkpoint import load_checkpoint
+from binlake.capture.records import CaptureDataError, Layouts
+from binlake.capture.schema import DeclaredTypesReader
+from binlake.capture.sink import ChangeLogSink, FlushPolicy
+from binlake.capture.status import CaptureMetrics, summary_line, write_status
+from binlake.capture.stream import EventDispatcher, StartPoint, StreamLost, open_stream
+from binlake.capture.transactions import TransactionAssembler
+from binlake.config import ConfigError, PipelineConfig, StartFrom
+from binlake.lake import Lake
+from binlake.positions import BinlogPosition
+from binlake.rules import TableMapping
+from binlake.typemap import UnsupportedTypeError
+
+log = logging.getLogger("binlake.capture")
+
+STATUS_SECONDS = 2.0
+INITIAL_BACKOFF = 0.5
+LOG_SECONDS = 30.0
+_RETRYABLE = (StreamLost, pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError,
+              OSError, src.SourceUnreachableError)
+_FATAL_CODES = {1045, 1044, 1227}
+
+
+class StopRequested(Exception):
+    """Raised inside a blocking read when a stop signal arrives."""
+
+
+def _error_code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _fatal(exc: BaseException, position: str) -> BaseException | None:
+    """The error to stop with for ``exc``, or ``None`` when reconnecting may help."""
+    code = _error_code(exc)
+    if code == src.ER_MASTER_FATAL_READING_BINLOG:
+        text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        if "purged" in text.lower() or "could not find" in text.lower() or "first log file" in text.lower():
+            return src.BinlogPurgedError(src.purged_message(position, f"server said: {text}"))
+        return src.SourceError(f"the source refused to stream the binlog from {position}: {text}")
+    if code in _FATAL_CODES:
+        return src.SourceGrantsError(f"the source refused the binlog connection: {exc.args[1:]}")
+    return None
+
+
+class CaptureRunner:
+    """One capture process for one pipeline (see module docstring)."""
+
+    def __init__(self, config: PipelineConfig, lake: Lake | None = None) -> None:
+        self.config = config
+        self.lake = lake or Lake.from_config(config)
+        self.mapping = TableMapping.parse(config.table_mappings)
+        self.policy = FlushPolicy(config.capture.flush_rows, config.capture.flush_seconds)
+        self.metrics = CaptureMetrics()
+        self.stopping = False
+        self._interruptible = False
+        self._stream: Any = None
+        self.schema = DeclaredTypesReader(config.source)
+        self.layouts = Layouts(self.mapping, self.schema.column_types)
+        self.sink: ChangeLogSink | None = None
+        self.assembler: TransactionAssembler | None = None
+        self.mariadb = True
+        self._pending_since: float | None = None
+        self._moved_since: float | None = None
+        self._last_status = 0.0
+        self._last_log = 0.0
+        self._backoff = INITIAL_BACKOFF
+
+    # ------------------------------------------------------------------ signals
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the capture cleanly (main thread only)."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def request_stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        """Ask the loop to stop; interrupts a blocking read or a back-off sleep at once."""
+        if not self.stopping:
+            log.info("stop requested (signal %s): flushing and saving the checkpoint", signum)
+        self.stopping = True
+        if self._interruptible:
+            raise StopRequested()
+
+    # ------------------------------------------------------------------ steps 1 and 2
+
+    def preflight(self) -> tuple[int, StartPoint]:
+        """Steps 1–2: check the source; return its server_id and the start point."""
+        source = self.config.source
+        log.info("step 1: checking source %s", src.describe(source))
+        with src.connect(source) as conn:
+            src.check_binlog_settings(conn)
+            src.check_grants(conn, need_replication=True)
+            self.mariadb = src.is_mariadb(conn)
+            server_id = src.server_id(conn)
+            if server_id == source.server_id:
+                raise ConfigError(f"source.server_id {source.server_id} equals the source's own server_id; "
+                                  "pick a unique id for the capture")
+            log.info("step 2: choosing the start point (capture.start=%s)", self.config.capture.start.value)
+            start = self._start_point(conn, server_id)
+        return server_id, start
+
+    def _start_point(self, conn: Any, server_id: int) -> StartPoint:
+        capture = self.config.capture
+        if capture.start == StartFrom.CHECKPOINT:
+            checkpoint = load_checkpoint(self.lake)
+            if checkpoint is not None:
+                if checkpoint.source_server_id not in (None, server_id):
+                    raise src.SourceError(
+                        f"the checkpoint was written reading server_id {checkpoint.source_server_id}, but the "
+                        f"source is server_id {server_id}: start from a GTID (capture.start: position, "
+                        "capture.start_gtid) or run a new full load")
+                src.check_binlog_available(conn, checkpoint.position.file)
+                log.info("resuming from the checkpoint at %s", checkpoint.position)
+                return StartPoint(position=checkpoint.position)
+            log.info("no checkpoint yet: starting at the current end of the binlog")
+        elif load_checkpoint(self.lake) is not None:
+            log.warning("capture.start=%s: the saved checkpoint is ignored", capture.start.value)
+        if capture.start == StartFrom.POSITION:
+            return self._explicit_start(conn)
+        return StartPoint(position=src.master_position(conn))
+
+    def _explicit_start(self, conn: Any) -> StartPoint:
+        capture = self.config.capture
+        if capture.start_file and capture.start_pos:
+            src.check_binlog_available(conn, capture.start_file)
+            gtid = src.gtid_at(conn, capture.start_file, capture.start_pos)
+            return StartPoint(position=BinlogPosition.of(capture.start_file, capture.start_pos, gtid))
+        if capture.start_gtid:
+            return StartPoint(gtid=capture.start_gtid)
+        raise ConfigError("capture.start is 'position' but neither capture.start_file + capture.start_pos "
+                          "nor capture.start_gtid is set")
+
+    # ------------------------------------------------------------------ step 3
+
+    def run(self) -> None:
+        """Run until stopped (returns) or a fatal error (raises)."""
+        server_id, start = self.preflight()
+        self.sink = ChangeLogSink(self.lake, server_id)
+        initial = start.position or BinlogPosition.of("binlog.000001", 4, start.gtid)
+        self.assembler = TransactionAssembler(self.layouts, initial, self._schema_changed)
+        if start.position is None:
+            self.assembler.position_known = False
+        log.info("step 3: streaming from %s (server_id %d, flush every %d records or %.1fs)",
+                 start, self.config.source.server_id, self.policy.max_rows, self.policy.max_seconds)
+        try:
+            self._loop(start)
+        except BaseException as exc:
+            if not isinstance(exc, StopRequested | KeyboardInterrupt):
+                self.metrics.state, self.metrics.error = "failed", str(exc)
+                self._write_status()
+                raise
+        self._stop()
+
+    def _loop(self, start: StartPoint) -> None:
+        recheck = False
+        while not self.stopping:
+            try:
+                if recheck:
+                    self._recheck_source()
+                self._stream_from(start)
+            except StopRequested:
+                return
+            except _RETRYABLE as exc:
+                fatal = _fatal(exc, str(start))
+                if fatal is not None:
+                    raise fatal from None
+                if self.stopping:
+                    return
+                self._reconnect_wait(exc)
+                start, recheck = self._resume_point(start), True
+
+    def _resume_point(self, previous: StartPoint) -> StartPoint:
+        assert self.assembler is not None
+        if not self.assembler.position_known:
+            return previous
+        return StartPoint(position=self.assembler.position)
+
+    def _reconnect_wait(self, exc: BaseException) -> None:
+        """Discard the open transaction and back off (doubling, capped; reset by a delivered event)."""
+        assert self.assembler is not None
+        self.assembler.discard_open("the binlog connection broke")
+        self.metrics.state = "reconnecting"
+        self.metrics.reconnects += 1
+        self._write_status()
+        log.warning("binlog connection lost (%s: %s); reconnecting in %.1fs", type(exc).__name__, exc,
+                    self._backoff)
+        self._sleep(self._backoff)
+        self._backoff = min(self._backoff * 2, self.config.capture.reconnect_max_seconds)
+
+    def _recheck_source(self) -> None:
+        """Before resuming: the source may have come back with other settings or fewer binlogs."""
+        assert self.assembler is not None
+        with src.connect(self.config.source) as conn:
+            src.check_binlog_settings(conn)
+            if self.assembler.position_known:
+                src.check_binlog_available(conn, self.assembler.position.file)
+
+    def _sleep(self, seconds: float) -> None:
+        self._interruptible = True
+        try:
+            if self.stopping:
+                raise StopRequested()
+            time.sleep(seconds)
+        finally:
+            self._interruptible = False
+
+    def _stream_from(self, start: StartPoint) -> None:
+        assert self.assembler is not None
+        self.layouts.clear()
+        heartbeat = min(self.config.capture.heartbeat_seconds, self.policy.max_seconds)
+        stream = open_stream(self.config.source, start, self.mapping, heartbeat, self.mariadb)
+        self._stream = stream
+        dispatcher = EventDispatcher(self.assembler, self.layouts, self._heartbeat)
+        try:
+            self.metrics.state = "running"
+            while not self.stopping:
+                event = self._read(stream)
+                if event is None:
+                    raise StreamLost("the source ended the binlog stream")
+                self.metrics.events += 1
+                self.metrics.caught_up = False
+                self._backoff = INITIAL_BACKOFF
+                dispatcher.dispatch(event)
+                self._after_event()
+        finally:
+            self._stream = None
+            stream.close()
+
+    def _read(self, stream: Any) -> Any:
+        self._interruptible = True
+        try:
+            if self.stopping:
+                raise StopRequested()
+            return stream.fetchone()
+        finally:
+            self._interruptible = False
+
+    def _heartbeat(self) -> None:
+        self.metrics.caught_up = True
+
+    def _schema_changed(self) -> None:
+        self.layouts.clear()
+        if self._stream is not None:
+            self._stream.table_map.clear()
+
+    def _after_event(self) -> None:
+        assert self.assembler is not None and self.sink is not None
+        now = time.monotonic()
+        assembler = self.assembler
+        self.metrics.last_event_ts = assembler.last_event_ts or self.metrics.last_event_ts
+        if assembler.pending_rows and self._pending_since is None:
+            self._pending_since = now
+        if (not assembler.pending_rows and self._moved_since is None and assembler.position_known
+                and assembler.position != self.sink.saved and not assembler.in_transaction):
+            self._moved_since = now
+        if self.policy.due(assembler.pending_rows, self._pending_since, self._moved_since, now):
+            self._flush()
+        if now - self._last_status >= STATUS_SECONDS:
+            self._write_status()
+
+    def _flush(self) -> None:
+        assert self.assembler is not None and self.sink is not None
+        transactions, position = self.assembler.take_pending()
+        self.metrics.records += sum(t.row_count for t in transactions)
+        self.sink.flush(transactions, position if self.assembler.position_known else None)
+        self._pending_since = self._moved_since = None
+
+    def _write_status(self) -> None:
+        now = time.monotonic()
+        self.metrics.roll_window()
+        assembler, sink = self.assembler, self.sink
+        status = self.metrics.snapshot(
+            assembler.position if assembler is not None and assembler.position_known else None,
+            sink.saved if sink else None,
+            sink.files_written if sink else 0,
+            sink.files_written_total if sink else 0,
+            sink.last_file if sink else None,
+        )
+        try:
+            write_status(self.lake, status)
+        except Exception as exc:  # status is best effort; the change log and checkpoint are not
+            log.warning("could not write status.json: %s", exc)
+        self._last_status = now
+        if now - self._last_log >= LOG_SECONDS or self.metrics.state != "running":
+            log.info(summary_line(status))
+            self._last_log = now
+
+    # ------------------------------------------------------------------ step 5
+
+    def _stop(self) -> None:
+        log.info("step 5: stopping")
+        if self.assembler is not None:
+            self.assembler.discard_open("the capture is stopping")
+            self._flush()
+        self.metrics.state = "stopped"
+        self._write_status()
+        self.schema.close()
+
+
+__all__ = ["CaptureDataError", "CaptureRunner", "StopRequested", "UnsupportedTypeError"]

@@ -1,0 +1,213 @@
+"""Assembling binlog events into committed transactions of change-log records.
+
+:class:`TransactionAssembler` is fed the stream's events in order (through the dispatch table of
+:mod:`binlake.capture.stream`) and holds:
+
+* the open transaction: records of its row events so far, its GTID;
+* ``pending``: committed transactions not yet written to the change log;
+* ``position``: the binlog position right after the last transaction whose commit it has seen
+  (``pending`` included) — where a reconnect resumes. Only transaction boundaries ever become a
+  position, so a resume never starts inside a transaction.
+
+Records get ``gtid``, ``xid`` and ``commit_ts`` only at commit (XID event, ``COMMIT`` query, or the
+DDL statement itself). An open transaction is discarded, never written, if the stream breaks or a
+new transaction starts without its commit (a server crash can leave such a tail).
+
+Statements binlake recognises but cannot capture exactly stop the capture with
+:class:`~binlake.capture.records.CaptureDataError` (statement-format DML on a selected table,
+row images that are not FULL). Known limits: XA transactions are captured at ``XA PREPARE`` (a
+later ``XA ROLLBACK`` is logged as an error, not undone); a ``ROLLBACK`` event (non-transactional
+changes inside a rolled-back transaction) discards the transaction's records with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from binlake.capture import ddl
+from binlake.capture.gtids import GtidTracker
+from binlake.capture.records import CaptureDataError, Layouts, event_changes
+from binlake.changelog import OP_DDL, CommittedTransaction, EventChanges
+from binlake.positions import BinlogPosition, make_lsn
+
+log = logging.getLogger(__name__)
+
+MARIADB_FL_STANDALONE = 0x01
+
+
+@dataclass
+class _OpenTransaction:
+    gtid: str | None
+    explicit: bool = False  # a multi-statement group: ends with XID/COMMIT, not with its first statement
+    events: list[EventChanges] = field(default_factory=list)
+
+
+class TransactionAssembler:
+    """Turns the ordered event stream into :class:`CommittedTransaction` values (see module doc)."""
+
+    def __init__(
+        self,
+        layouts: Layouts,
+        start: BinlogPosition,
+        on_schema_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.layouts = layouts
+        self.file = start.file
+        self.position = start
+        self.position_known = True  # False after a GTID start until the first commit is seen
+        self.gtids = GtidTracker(start.gtid)
+        self.on_schema_change = on_schema_change
+        self.open: _OpenTransaction | None = None
+        self.pending: list[CommittedTransaction] = []
+        self.pending_rows = 0
+        self.transactions_seen = 0
+        self.last_event_ts = 0
+
+    # ------------------------------------------------------------------ state helpers
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.open is not None
+
+    def discard_open(self, reason: str) -> None:
+        """Drop the open transaction (its commit was never seen)."""
+        if self.open is not None and self.open.events:
+            log.warning("discarding an uncommitted transaction (gtid %s, %d events): %s",
+                        self.open.gtid, len(self.open.events), reason)
+        self.open = None
+
+    def take_pending(self) -> tuple[list[CommittedTransaction], BinlogPosition]:
+        """Hand over the committed transactions not yet written, and the position after them."""
+        pending, self.pending, self.pending_rows = self.pending, [], 0
+        return pending, self.position
+
+    def _begin(self, gtid: str | None, explicit: bool) -> None:
+        if self.open is not None:
+            self.discard_open("a new transaction started before its commit")
+        self.open = _OpenTransaction(gtid, explicit)
+
+    def _commit(self, log_pos: int, timestamp: int, xid: int | None) -> None:
+        txn, self.open = self.open, None
+        self.transactions_seen += 1
+        if txn is not None and txn.gtid:
+            self.gtids.add(txn.gtid)
+        self.position = BinlogPosition.of(self.file, log_pos, self.gtids.text)
+        self.position_known = True
+        if txn is not None and txn.events:
+            committed = CommittedTransaction(txn.gtid, xid, timestamp * 1_000_000, tuple(txn.events))
+            self.pending.append(committed)
+            self.pending_rows += committed.row_count
+
+    # ------------------------------------------------------------------ event handlers
+
+    def on_rotate(self, next_file: str, position: int) -> None:
+        """A RotateEvent (real or the server's fake one when a dump starts)."""
+        self.file = next_file
+        if self.open is None and self.position_known:
+            self.position = BinlogPosition.of(next_file, max(int(position), 4), self.gtids.text)
+
+    def on_format_description(self) -> None:
+        """A new binlog file starts (or a dump starts): table ids may be reused from here on."""
+        self.on_schema_change()
+
+    def on_gtid(self, gtid: str, mariadb_flags: int | None = None) -> None:
+        """A GTID event: MariaDB's (``mariadb_flags`` given; an implicit BEGIN unless FL_STANDALONE)
+        or MySQL's (a ``BEGIN`` query follows for a multi-statement transaction)."""
+        explicit = mariadb_flags is not None and not mariadb_flags & MARIADB_FL_STANDALONE
+        self._begin(gtid, explicit)
+
+    def on_xid(self, xid: int, log_pos: int, timestamp: int) -> None:
+        self._commit(log_pos, timestamp, xid)
+
+    def on_rows(self, event: Any) -> None:
+        """Write/Update/DeleteRows: records of selected tables join the open transaction."""
+        layout = self.layouts.layout_for(event)
+        if layout is None:
+            return
+        if self.open is None:  # no GTID/BEGIN seen (should not happen at a transaction boundary)
+            self.open = _OpenTransaction(None, explicit=True)
+        self.open.events.append(event_changes(event, layout, self.file))
+
+    def on_query(self, query: str, schema: str, log_pos: int, timestamp: int) -> None:
+        """A Query event: transaction control, DDL, or statement-format DML."""
+        statement = ddl.classify(query, schema)
+        if statement.kind == ddl.CONTROL:
+            self._on_control(statement.verb, query, log_pos, timestamp)
+        elif statement.kind == ddl.DML:
+            self._on_statement_dml(statement, log_pos)
+        elif statement.kind == ddl.OTHER:
+            if self.open is not None and not self.open.explicit:
+                self._commit(log_pos, timestamp, None)  # a standalone statement (GRANT, …) in its own GTID
+        else:
+            self._on_ddl(statement, query, log_pos, timestamp)
+
+    def _on_control(self, verb: str, query: str, log_pos: int, timestamp: int) -> None:
+        if verb in ("BEGIN", "START TRANSACTION"):
+            if self.open is None:
+                self.open = _OpenTransaction(None, explicit=True)
+            self.open.explicit = True
+        elif verb == "COMMIT":
+            self._commit(log_pos, timestamp, None)
+        elif verb == "ROLLBACK":
+            if self.open is not None and self.open.events:
+                log.warning("%s:%d: the binlog records a ROLLBACK of a transaction with non-transactional "
+                            "changes; its %d row events are discarded", self.file, log_pos, len(self.open.events))
+                self.open.events.clear()
+            self._commit(log_pos, timestamp, None)
+        elif verb == "XA":
+            self._on_xa(query.strip().upper(), log_pos, timestamp)
+
+    def _on_xa(self, query: str, log_pos: int, timestamp: int) -> None:
+        if query.startswith("XA PREPARE"):
+            log.warning("XA transaction captured at XA PREPARE (%s:%d)", self.file, log_pos)
+            self._commit(log_pos, timestamp, None)
+        elif query.startswith("XA ROLLBACK"):
+            log.error("XA ROLLBACK at %s:%d of a transaction already captured at XA PREPARE: its changes "
+                      "stay in the change log", self.file, log_pos)
+            self._commit(log_pos, timestamp, None)
+        elif query.startswith("XA COMMIT"):
+            self._commit(log_pos, timestamp, None)
+
+    def _on_statement_dml(self, statement: ddl.Statement, log_pos: int) -> None:
+        table = statement.tables[0]
+        if self.layouts.target(table.schema, table.table) is not None:
+            raise CaptureDataError(
+                f"{self.file}:{log_pos}: {statement.verb} on selected table {table.schema}.{table.table} "
+                "was binlogged as a statement (a session set binlog_format=STATEMENT/MIXED); its rows "
+                "are not in the binlog. Make every writer use ROW format, re-run the full load of this "
+                "table and restart the capture after this position"
+            )
+
+    def _on_ddl(self, statement: ddl.Statement, query: str, log_pos: int, timestamp: int) -> None:
+        self.on_schema_change()
+        self.layouts.clear()
+        if self.open is None:
+            self.open = _OpenTransaction(None)
+        lsn = make_lsn(self.file, log_pos)
+        for index, (source, target) in enumerate(self._ddl_tables(statement)):
+            self.open.events.append(EventChanges(
+                lsn=lsn, binlog_file=self.file, binlog_pos=log_pos, op=OP_DDL,
+                source_schema=source.schema, source_table=source.table,
+                schema=target.schema, table=target.table, columns="[]",
+                before=None, after=None, ddl=query, ddl_kind=statement.kind, first_row_idx=index,
+            ))
+        self._commit(log_pos, timestamp, None)
+
+    def _ddl_tables(self, statement: ddl.Statement) -> list[tuple[ddl.TableRef, Any]]:
+        """(source table, target) for each selected table the DDL touches, in statement order."""
+        groups: list[tuple[ddl.TableRef, ...]]
+        if statement.kind == "RENAME" or (statement.kind == "ALTER" and len(statement.tables) == 2):
+            groups = [tuple(statement.tables[i:i + 2]) for i in range(0, len(statement.tables), 2)]
+        else:
+            groups = [(table,) for table in statement.tables]
+        out = []
+        for group in groups:
+            for table in group:
+                target = self.layouts.target(table.schema, table.table)
+                if target is not None:  # the first selected name of the group (RENAME: old, else new)
+                    out.append((table, target))
+                    break
+        return out
