@@ -64,8 +64,11 @@ pymysqlreplication 1.0.17 decoding quirks, checked against MariaDB 10.11, and wh
   :func:`column_type_from_binlog` takes the declared (information_schema) type as ``declared`` and
   :func:`table_map_column_types` reads the geometry subtypes; without them the binlog alone yields
   ``binary(16)`` / ``geometry``.
-* MySQL JSON comes back parsed (dict with bytes keys); it is re-serialised the way MySQL prints JSON
-  (``{"a": 1, "b": [1, 2]}``). MariaDB JSON is LONGTEXT and arrives as the stored text.
+* MySQL JSON comes back parsed (dict with bytes keys, strings as bytes); it is re-serialised the way
+  MySQL prints JSON (``{"a": 1, "b": [1, 2]}``). Not verified against a MySQL server here; known
+  differences: a top-level JSON ``null`` literal comes back as None (= SQL NULL, irrecoverable), and
+  doubles print as Python does (``1e+300`` where MySQL prints ``1e300``). MariaDB JSON is LONGTEXT
+  and arrives as the stored text, exactly.
 
 Limits (raise :class:`UnsupportedTypeError`): MySQL's pre-5.6 TIME format and MariaDB's pre-10.1
 temporal formats with fractional seconds (rebuild the table with ``ALTER TABLE … FORCE``), the
@@ -356,7 +359,7 @@ def column_type_from_information_schema(
             f"column type {column_type!r} is not supported by binlake; exclude the column with a "
             "remove-column transformation rule or the table with a selection rule"
         )
-    if character_set and base in (*CHAR_TYPES, "enum", "set", "json"):
+    if character_set and base in (*CHAR_TYPES, "enum", "set", "json") and character_set != "binary":
         python_codec(character_set)
     numbers = _int_args(args) if base not in ("enum", "set") else []
     if base in INTEGER_TYPES:
@@ -471,7 +474,9 @@ def _binlog_string_type(column: object, code: int) -> ColumnType:
         if fixed:
             return ColumnType("binary", precision=int(getattr(column, "max_length")))  # noqa: B009
         return ColumnType("varbinary")
-    python_codec(_column_charset(column))
+    charset = _column_charset(column)
+    if charset != UNKNOWN_CHARSET:
+        python_codec(charset)
     return ColumnType("char" if fixed else "varchar")
 
 
@@ -486,7 +491,7 @@ def _labels_trustworthy(column: object, labels: Iterable[str]) -> bool:
     """Whether the library's UTF-8 decoding of the labels gives the column's real labels."""
     charset = _column_charset(column)
     if charset in ("utf8mb4", "utf8mb3", "utf8", "ascii"):
-        return True
+        return True  # the library decodes labels as UTF-8
     return all(label and label.isascii() and "\0" not in label for label in labels) and charset not in (
         "ucs2", "utf16", "utf16le", "utf32")
 
@@ -521,11 +526,37 @@ def _is_binary_charset(column: object) -> bool:
 
 
 def _column_charset(column: object) -> str:
+    """The MySQL character set of a binlog column (``binary`` for binary strings).
+
+    Order: what :func:`prepare_binlog_column` / :func:`table_map_column_types` recorded, else the
+    collation the library resolved, else ``UNKNOWN_CHARSET``: the library does not know MariaDB's
+    UCA-14 collations (``utf8mb4_uca1400_ai_ci``…) and decodes them as utf8, whatever the charset;
+    :func:`table_map_column_types` resolves them from the table map's collation ids.
+    """
+    recorded = getattr(column, "binlake_charset", None)
+    if recorded:
+        return str(recorded)
     collation = getattr(column, "collation_name", None)
     if collation:
         return _charset_of_collation(str(collation))
-    name = getattr(column, "character_set_name", None)
-    return str(name).lower() if name else "utf8mb4"
+    return UNKNOWN_CHARSET
+
+
+UNKNOWN_CHARSET = "(unknown)"
+
+
+_UCA1400_CHARSETS = {8: "utf8mb3", 9: "utf8mb4", 10: "ucs2", 11: "utf16", 12: "utf32"}
+
+
+def charset_of_collation_id(collation_id: int) -> str | None:
+    """Character set of a MariaDB UCA-14 collation id (2048..4095: charset in bits 8..11), else None.
+
+    pymysqlreplication 1.0.17 knows every collation id below 2048 but none of these (MariaDB 10.10+,
+    the default collation of MariaDB 11.x), which it silently decodes as utf8.
+    """
+    if collation_id >= 2048:
+        return _UCA1400_CHARSETS.get(collation_id >> 8)
+    return None
 
 
 def _name(column: object) -> str:
@@ -545,8 +576,17 @@ def prepare_binlog_column(column: Any, declared: ColumnType | None = None) -> No
       cannot be trusted (non-ASCII labels in a character set other than UTF-8).
     """
     code = int(column.type)
-    if code in (_FT_STRING, _FT_VARCHAR, _FT_VAR_STRING, _FT_BLOB) and not _is_binary_charset(column):
-        column.character_set_name = python_codec(_column_charset(column))
+    charset = _column_charset(column)
+    is_text = code in (_FT_STRING, _FT_VARCHAR, _FT_VAR_STRING, _FT_BLOB) and charset != "binary"
+    if charset == UNKNOWN_CHARSET and (is_text or (code in (_FT_ENUM, _FT_SET) and declared is None)):
+        raise UnsupportedTypeError(
+            f"column {_name(column)!r}: collation unknown to pymysqlreplication (MariaDB UCA-14?); "
+            "use table_map_column_types(event), which resolves it from the table map"
+        )
+    if charset != UNKNOWN_CHARSET:
+        column.binlake_charset = charset
+    if is_text:
+        column.character_set_name = python_codec(charset)
     if code not in (_FT_ENUM, _FT_SET):
         return
     attr = "enum_values" if code == _FT_ENUM else "set_values"
@@ -576,6 +616,7 @@ def table_map_column_types(event: Any, declared: Sequence[ColumnType] | None = N
         raise ValueError(f"{len(declared)} declared types for {len(columns)} binlog columns")
     metadata = getattr(event, "optional_metadata", None)
     geometry_codes = iter(getattr(metadata, "geometry_type_list", None) or [])
+    _record_uca1400_charsets(columns, metadata)
     result = []
     for index, column in enumerate(columns):
         if int(column.type) == _FT_GEOMETRY:
@@ -584,6 +625,21 @@ def table_map_column_types(event: Any, declared: Sequence[ColumnType] | None = N
         prepare_binlog_column(column, hint)
         result.append(column_type_from_binlog(column, hint))
     return result
+
+
+def _record_uca1400_charsets(columns: list[Any], metadata: Any) -> None:
+    """Set ``binlake_charset`` on columns whose collation id the library did not know."""
+    text_codes = (_FT_STRING, _FT_VAR_STRING, _FT_VARCHAR, _FT_BLOB)
+    ids = list(getattr(metadata, "charset_collation_list", None) or [])
+    text = [c for c in columns if int(c.type) in text_codes]
+    with_geometry = [c for c in columns if int(c.type) in (*text_codes, _FT_GEOMETRY)]
+    pairs = list(zip(with_geometry if len(ids) == len(with_geometry) else text, ids, strict=False))
+    labelled = [c for c in columns if int(c.type) in (_FT_ENUM, _FT_SET)]
+    pairs += zip(labelled, getattr(metadata, "enum_and_set_collation_list", None) or [], strict=False)
+    for column, collation_id in pairs:
+        charset = charset_of_collation_id(int(collation_id))
+        if charset and not getattr(column, "collation_name", None):
+            column.binlake_charset = charset
 
 
 # --------------------------------------------------------------------------------------------------
@@ -638,14 +694,14 @@ def source_select_sql(ct: ColumnType, quoted_column: str) -> str:
     """The MySQL select expression for the full load of a column (``quoted_column`` is backticked).
 
     It yields the canonical string, or a JDBC value that :func:`spark_parse_sql` casts to exactly
-    the same lake value (signed integers, DECIMAL(p<=38), DOUBLE, text, ENUM, SET). The session must
+    the same lake value (signed integers, DECIMAL(p<=38), DOUBLE, text, JSON). The session must
     run with ``time_zone='+00:00'`` (TIMESTAMP text is rendered in the session zone).
     """
     c = quoted_column
     base = ct.base
     if base == "tinyint":  # JDBC drivers map TINYINT(1) to boolean; a BIGINT keeps the number
         return f"CAST({c} AS {'UNSIGNED' if ct.unsigned else 'SIGNED'})"
-    if base in INTEGER_TYPES or base in ("double", "json", "enum", "set") or base in CHAR_TYPES:
+    if base in INTEGER_TYPES or base in ("double", "json") or base in CHAR_TYPES:
         return c
     if base == "decimal":
         assert ct.precision is not None
@@ -658,7 +714,7 @@ def source_select_sql(ct: ColumnType, quoted_column: str) -> str:
         return _valid_date_case(c, f"DATE_FORMAT({c}, '%Y-%m-%d')" if base == "date" else f"CAST({c} AS CHAR)")
     if base == "timestamp":
         return f"CASE WHEN UNIX_TIMESTAMP({c}) = 0 THEN NULL ELSE CAST({c} AS CHAR) END"
-    if base in ("time", *MARIADB_TEXT_TYPES):
+    if base in ("time", "enum", "set", *MARIADB_TEXT_TYPES):  # ENUM/SET may be CHARACTER SET binary
         return f"CAST({c} AS CHAR)"
     if base in BINARY_TYPES or base in GEOMETRY_TYPES:
         return f"HEX({c})"
@@ -853,10 +909,8 @@ def _set_members(value: object) -> Iterable[str]:
 
 
 def _enc_json(ct: ColumnType, value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
+    # Only MySQL has a JSON type in the binlog (MariaDB's is LONGTEXT); the library always parses it,
+    # and a top-level bytes/str is a JSON string scalar.
     return mysql_json_text(value)
 
 

@@ -325,7 +325,13 @@ CREATE TABLE charsets (
   k8 VARCHAR(20) CHARACTER SET koi8r, c1250 VARCHAR(20) CHARACTER SET cp1250, asci VARCHAR(20) CHARACTER SET ascii,
   he VARCHAR(20) CHARACTER SET hebrew,
   le ENUM('é','ü','plain') CHARACTER SET latin1, ls SET('é','ü','plain') CHARACTER SET latin1,
-  ue ENUM('a','b') CHARACTER SET ucs2
+  ue ENUM('a','b') CHARACTER SET ucs2,
+  ca16 VARCHAR(20) CHARACTER SET utf16 COLLATE utf16_uca1400_ai_ci,
+  ca32 TEXT CHARACTER SET utf32 COLLATE utf32_uca1400_as_cs,
+  cauc CHAR(5) CHARACTER SET ucs2 COLLATE ucs2_uca1400_ai_ci,
+  ca8 VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_uca1400_ai_ci,
+  ca3 VARCHAR(20) CHARACTER SET utf8mb3 COLLATE utf8mb3_uca1400_ai_ci,
+  cae ENUM('é','b') CHARACTER SET utf16 COLLATE utf16_uca1400_ai_ci
 )"""
 
 
@@ -338,7 +344,8 @@ def test_character_sets_full_load_equals_binlog(mariadb: LocalMariaDB, source_db
             "u8": "'aé€'", "u16": "'aé€😀'", "u16le": "'aé€😀'", "u32": "'aé€😀'", "uc2": "'aé€ '",
             "l1": "X'80818D8F909DE9FF'", "l2": "'Žluťoučký'", "c1251": "'Привет'", "gr": "'Ελλάδα'",
             "k8": "'Привет'", "c1250": "'Łódź'", "asci": "'plain'", "he": "'שלום'", "le": "'é'",
-            "ls": "'ü,é'", "ue": "'b'",
+            "ls": "'ü,é'", "ue": "'b'", "ca16": "'aé€😀'", "ca32": "'aé€😀'", "cauc": "'aé€'", "ca8": "'aé€😀'",
+            "ca3": "'aé€'", "cae": "'é'",
         })
         insert(conn, "charsets", {"le": "'ü'", "ls": "''", "ue": "'a'", "uc2": "''"})
     assert_fidelity(mariadb, source_db, start)

@@ -337,7 +337,8 @@ def test_timestamp_text_is_read_as_utc() -> None:
         ("enum('x','y')", "y", "y"),
         ("enum('x','y')", "", ""),
         ("set('a','b','c')", {"c", "a"}, "a,c"),
-        ("json", '{"a": [1,2]}', '{"a": [1,2]}'),
+        ("json", b"abc", '"abc"'),
+        ("longtext", '{"a": [1,2]}', '{"a": [1,2]}'),
         ("json", {b"a": [1, 2.5, None, True], b"b": "é"}, '{"a": [1, 2.5, null, true], "b": "é"}'),
         ("point", b"\x00\x00\x00\x00\x01\x01\x00\x00\x00" + bytes(8) + b"\x00" * 6 + b"\xf0?",
          "000000000101000000" + "00" * 8 + "000000000000F03F"),
@@ -407,3 +408,25 @@ def test_float32_text_matches_numpy_shortest_repr() -> None:
         text = typemap.float32_text(value)
         assert struct.unpack("<f", struct.pack("<f", float(text)))[0] == value
         assert float(text) == float(str(np.float32(value))), (bits, text, str(np.float32(value)))
+
+
+def test_uca1400_collation_ids() -> None:
+    assert typemap.charset_of_collation_id(2304) == "utf8mb4"  # utf8mb4_uca1400_ai_ci
+    assert typemap.charset_of_collation_id(2048) == "utf8mb3"
+    assert typemap.charset_of_collation_id(2816 + 5) == "utf16"
+    assert typemap.charset_of_collation_id(45) is None  # known to the library
+
+
+def test_table_map_resolves_collations_the_library_does_not_know() -> None:
+    # what the library leaves for utf16_uca1400_ai_ci: its utf8 guess and no collation
+    unknown = {"character_set_name": "utf8", "collation_name": None}
+    event = SimpleNamespace(
+        columns=[col(3, "id"), col(15, "a", max_length=80, **unknown), col(252, "b", length_size=2, **BIN),
+                 col(15, "c", max_length=80, **unknown)],
+        optional_metadata=SimpleNamespace(geometry_type_list=[], charset_collation_list=[2816, 63, 2304],
+                                          enum_and_set_collation_list=[]),
+    )
+    assert table_map_column_types(event) == [C("int"), C("varchar"), C("blob"), C("varchar")]
+    assert [c.character_set_name for c in event.columns[1::2]] == ["utf-16-be", "utf-8"]
+    table_map_column_types(event)  # idempotent
+    assert event.columns[1].character_set_name == "utf-16-be"
