@@ -9,29 +9,25 @@ Every value binlake moves is, on its way, a *canonical string* (or None for SQL 
 * both are turned into the lake value by the Spark SQL expression :func:`spark_parse_sql`
   (Spark with ``spark.sql.ansi.enabled=false`` and session time zone UTC).
 
-Canonical strings (``ct`` = the column's :class:`ColumnType`):
+Canonical strings, by MySQL type (Spark type in brackets, see :func:`spark_type`):
 
-=====================  ===================  ===================================================
-MySQL                  Spark                canonical string
-=====================  ===================  ===================================================
-integers               see :func:`spark_type`  ``-12`` (decimal digits)
-DECIMAL(p,s)           decimal(p,s) / string  ``-123.4500`` (exactly s digits; string when p>38)
-FLOAT                  float                shortest text that reads back as the same float32
-DOUBLE                 double               Python ``repr`` (shortest round-trip text)
-BIT(1) / BIT(n)        boolean / bigint / decimal(20,0)  unsigned integer ``0`` ``5``
-YEAR                   smallint             ``2018``; ``0`` for YEAR 0000
-DATE                   date                 ``YYYY-MM-DD``; zero, partly-zero, year-0 or invalid → NULL
-DATETIME(n)            timestamp_ntz        ``YYYY-MM-DD HH:MM:SS[.f]`` with exactly n digits; zero → NULL
-TIMESTAMP(n)           timestamp            same text, in UTC; zero → NULL
-TIME(n)                string               MySQL's text ``[-]HH[H]:MM:SS[.f]`` with exactly n digits
-CHAR/VARCHAR/TEXT      string               the text (CHAR without trailing spaces, as MySQL returns it)
-BINARY(n)/VARBINARY/BLOB  binary            upper-case hex; BINARY(n) right-padded with 00 to n bytes
-ENUM                   string               the label; ``''`` for the invalid value 0
-SET                    string               labels joined by ``,`` in definition order; ``''`` = empty set
-JSON                   string               JSON text (MariaDB: the stored text)
-GEOMETRY & co          binary               hex of MySQL's value: 4-byte little-endian SRID + WKB
-UUID / INET4 / INET6   string               MariaDB's text (``123e4567-…``, ``1.2.3.4``, ``::ffff:1.2.3.4``)
-=====================  ===================  ===================================================
+* integers [tinyint … decimal(20,0)]: decimal digits, ``-12``;
+* DECIMAL(p,s) [decimal(p,s); string when p > 38]: exactly s fraction digits, ``-123.4500``;
+* FLOAT [float]: the shortest text that reads back as the same float32, laid out like Python's
+  ``repr`` (``42.42``, ``3.4028235e+38``); DOUBLE [double]: Python's ``repr``;
+* BIT(n) [boolean for n = 1, bigint, decimal(20,0) for n = 64]: the unsigned integer, ``5``;
+* YEAR [smallint]: ``2018``; ``0`` for YEAR 0000;
+* DATE [date]: ``YYYY-MM-DD``; zero, partly-zero, year-0 and invalid dates are NULL;
+* DATETIME(n) [timestamp_ntz]: ``YYYY-MM-DD HH:MM:SS[.f]`` with exactly n fraction digits (MySQL's
+  own text); zero/invalid → NULL; TIMESTAMP(n) [timestamp]: the same text in UTC; zero → NULL;
+* TIME(n) [string]: MySQL's text ``[-]HH[H]:MM:SS[.f]``, at least 2 hour digits, n fraction digits;
+* CHAR/VARCHAR/TEXT [string]: the text (CHAR without trailing spaces, as MySQL returns it);
+* BINARY(n)/VARBINARY/BLOB [binary]: upper-case hex, BINARY(n) right-padded with 00 to n bytes;
+* ENUM [string]: the label, ``''`` for the invalid value 0; SET [string]: labels joined by ``,``
+  in definition order, ``''`` for the empty set;
+* JSON [string]: JSON text (MariaDB: the stored text);
+* GEOMETRY & co [binary]: hex of MySQL's value, 4-byte little-endian SRID + WKB;
+* UUID / INET4 / INET6 (MariaDB) [string]: MariaDB's text (``::ffff:1.2.3.4``).
 
 pymysqlreplication 1.0.17 decoding quirks, checked against MariaDB 10.11, and what this module does:
 
@@ -69,6 +65,24 @@ pymysqlreplication 1.0.17 decoding quirks, checked against MariaDB 10.11, and wh
   differences: a top-level JSON ``null`` literal comes back as None (= SQL NULL, irrecoverable), and
   doubles print as Python does (``1e+300`` where MySQL prints ``1e300``). MariaDB JSON is LONGTEXT
   and arrives as the stored text, exactly.
+
+* Collations the library does not know — MariaDB's UCA-14 ones (``utf8mb4_uca1400_ai_ci``, the
+  default of MariaDB 11) — are decoded as utf8 whatever the character set;
+  :func:`table_map_column_types` resolves them from the table map's collation ids.
+
+Full-load notes: MariaDB's text protocol (which JDBC uses) prints FLOAT with 6 significant digits,
+so FLOAT is selected as ``CAST(c AS DOUBLE)`` (exact); TINYINT is selected as a BIGINT because JDBC
+drivers read TINYINT(1) as a boolean; YEAR as a number because they read it as a date.
+
+Capture usage (pymysqlreplication, ``only_events`` including ``TableMapEvent``)::
+
+    types = table_map_column_types(table_map_event, declared)   # declared: information_schema types
+    ...
+    for row in rows_event.rows:                                  # WriteRowsEvent
+        after = {c.name: encode_binlog_value(t, row["values"][c.name], row["none_sources"].get(c.name))
+                 for c, t in zip(rows_event.columns, types)}
+
+(UpdateRowsEvent: ``before_values``/``before_none_sources`` and ``after_values``/``after_none_sources``.)
 
 Limits (raise :class:`UnsupportedTypeError`): MySQL's pre-5.6 TIME format and MariaDB's pre-10.1
 temporal formats with fractional seconds (rebuild the table with ``ALTER TABLE … FORCE``), the
