@@ -67,15 +67,21 @@ class Layouts:
         self._layouts[event.table_id] = self._build(event, event.schema, event.table, target)
 
     def _build(self, table_map: Any, schema: str, table: str, target: TableTarget) -> TableLayout:
-        ctypes = typemap.table_map_column_types(table_map)
-        if self.declared_types is not None and _needs_declared(ctypes):
+        """Column types from the table map, refined by information_schema where the binlog is blind."""
+        try:
+            ctypes: list[typemap.ColumnType] | None = typemap.table_map_column_types(table_map)
+        except typemap.UnsupportedTypeError:
+            ctypes = None  # e.g. ENUM labels in a non-UTF-8 character set: the declared type is needed
+        if self.declared_types is not None and (ctypes is None or _needs_declared(ctypes)):
             declared = self.declared_types(schema, table)
-            if declared is not None and len(declared) == len(ctypes):
+            if declared is not None and len(declared) == len(table_map.columns):
                 try:
                     ctypes = typemap.table_map_column_types(table_map, declared)
                 except ValueError as exc:
                     log.warning("%s.%s: information_schema does not match the binlog (%s); using the "
                                 "binlog's types", schema, table, exc)
+        if ctypes is None:
+            ctypes = typemap.table_map_column_types(table_map)  # raises the UnsupportedTypeError
         return TableLayout(schema, table, table_map.columns, ctypes, target)
 
     def layout_for(self, event: Any) -> TableLayout | None:

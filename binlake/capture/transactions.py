@@ -30,6 +30,7 @@ from typing import Any
 from binlake.capture import ddl
 from binlake.capture.gtids import GtidTracker
 from binlake.capture.records import CaptureDataError, Layouts, event_changes
+from binlake.capture.rowdecode import TableLayout
 from binlake.changelog import OP_DDL, CommittedTransaction, EventChanges
 from binlake.positions import BinlogPosition, make_lsn
 
@@ -53,8 +54,10 @@ class TransactionAssembler:
         layouts: Layouts,
         start: BinlogPosition,
         on_schema_change: Callable[[], None] = lambda: None,
+        records: Callable[[Any, TableLayout, str], EventChanges] = event_changes,
     ) -> None:
         self.layouts = layouts
+        self.records = records
         self.file = start.file
         self.position = start
         self.position_known = True  # False after a GTID start until the first commit is seen
@@ -129,7 +132,7 @@ class TransactionAssembler:
             return
         if self.open is None:  # no GTID/BEGIN seen (should not happen at a transaction boundary)
             self.open = _OpenTransaction(None, explicit=True)
-        self.open.events.append(event_changes(event, layout, self.file))
+        self.open.events.append(self.records(event, layout, self.file))
 
     def on_query(self, query: str, schema: str, log_pos: int, timestamp: int) -> None:
         """A Query event: transaction control, DDL, or statement-format DML."""
