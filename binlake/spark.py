@@ -91,10 +91,13 @@ def session_settings(config: PipelineConfig, app: str) -> dict[str, str]:
 def build_session(config: PipelineConfig, app: str) -> SparkSession:
     """The SparkSession for one binlake job. A master set in the config wins over spark-submit's."""
     builder = SparkSession.builder
-    if config.spark.master:
-        builder = builder.master(config.spark.master)
-    elif "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit, which picks the master itself
-        builder = builder.master(os.environ.get("BINLAKE_SPARK_MASTER", "local[*]"))
+    master = config.spark.master
+    if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:  # spark-submit picks the master itself
+        master = os.environ.get("BINLAKE_SPARK_MASTER", "local[*]")
+    if master:
+        builder = builder.master(master)
+    if master and master.startswith("local"):  # a local session needs no network beyond loopback
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     for key, value in session_settings(config, app).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

@@ -19,6 +19,7 @@ import pytest
 from binlake.config import PipelineConfig, parse_config
 from binlake.devdb import LocalMariaDB, free_port
 
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # Spark processes started by tests bind to loopback only
 PEER_SQL = Path(__file__).resolve().parents[2] / "shared" / "peer-sql"
 _db_counter = itertools.count()
 
