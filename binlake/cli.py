@@ -36,5 +36,50 @@ def report_text(report: dict[str, object]) -> str:
     return "\n".join(f"{key:>22}: {value}" for key, value in report.items())
 
 
+@app.command()
+def status(
+    config: Path = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    source: bool = typer.Option(False, "--source", help="Also ask the source for its binlog end."),
+) -> None:
+    """Show the pipeline: per table snapshot state, position applied, lag, counts; the capture's state."""
+    from binlake.config import load_config
+    from binlake.status import pipeline_status, render_text, source_end_lsn, to_json
+
+    pipeline = load_config(config)
+    result = pipeline_status(pipeline, source_end_lsn=source_end_lsn(pipeline) if source else None)
+    typer.echo(to_json(result) if as_json else render_text(result))
+
+
+@app.command()
+def validate(
+    config: Path = ConfigOption,
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to re-check tables with rows still in flight."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Compare every selected source table with its lake table (runs a local Spark session)."""
+    from binlake.validate import main
+
+    raise typer.Exit(main(["--config", str(config), "--wait", str(wait), *(["--json"] if as_json else [])]))
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the config reference (Markdown), generated from the declared keys."""
+    from binlake.config import reference_markdown
+
+    typer.echo(reference_markdown())
+
+
+@app.command()
+def demo(
+    seconds: float = typer.Option(30.0, "--seconds", help="How long the workload runs after the full load."),
+) -> None:
+    """Run the embedded demo: local MariaDB + sample data → capture, full load, merge → ./lake."""
+    from binlake.demo.run import main
+
+    raise typer.Exit(main(workload_seconds=seconds))
+
+
 if __name__ == "__main__":
     app()

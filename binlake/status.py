@@ -1,0 +1,151 @@
+"""``binlake status``: one read-out of the whole pipeline, from binlake's own files in the lake.
+
+Per table: snapshot state (loading/complete, rows loaded, snapshot position), the position the
+merge has applied, end-to-end lag, the last batch's counts and the last error. For the capture:
+state, position, lag, events/s, files written. Optionally (``--source``) the source's current
+binlog end, to show how far behind the change log is in bytes.
+
+No Spark and no JVM: status is cheap enough to run from cron or a monitoring probe.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from binlake.capture.report import status_report
+from binlake.config import PipelineConfig
+from binlake.lake import MERGE_STATUS_KEY, SNAPSHOTS_DIR, Lake
+from binlake.positions import split_lsn
+from binlake.progress import read_json, read_progress
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    table: str                      # target schema.table
+    source: str                     # source schema.table
+    snapshot: str                   # loading / complete / not loaded
+    snapshot_rows: int | None
+    snapshot_lsn: int | None        # max chunk position of the snapshot
+    applied_lsn: int | None         # last change merged into this table
+    lag_seconds: float | None       # source commit → Delta commit of that change
+    last_batch: dict[str, Any] | None
+    last_error: str | None
+
+
+def lsn_text(lsn: int | None) -> str:
+    """``(file sequence, offset)`` of an lsn as ``000003:1234``; ``-`` when unknown."""
+    if lsn is None:
+        return "-"
+    sequence, pos = split_lsn(lsn)
+    return f"{sequence:06d}:{pos}"
+
+
+def _snapshot_states(lake: Lake) -> list[dict[str, Any]]:
+    states = []
+    for key in lake.list(SNAPSHOTS_DIR):
+        if key.endswith(".json"):
+            data = read_json(lake, key)
+            if data:
+                states.append(data)
+    return states
+
+
+def table_statuses(lake: Lake) -> list[TableStatus]:
+    merge = read_json(lake, MERGE_STATUS_KEY) or {}
+    merged_tables: dict[str, dict[str, Any]] = merge.get("tables", {})
+    rows: dict[str, TableStatus] = {}
+    for state in _snapshot_states(lake):
+        target = f"{state['target']['schema']}.{state['target']['table']}"
+        entry = merged_tables.get(target)
+        rows[target] = TableStatus(
+            table=target,
+            source=f"{state['source']['schema']}.{state['source']['table']}",
+            snapshot=state.get("status", "?"),
+            snapshot_rows=state.get("rows"),
+            snapshot_lsn=state.get("max_lsn"),
+            applied_lsn=(entry or {}).get("lsn"),
+            lag_seconds=(entry or {}).get("lag_seconds"),
+            last_batch=entry,
+            last_error=(entry or {}).get("error") or merge.get("last_error"),
+        )
+    for target, entry in merged_tables.items():
+        if target not in rows:
+            rows[target] = TableStatus(target, "?", "not loaded", None, None, entry.get("lsn"),
+                                       entry.get("lag_seconds"), entry, entry.get("error"))
+    return [rows[name] for name in sorted(rows)]
+
+
+def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
+                    source_end_lsn: int | None = None) -> dict[str, Any]:
+    """Everything ``binlake status`` shows, as one JSON-ready dict."""
+    lake = lake or Lake.from_config(config)
+    progress = read_progress(lake)
+    merge = read_json(lake, MERGE_STATUS_KEY) or {}
+    capture = status_report(config, lake)
+    return {
+        "pipeline": config.name,
+        "lake": config.lake.root,
+        "capture": capture,
+        "merge": {
+            "batch_id": merge.get("batch_id"),
+            "updated_at": merge.get("updated_at"),
+            "merged_lsn": progress.merged_lsn,
+            "applied_lsn": progress.applied_lsn,
+            "last_error": merge.get("last_error"),
+        },
+        "source_end_lsn": source_end_lsn,
+        "tables": [asdict(t) for t in table_statuses(lake)],
+    }
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render_text(status: dict[str, Any]) -> str:
+    """A plain-text read-out (also what the demo prints)."""
+    capture, merge = status["capture"], status["merge"]
+    lines = [
+        f"pipeline {status['pipeline']}   lake {status['lake']}",
+        f"capture: {capture['state']}  position {capture['position'] or '-'}  lag {_num(capture['lag_seconds'])}s  "
+        f"events/s {_num(capture['events_per_second'])}  change-log files {capture['changelog_files']}"
+        + (f"  error: {capture['error']}" if capture.get("error") else ""),
+        f"merge:   batch {_num(merge['batch_id'])}  applied up to {lsn_text(merge['applied_lsn'])}"
+        + (f"  error: {merge['last_error']}" if merge.get("last_error") else ""),
+    ]
+    if status.get("source_end_lsn") is not None:
+        lines.append(f"source:  binlog end {lsn_text(status['source_end_lsn'])}")
+    header = f"{'table':<34} {'snapshot':<10} {'rows loaded':>11} {'applied':>16} {'lag s':>7} " \
+             f"{'ins':>6} {'upd':>6} {'del':>6}  error"
+    lines += ["", header, "-" * len(header)]
+    for table in status["tables"]:
+        batch = table["last_batch"] or {}
+        lines.append(
+            f"{table['table']:<34} {table['snapshot']:<10} {_num(table['snapshot_rows']):>11} "
+            f"{lsn_text(table['applied_lsn'] or table['snapshot_lsn']):>16} {_num(table['lag_seconds']):>7} "
+            f"{_num(batch.get('inserted')):>6} {_num(batch.get('updated')):>6} {_num(batch.get('deleted')):>6}  "
+            f"{table['last_error'] or ''}"
+        )
+    return "\n".join(lines)
+
+
+def source_end_lsn(config: PipelineConfig) -> int | None:
+    """The source's current binlog end as an lsn (``None`` when the source cannot be reached)."""
+    from binlake.source import SourceError, connect, master_position
+
+    try:
+        conn = connect(config.source)
+    except SourceError:
+        return None
+    try:
+        return master_position(conn).lsn
+    finally:
+        conn.close()
+
+
+def to_json(status: dict[str, Any]) -> str:
+    return json.dumps(status, indent=2, default=str)
