@@ -13,7 +13,7 @@ SNAPSHOT`` transaction, which also returns that transaction's ``Binlog_snapshot_
    state that contains the transactions whose commit ends at or before ``P_c``, and no others;
 2. every one of those rows is written with ``_binlake_lsn = lsn(P_c)`` and
    ``_binlake_commit_ts`` = the UTC time of the read;
-3. it is appended in one Delta commit, at most once (``txnAppId`` per load and chunk), and
+3. it is appended in one Delta commit tagged with its load and chunk id, at most once, and
    recorded in ``_binlake/snapshots/<schema>/<table>.json`` with ``P_c``.
 
 No global lock is taken and chunks are read at different times, so the table is *not* a snapshot

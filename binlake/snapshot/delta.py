@@ -1,11 +1,14 @@
 """The Delta side of the full load: create/drop/truncate a target table, append a chunk exactly once.
 
-Each chunk is one Delta commit made with ``txnAppId = binlake-full-load-<load id>-<chunk id>`` /
-``txnVersion = 1`` (Delta skips a write whose app id already reached that version, so a chunk can
-never be appended twice) and ``userMetadata = {"binlake_load": <load id>, "chunk": <chunk id>}``,
-which lets a resumed load find the chunks committed after the last state-file write
-(:func:`committed_chunks`). Full load and merge must not commit to one table at the same time
-on S3 (Delta's default S3 log store is safe for one driver only).
+Each chunk is one Delta commit carrying ``userMetadata = {"binlake_load": <load id>, "chunk": <chunk
+id>}``. Before reading anything, a resumed load lists the chunks its load id already committed
+(:func:`committed_chunks`, from the table history) and never writes them again, so a chunk is
+appended at most once per load — as long as one full load at a time writes a table (the job is
+not meant to run twice concurrently on one lake). Delta's ``txnAppId``/``txnVersion`` would give the
+same guarantee inside Delta, but made each commit ~5x slower here (3.3 s instead of 0.65 s: the
+check rebuilds the snapshot's transaction state), so the history is used instead. Full load and
+merge must not commit to one table at the same time on S3 (Delta's default S3 log store is safe for
+one driver only).
 """
 
 from __future__ import annotations
@@ -21,12 +24,6 @@ TABLE_PROPERTIES = {
     "delta.enableChangeDataFeed": "true",
     "delta.columnMapping.mode": "name",
 }
-APP_ID_PREFIX = "binlake-full-load"
-
-
-def app_id(load_id: str, chunk_id: int) -> str:
-    return f"{APP_ID_PREFIX}-{load_id}-{chunk_id}"
-
 
 def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
@@ -68,12 +65,10 @@ def truncate_table(spark: SparkSession, path: str) -> None:
 
 
 def append_chunk(frame: DataFrame, path: str, load_id: str, chunk_id: int) -> None:
-    """Append ``frame`` as one commit, idempotently per ``(load_id, chunk_id)``."""
+    """Append ``frame`` as one commit tagged with ``(load_id, chunk_id)`` (see :func:`committed_chunks`)."""
     (
         frame.write.format("delta")
         .mode("append")
-        .option("txnAppId", app_id(load_id, chunk_id))
-        .option("txnVersion", 1)
         .option("userMetadata", json.dumps({"binlake_load": load_id, "chunk": chunk_id}))
         .save(path)
     )

@@ -34,7 +34,7 @@ from binlake.lake import Lake, snapshot_state_key
 from binlake.rules import TableMapping
 from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
-from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, jdbc_source
+from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
 from binlake.snapshot.report import Progress, TableReport, format_report
 from binlake.source import Connection, SourceError, check_grants, connect, describe, is_mariadb
 
@@ -107,6 +107,8 @@ def run_full_load(
     Raises :class:`FullLoadError` when a table failed, after loading the others.
     """
     connector = connect_source or (lambda: connect(config.source))
+    for key, value in SPARK_SETTINGS.items():
+        spark.conf.set(key, value)
     lake = Lake.from_config(config)
     log.info("step 1/5: connecting to the source %s and checking it", describe(config.source))
     with connector() as conn:

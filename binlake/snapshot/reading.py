@@ -52,6 +52,10 @@ _POSITION_ROW = (
     "DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f') AS ts) AS _p"
 )
 
+# Spark types a JDBC CHAR(n) column as char(n) and right-pads it with spaces on read; MySQL returns
+# CHAR values without trailing spaces, and that is the canonical value. Set on the job's session.
+SPARK_SETTINGS: Mapping[str, str] = {"spark.sql.readSideCharPadding": "false"}
+
 # Connector/J settings: no value conversion surprises (TINYINT(1) as boolean, YEAR as date, zero
 # dates as errors), and fewer round trips per connection.
 DRIVER_PROPERTIES: Mapping[str, str] = {
