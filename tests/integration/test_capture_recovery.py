@@ -32,7 +32,7 @@ from conftest import include_schema_rules
 
 from binlake.capture.checkpoint import Checkpoint, save_checkpoint
 from binlake.capture.status import read_status
-from binlake.config import PipelineConfig
+from binlake.config import PipelineConfig, StartFrom
 from binlake.devdb import LocalMariaDB
 from binlake.lake import Lake
 
@@ -221,3 +221,24 @@ def test_capture_into_s3(
     assert lake.uri("_binlake/changelog") == "s3a://capture-lake/pipelines/p1/_binlake/changelog"
     assert len(lake.list("_binlake/changelog")) >= 2 and lake.exists("_binlake/capture/checkpoint.json")
     assert_exactly_once(config, mariadb, source_db, start, end)
+
+
+def test_start_after_a_gtid_set_then_resume_by_position(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    """MariaDB GTID start (the library's is_mariadb + auto_position mode), then a checkpoint restart."""
+    prepare(mariadb, source_db)
+    start = master_position(mariadb)
+    gtid = str(mariadb.execute("SELECT @@gtid_binlog_pos")[0][0])
+    Workload(mariadb, source_db, 100, 0).start().join()
+    middle = master_position(mariadb)
+    config = make_config(lake_dir, include_schema_rules(source_db),
+                         capture={"start": "position", "start_gtid": gtid, "flush_seconds": 0.2})
+    capture_range(config, middle)
+    Workload(mariadb, source_db, 100, 0, seed=8).start().join()
+    end = master_position(mariadb)
+    resume = config.model_copy(update={"capture": config.capture.model_copy(update={"start": StartFrom.CHECKPOINT})})
+    capture_range(resume, end)
+    assert_exactly_once(resume, mariadb, source_db, start, end)
+    last = captured(resume)[-1]
+    assert last["gtid"] == str(mariadb.execute("SELECT @@gtid_binlog_pos")[0][0])
