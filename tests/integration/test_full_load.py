@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import include_schema_rules
 from pyspark.sql import functions as F
 
 from binlake.config import PipelineConfig
@@ -24,7 +25,6 @@ from binlake.positions import BinlogPosition
 from binlake.snapshot.job import FullLoadError, run_full_load
 from binlake.snapshot.report import TableReport
 from binlake.snapshot.state import TableState
-from conftest import include_schema_rules
 
 pytestmark = pytest.mark.spark
 
@@ -184,3 +184,263 @@ def test_every_type_round_trips_value_by_value(
     types = dict(frame.dtypes)
     assert types["biu"] == "decimal(20,0)" and types["dtm"] == "timestamp_ntz" and types["d65"] == "string"
     assert types["_binlake_lsn"] == "bigint" and types["_binlake_commit_ts"] == "timestamp"
+
+
+# ---------------------------------------------------------------------------------------------
+# keys and identifiers
+
+
+def test_composite_string_keys_and_identifiers_needing_quotes(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    mariadb.execute(
+        "CREATE TABLE `order` (`näme key` VARCHAR(40), `order` INT, `select` VARCHAR(10), "
+        "`we``ird` INT, PRIMARY KEY (`näme key`, `order`)) COLLATE utf8mb4_general_ci", source_db)
+    names = ["a", "B", "c'q", "d\\e", "É😀", "z z", "Zz", "", "%_", "x" * 40]
+    rows = [(name, n, f"s{i}-{n}", i * 100 + n) for i, name in enumerate(names) for n in range(-3, 40)]
+    with mariadb.connect(source_db) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO `order` VALUES (%s, %s, %s, %s)", rows)
+    config = make_config(lake_dir, include_schema_rules(source_db), full_load={"chunk_rows": 37})
+    [report] = load(spark, config)
+    assert report.rows == len(rows) and report.chunks > 5
+    lake = [(r["näme key"], r["order"], r["select"], r["we`ird"])
+            for r in lake_rows(spark, lake_dir, source_db, "order")]
+    assert len(lake) == len(set(lake)) == len(rows)
+    assert sorted(lake) == sorted(rows)
+    state = state_of(config, source_db, "order")
+    assert state.key_columns == ("näme key", "order")
+    assert sum(c.rows for c in state.chunks) == len(rows)
+
+
+def test_string_key_and_table_with_space_and_unicode_name(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    mariadb.execute("CREATE TABLE `my tåble` (k VARBINARY(16) PRIMARY KEY, v INT)", source_db)
+    keys = [bytes([i % 256, (i * 7) % 256]) + b"\x00" * (i % 3) for i in range(600)]
+    keys = sorted(set(keys))
+    with mariadb.connect(source_db) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO `my tåble` VALUES (%s, %s)", [(k, i) for i, k in enumerate(keys)])
+    config = make_config(lake_dir, include_schema_rules(source_db), full_load={"chunk_rows": 50})
+    [report] = load(spark, config)
+    assert report.rows == len(keys)
+    lake = sorted((bytes(r["k"]), r["v"]) for r in lake_rows(spark, lake_dir, source_db, "my tåble"))
+    assert lake == [(k, i) for i, k in enumerate(keys)]
+
+
+# ---------------------------------------------------------------------------------------------
+# table mapping
+
+
+def test_selection_and_transformation_rules(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    for table in ("Orders", "order_items", "audit_log"):
+        mariadb.execute(f"CREATE TABLE `{table}` (id INT PRIMARY KEY, Secret VARCHAR(5), Amount INT)", source_db)
+        mariadb.execute(f"INSERT INTO `{table}` VALUES (1, 's', 10), (2, 't', 20)", source_db)
+
+    def rule(rule_id: int, **fields: Any) -> dict[str, Any]:
+        return {"rule-id": str(rule_id), "rule-name": f"r{rule_id}", **fields}
+
+    locator = {"schema-name": source_db, "table-name": "%"}
+    mappings = {"rules": [
+        rule(1, **{"rule-type": "selection", "object-locator": locator, "rule-action": "include"}),
+        rule(2, **{"rule-type": "selection", "object-locator": {"schema-name": source_db, "table-name": "audit%"},
+                   "rule-action": "exclude"}),
+        rule(3, **{"rule-type": "transformation", "rule-target": "schema",
+                   "object-locator": {"schema-name": source_db}, "rule-action": "rename", "value": "shop"}),
+        rule(4, **{"rule-type": "transformation", "rule-target": "table", "object-locator": locator,
+                   "rule-action": "convert-lowercase"}),
+        rule(5, **{"rule-type": "transformation", "rule-target": "table",
+                   "object-locator": {"schema-name": source_db, "table-name": "order_items"},
+                   "rule-action": "add-prefix", "value": "raw_"}),
+        rule(6, **{"rule-type": "transformation", "rule-target": "column",
+                   "object-locator": {**locator, "column-name": "Secret"}, "rule-action": "remove-column"}),
+        rule(7, **{"rule-type": "transformation", "rule-target": "column",
+                   "object-locator": {**locator, "column-name": "Amount"}, "rule-action": "rename",
+                   "value": "amount_cents"}),
+    ]}
+    config = make_config(lake_dir, mappings)
+    reports = load(spark, config)
+    assert sorted(r.target for r in reports) == ["shop.orders", "shop.raw_order_items"]
+    assert sorted(p.name for p in (lake_dir / "shop").iterdir()) == ["orders", "raw_order_items"]
+    for table in ("orders", "raw_order_items"):
+        frame = spark.read.format("delta").load(f"{lake_dir}/shop/{table}")
+        assert frame.columns == ["id", "amount_cents", "_binlake_lsn", "_binlake_commit_ts"]
+        assert sorted((r["id"], r["amount_cents"]) for r in frame.collect()) == [(1, 10), (2, 20)]
+    # state files are named by source table, and name the target
+    state = state_of(config, source_db, "order_items")
+    assert (state.schema, state.table) == ("shop", "raw_order_items")
+    assert not Lake.from_config(config).exists(snapshot_state_key(source_db, "audit_log"))
+
+
+# ---------------------------------------------------------------------------------------------
+# preparation modes
+
+
+def test_prep_modes(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
+    insert_ids(mariadb, source_db, "t", list(range(1, 31)))
+    rules = include_schema_rules(source_db)
+
+    def run(mode: str) -> TableReport:
+        [report] = load(spark, make_config(lake_dir, rules, full_load={"chunk_rows": 10,
+                                                                        "target_table_prep_mode": mode}))
+        return report
+
+    def versions() -> int:
+        return int(spark.sql(f"DESCRIBE HISTORY delta.`{lake_dir}/{source_db}/t`").count())
+
+    assert run("DROP_AND_CREATE").rows == 30
+    first_versions = versions()
+    assert run("DROP_AND_CREATE").rows == 30  # the table is recreated: same rows, fresh history
+    assert_ids(spark, lake_dir, source_db, "t", list(range(1, 31)))
+    assert versions() == first_versions
+
+    mariadb.execute("DELETE FROM t WHERE id > 20", source_db)
+    assert run("TRUNCATE_BEFORE_LOAD").rows == 20  # rows deleted, history kept
+    assert_ids(spark, lake_dir, source_db, "t", list(range(1, 21)))
+    assert versions() > first_versions
+
+    skipped = run("DO_NOTHING")  # complete already: left alone
+    assert skipped.status == "skipped"
+    assert_ids(spark, lake_dir, source_db, "t", list(range(1, 21)))
+
+    Lake.from_config(make_config(lake_dir, rules)).delete(snapshot_state_key(source_db, "t"))
+    insert_ids(mariadb, source_db, "t", [100])
+    assert run("DO_NOTHING").rows == 21  # no state: appended to the existing table, as DMS does
+    rows = lake_rows(spark, lake_dir, source_db, "t")
+    assert len(rows) == 41 and sum(r["id"] == 100 for r in rows) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# resume
+
+
+class Crash(Exception):
+    """Stands in for the job dying."""
+
+
+def crash_after(count: int) -> Callable[[Any, int], None]:
+    seen: list[int] = []
+
+    def hook(_table: Any, chunk_id: int) -> None:
+        seen.append(chunk_id)
+        if len(seen) == count:
+            raise Crash(f"simulated crash after chunk {chunk_id}")
+
+    return hook
+
+
+def test_resume_after_failure_rereads_no_committed_chunk(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
+    ids = list(range(1, 101))
+    insert_ids(mariadb, source_db, "t", ids)
+    config = make_config(lake_dir, include_schema_rules(source_db),
+                         full_load={"chunk_rows": 10, "max_parallel_chunks": 1})
+    with pytest.raises(FullLoadError, match="simulated crash"):
+        load(spark, config, after_record=crash_after(3))
+    before = state_of(config, source_db, "t")
+    assert before.status == "loading"
+    done = {c.id: c for c in before.chunks if c.committed}
+    assert len(done) == 3 and len(before.chunks) == 10
+
+    # a second crash between a chunk's Delta commit and its state record
+    with pytest.raises(FullLoadError, match="simulated crash"):
+        load(spark, config, after_commit=crash_after(2))
+    middle = state_of(config, source_db, "t")
+    assert sum(c.committed for c in middle.chunks) == 4  # the 5th is in Delta, not yet recorded
+
+    mariadb.execute("UPDATE t SET v = 'changed'", source_db)  # visible only to chunks read from now on
+    [report] = load(spark, config)
+    after = state_of(config, source_db, "t")
+    assert report.status == "complete" and after.complete and after.load_id == before.load_id
+    assert after.rows == 100
+    for chunk_id, chunk in done.items():  # not read again: same position and read time
+        assert after.chunks[chunk_id].position == chunk.position
+        assert after.chunks[chunk_id].read_at == chunk.read_at
+    rows = lake_rows(spark, lake_dir, source_db, "t")
+    assert sorted(r["id"] for r in rows) == ids  # nothing doubled, nothing lost
+    changed = {r["id"] for r in rows if r["v"] == "changed"}
+    assert len(changed) == 50  # the 5 chunks committed before the update kept their snapshot values
+    lsn_of = {c.id: c.position.lsn for c in after.chunks if c.position is not None}
+    assert {r["_binlake_lsn"] for r in rows} == set(lsn_of.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# tables without a primary key
+
+
+def test_no_primary_key_policy(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mariadb.execute("CREATE TABLE nokey (a INT, b VARCHAR(5))", source_db)
+    mariadb.execute("INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (NULL, NULL)", source_db)
+    mariadb.execute("CREATE TABLE empty_nokey (a INT)", source_db)
+    rules = include_schema_rules(source_db)
+    with pytest.raises(FullLoadError, match=r"no primary key: .*nokey.*no_primary_key"):
+        load(spark, make_config(lake_dir, rules, full_load={"no_primary_key": "refuse"}))
+    assert not (lake_dir / source_db).exists()
+
+    config = make_config(lake_dir, rules, full_load={"no_primary_key": "load_whole", "chunk_rows": 1})
+    with caplog.at_level("WARNING", logger="binlake.snapshot"):
+        reports = {r.source.split(".")[1]: r for r in load(spark, config)}
+    assert "no primary key" in caplog.text
+    assert reports["nokey"].rows == 3 and reports["nokey"].chunks == 1
+    assert reports["empty_nokey"].rows == 0
+    rows = sorted((r["a"] or 0, r["b"] or "") for r in lake_rows(spark, lake_dir, source_db, "nokey"))
+    assert rows == [(0, ""), (1, "x"), (1, "x")]
+    empty = state_of(config, source_db, "empty_nokey")
+    assert empty.complete and empty.chunks[0].position is not None  # an empty chunk still has its position
+
+
+# ---------------------------------------------------------------------------------------------
+# consistency: each chunk is a snapshot at its recorded position
+
+
+def test_chunks_are_snapshots_at_their_positions(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
+    insert_ids(mariadb, source_db, "t", list(range(1, 61)))
+    config = make_config(lake_dir, include_schema_rules(source_db),
+                         full_load={"chunk_rows": 20, "max_parallel_chunks": 1})
+    writes: dict[int, BinlogPosition] = {}
+
+    def write_between_chunks(_table: Any, chunk_id: int) -> None:
+        """After chunk n is read, change a row of every chunk and note the binlog end after the commit."""
+        mariadb.execute(f"UPDATE t SET v = 'after{chunk_id}' WHERE id IN (5, 25, 45)", source_db)
+        mariadb.execute(f"DELETE FROM t WHERE id = {10 + 20 * chunk_id + 1}", source_db)
+        with mariadb.connect() as conn:
+            from binlake.source import master_position
+            writes[chunk_id] = master_position(conn)
+
+    [report] = load(spark, config, after_record=write_between_chunks)
+    state = state_of(config, source_db, "t")
+    rows = {r["id"]: r for r in lake_rows(spark, lake_dir, source_db, "t")}
+    positions = [c.position for c in state.chunks]
+    assert all(p is not None for p in positions)
+    assert positions == sorted(positions)  # read one after the other
+    for chunk in state.chunks:
+        assert chunk.position is not None
+        in_chunk = [r for r in rows.values() if chunk.range.contains((r["id"],))]
+        assert {r["_binlake_lsn"] for r in in_chunk} == {chunk.position.lsn}
+        # the chunk holds exactly the writes committed at or before its position
+        seen = [n for n, pos in writes.items() if pos <= chunk.position]
+        expected_v = f"after{max(seen)}" if seen else None
+        for key in (5, 25, 45):
+            if chunk.range.contains((key,)):
+                assert rows[key]["v"] == (expected_v or f"v{key}")
+        for n, _pos in writes.items():
+            deleted = 10 + 20 * n + 1
+            if chunk.range.contains((deleted,)):
+                assert (deleted in rows) == (n not in seen)
+    assert state.to_dict()["min_lsn"] == positions[0].lsn  # type: ignore[union-attr]
+    assert state.low_watermark <= positions[0]  # type: ignore[operator]
+    raw = json.loads(Lake.from_config(config).get_bytes(snapshot_state_key(source_db, "t")))
+    assert raw["status"] == "complete" and raw["rows"] == report.rows == len(rows)
+    assert raw["chunks"][0]["position"]["gtid"]  # MariaDB GTID at the chunk position
