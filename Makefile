@@ -7,12 +7,12 @@ JARS := .jars
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup python-deps jars mariadb demo test test-slow lint typecheck bench config-reference clean
+.PHONY: help setup python-deps jars spark-defaults mariadb demo test test-slow lint typecheck bench config-reference clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: python-deps jars mariadb ## Install everything: Python deps (.venv), JVM jars (.jars), MariaDB server
+setup: python-deps jars spark-defaults mariadb ## Install everything: Python deps (.venv), JVM jars (.jars), MariaDB server
 
 python-deps: $(VENV)/.installed ## Python package, pyspark/delta-spark and dev tools into .venv
 
@@ -28,6 +28,12 @@ $(JARS)/.fetched: build/jars/pom.xml
 	command -v mvn >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven)
 	rm -rf $(JARS) && mkdir -p $(JARS)
 	mvn -q -B -f build/jars/pom.xml dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory=$(CURDIR)/$(JARS)
+	touch $@
+
+spark-defaults: $(VENV)/.spark-defaults ## Put .jars/ on spark-submit's driver/executor classpath (pyspark's conf/)
+
+$(VENV)/.spark-defaults: $(VENV)/.installed $(JARS)/.fetched
+	$(PY) -m binlake.spark
 	touch $@
 
 mariadb: ## Debian's mariadb-server (binaries only; binlake starts its own servers)

@@ -66,7 +66,6 @@ def session_settings(config: PipelineConfig, app: str) -> dict[str, str]:
     jars = find_jars(CORE_JARS) + (find_jars(S3_JARS) if config.lake.is_s3 else [])
     settings = {
         "spark.app.name": f"binlake-{config.name}-{app}",
-        "spark.jars": ",".join(jars),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
@@ -82,10 +81,41 @@ def session_settings(config: PipelineConfig, app: str) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
     }
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # we launch the JVM: name the jars; spark-submit has them
+        settings["spark.jars"] = ",".join(jars)
     if config.lake.is_s3:
         settings.update(s3a_settings(config))
     settings.update(config.spark.conf)
     return settings
+
+
+def spark_defaults(folder: Path | None = None) -> str:
+    """``spark-defaults.conf`` lines that put the jars on every driver and executor classpath.
+
+    ``spark-submit`` starts the driver JVM before any Python runs, so jars named later (in the
+    session builder) never reach the driver's classpath; these defaults do, without copying the
+    jars anywhere (executors on other hosts need the same folder, or ``--jars``).
+    """
+    classpath = str((folder or jars_dir()).resolve() / "*")
+    return "\n".join([
+        "# written by `make setup` (python -m binlake.spark): binlake's jars from .jars/",
+        f"spark.driver.extraClassPath {classpath}",
+        f"spark.executor.extraClassPath {classpath}",
+        "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "",
+    ])
+
+
+def install_spark_defaults() -> Path:
+    """Write :func:`spark_defaults` into the ``conf/`` folder of the installed pyspark."""
+    import pyspark
+
+    conf_dir = Path(pyspark.__file__).parent / "conf"
+    conf_dir.mkdir(exist_ok=True)
+    target = conf_dir / "spark-defaults.conf"
+    target.write_text(spark_defaults())
+    return target
 
 
 def build_session(config: PipelineConfig, app: str) -> SparkSession:
@@ -103,3 +133,7 @@ def build_session(config: PipelineConfig, app: str) -> SparkSession:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+if __name__ == "__main__":
+    print(f"wrote {install_spark_defaults()}")
