@@ -1,0 +1,179 @@
+"""Apply one table's part of a micro-batch: the steps of :mod:`binlake.merge.plan`, in order.
+
+Guarantees, per table:
+
+* every rows step is one MERGE (plus one tombstone MERGE when it has deletes), committed with
+  the step's transaction version, so a step is applied exactly once even when the batch is
+  replayed after a crash;
+* a DDL step or a schema change is applied only while the step is not yet committed (checked
+  against the table's recorded transaction version) and only when it is newer than the table's
+  last schema change (``binlake.merge.schemaLsn``), so a replayed or late record never rolls the
+  schema back;
+* records at or below ``floor`` (snapshot lsn, last TRUNCATE/DROP) are never applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from binlake.lake import Lake, table_key, tombstones_key
+from binlake.merge import scd2, tombstones
+from binlake.merge.ddlstep import DdlApplier
+from binlake.merge.decode import decode, expand, latest_per_key
+from binlake.merge.layout import SCD2_COLUMNS, Layout, layouts_union, plan_evolution
+from binlake.merge.metrics import JOINED, MERGED, TableMetrics, lag
+from binlake.merge.plan import DdlStep, RowsStep, plan_steps, txn_version
+from binlake.merge.summary import OP_DDL, TableChanges, TableName, segment_groups
+from binlake.merge.target import SCHEMA_LSN, TargetTable, apply_evolution, finish_rewrites, set_properties
+from binlake.merge.txn import committed_version
+from binlake.merge.upsert import MergeCounts, merge_changes
+from binlake.rules import TableMapping
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime.datetime]
+
+
+@dataclass(frozen=True)
+class MergeContext:
+    """What every table's apply needs: session, lake, the job's transaction app id, rules, options."""
+
+    spark: SparkSession
+    lake: Lake
+    app_id: str
+    mapping: TableMapping
+    scd2_tables: frozenset[str] = frozenset()
+    clock: Clock = field(default=lambda: datetime.datetime.now(datetime.UTC))
+    after_commit: Callable[[str, int], None] | None = None  # test hook: (table path, txn version)
+
+
+@dataclass
+class _Run:
+    """Mutable state of one table's apply."""
+
+    ctx: MergeContext
+    name: TableName
+    path: str
+    batch_id: int
+    table: TargetTable
+    scd2: bool
+    counts: MergeCounts = field(default_factory=MergeCounts)
+    ddl: int = 0
+    _committed: int | None = None
+
+    def committed(self) -> int:
+        if self._committed is None:
+            self._committed = committed_version(self.ctx.spark, self.path, self.ctx.app_id)
+        return self._committed
+
+    def reload(self) -> None:
+        self.table = TargetTable.load(self.ctx.spark, self.path)
+
+    def commit_done(self, version: int) -> None:
+        if self.ctx.after_commit is not None:
+            self.ctx.after_commit(self.path, version)
+
+
+def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records: DataFrame, snapshot_lsn: int,
+                joining: bool) -> TableMetrics:
+    """Apply ``changes`` (summary) / ``records`` (this table's change-log records) to the lake table;
+    ``joining``: first batch after the table's full load completed."""
+    started = time.monotonic()
+    name = changes.name
+    path = ctx.lake.uri(table_key(name.schema, name.table))
+    run = _Run(ctx, name, path, batch_id, TargetTable.load(ctx.spark, path), name.qualified in ctx.scd2_tables)
+    if any(c.startswith("__binlake_retype_") for c in run.table.columns):
+        finish_rewrites(ctx.spark, run.table)
+        run.reload()
+    if run.scd2 and (joining or not set(SCD2_COLUMNS) <= run.table.metadata_columns):
+        scd2.prepare(ctx.spark, path, sorted(run.table.metadata_columns))
+        run.reload()
+    if changes.straddling():
+        groups = segment_groups(records, [d.lsn for d in changes.ddls])
+        changes = dataclasses.replace(changes, groups=tuple(groups))
+    floor = max(snapshot_lsn, run.table.truncate_lsn)
+    ddl = DdlApplier(ctx, changes.name)
+    for index, step in enumerate(plan_steps(changes, floor)):
+        version = txn_version(batch_id, index)
+        if isinstance(step, DdlStep):
+            run.ddl += 1
+            if run.committed() < version:
+                run.table = ddl.apply(run.table, step.record, run.scd2, version)
+        else:
+            _apply_rows(run, step, records, version)
+    merged_at = ctx.clock()
+    return TableMetrics(
+        batch_id=batch_id, schema=name.schema, table=name.table, status=JOINED if joining else MERGED,
+        records=changes.rows,
+        inserted=run.counts.inserted, updated=run.counts.updated, deleted=run.counts.deleted, ddl=run.ddl,
+        lsn=changes.max_lsn, source_commit_ts=changes.max_commit_ts, merged_at=merged_at,
+        lag_seconds=lag(merged_at, changes.max_commit_ts), lag_max_seconds=lag(merged_at, changes.min_commit_ts),
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _evolve(run: _Run, step: RowsStep, version: int) -> bool:
+    """Bring the table to the step's latest layout when that layout is newer than the table's
+    last schema change. False when the step is already committed (skip it)."""
+    latest = step.latest
+    if latest.max_lsn <= run.table.schema_lsn:
+        return True
+    evolution = plan_evolution(run.table.source_columns, Layout.parse(latest.columns))
+    if evolution.empty:
+        return True
+    if run.committed() >= version:
+        return False
+    log.info("%s: schema change at lsn %d: %s", run.path, latest.min_lsn, evolution)
+    apply_evolution(run.ctx.spark, run.table, evolution)
+    set_properties(run.ctx.spark, run.path, {SCHEMA_LSN: str(max(run.table.schema_lsn, latest.min_lsn))})
+    run.reload()
+    return True
+
+
+def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> None:
+    if not _evolve(run, step, version):
+        return
+    ctx = run.ctx
+    layouts = [Layout.parse(group.columns) for group in step.groups]
+    latest = Layout.parse(step.latest.columns)
+    columns, optional = layouts_union(layouts)
+    key, has_pk = latest.key_columns, latest.has_primary_key
+    lsn = F.col("lsn")
+    rows = records.filter((lsn > F.lit(step.after_lsn)) & (F.col("op") != OP_DDL))
+    if step.before_lsn is not None:
+        rows = rows.filter(lsn < F.lit(step.before_lsn))
+    decoded = decode(expand(rows, key), columns, optional)
+    tomb_path = ctx.lake.uri(tombstones_key(run.name.schema, run.name.table))
+    tombs = tombstones.read(ctx.spark, tomb_path, key)
+    table_columns = list(run.table.columns)
+    history = scd2.history_source(ctx.spark, run.path, decoded, key, tombs) if run.scd2 else None
+    if step.deletes:
+        key_fields = [(k, _type_of(run.table, k)) for k in key]
+        tombstones.ensure_table(ctx.spark, tomb_path, key_fields)
+        reduced_deletes = latest_per_key(decoded, key)
+        tombstones.record_deletes(ctx.spark, tomb_path, reduced_deletes, key, ctx.app_id, version)
+    if history is not None:
+        counts = scd2.merge_history(ctx.spark, run.path, history, key, has_pk, columns, optional, table_columns,
+                                    ctx.app_id, version)
+        history.unpersist()
+    else:
+        source = tombstones.without_tombstoned(latest_per_key(decoded, key), tombs, key)
+        counts = merge_changes(ctx.spark, run.path, source, key, has_pk, columns, optional, table_columns,
+                               ctx.app_id, version)
+    run.counts = run.counts + counts
+    run.commit_done(version)
+
+
+def _type_of(table: TargetTable, column: str) -> str:
+    for name, kind in table.columns.items():
+        if name.lower() == column.lower():
+            return kind
+    raise ValueError(f"{table.path}: key column {column!r} is not in the lake table")

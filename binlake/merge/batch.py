@@ -1,0 +1,123 @@
+"""The ``foreachBatch`` function of the merge stream.
+
+For micro-batch ``b`` (a DataFrame of change-log records):
+
+1. summarize it per table (one small Spark job, :mod:`binlake.merge.summary`);
+2. for each table, in name order: leave it alone while its full load is not complete; join it
+   (catch up from its snapshot lsn, :mod:`binlake.merge.handoff`) the first time it is complete;
+   otherwise apply its steps (:mod:`binlake.merge.apply`) — one MERGE per table per step, all
+   with transaction versions derived from ``b``;
+3. append the batch's metrics (one idempotent commit) and rewrite ``status.json``;
+4. run maintenance when due.
+
+If anything fails, ``status.json`` records the error and the exception stops the query; the
+checkpoint has not recorded ``b`` as done, so a restart replays ``b`` and the transaction versions
+skip every commit that already happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from functools import reduce
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from binlake.lake import table_key
+from binlake.merge.apply import MergeContext, apply_table
+from binlake.merge.handoff import WAITING, catchup_keys, joined_load, read_handoff, record_join
+from binlake.merge.maintenance import Maintenance
+from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
+from binlake.merge.plan import txn_version
+from binlake.merge.source import read_changelog_files
+from binlake.merge.summary import TableChanges, TableName, summarize
+from binlake.merge.target import is_delta_table
+
+log = logging.getLogger(__name__)
+
+MISSING = "missing_lake_table"
+
+
+def _is_table(name: TableName) -> Column:
+    parts = [F.col("source_schema") == name.source_schema, F.col("source_table") == name.source_table,
+             F.col("schema") == name.schema, F.col("table") == name.table]
+    return reduce(lambda a, b: a & b, parts)
+
+
+class BatchProcessor:
+    """Callable for ``DataStreamWriter.foreachBatch`` (see the module docstring)."""
+
+    def __init__(self, ctx: MergeContext, status: StatusFile, maintenance: Maintenance | None = None,
+                 app_id: Callable[[], str] | None = None) -> None:
+        self.ctx = ctx
+        self.status = status
+        self.maintenance = maintenance
+        self._app_id = app_id
+        self._joined: dict[TableName, str] = {}
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        if self._app_id is not None:  # known once the query has started (it lives in the checkpoint)
+            self.ctx = dataclasses.replace(self.ctx, app_id=self._app_id())
+            self.status.app_id = self.ctx.app_id
+            if self.maintenance is not None:
+                self.maintenance.ctx = self.ctx
+            self._app_id = None
+        try:
+            self.process(batch, batch_id)
+        except Exception as exc:
+            log.exception("merge batch %d failed", batch_id)
+            self.status.write(batch_id, [], self.ctx.clock(), error=f"batch {batch_id}: {type(exc).__name__}: {exc}")
+            raise
+
+    def process(self, batch: DataFrame, batch_id: int) -> list[TableMetrics]:
+        started = time.monotonic()
+        records = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            summaries = summarize(records)
+            batch_max = max((s.max_lsn for s in summaries), default=0)
+            metrics = [self._table(batch_id, changes, records, batch_max) for changes in summaries]
+        finally:
+            records.unpersist()
+        append_metrics(self.ctx.spark, self.ctx.lake, metrics, self.ctx.app_id, txn_version(batch_id, 0))
+        self.status.write(batch_id, metrics, self.ctx.clock())
+        log.info("merge batch %d: %d table(s), %d record(s) in %.1f s", batch_id, len(metrics),
+                 sum(m.records for m in metrics), time.monotonic() - started)
+        if self.maintenance is not None:
+            self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING])
+        return metrics
+
+    def _table(self, batch_id: int, changes: TableChanges, records: DataFrame, batch_max: int) -> TableMetrics:
+        name = changes.name
+        handoff = read_handoff(self.ctx.lake, name)
+        if handoff is None or not handoff.complete:
+            return TableMetrics(batch_id, name.schema, name.table, WAITING, records=changes.rows, lsn=changes.max_lsn)
+        if not is_delta_table(self.ctx.spark, self.ctx.lake.uri(table_key(name.schema, name.table))):
+            log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
+            return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows, lsn=changes.max_lsn)
+        if name not in self._joined or self._joined[name] != handoff.load_id:
+            self._joined.pop(name, None)
+            joined = joined_load(self.ctx.lake, name)
+            if joined is not None:
+                self._joined[name] = joined
+        table_records = records.filter(_is_table(name))
+        if self._joined.get(name) == handoff.load_id:
+            return apply_table(self.ctx, batch_id, changes, table_records, handoff.min_lsn, joining=False)
+        keys = catchup_keys(self.ctx.lake, handoff.min_lsn, batch_max)
+        log.info("%s: joining the stream after full load %s: catching up over %d change-log file(s) from lsn %d",
+                 name.qualified, handoff.load_id, len(keys), handoff.min_lsn)
+        history = read_changelog_files(self.ctx.spark, self.ctx.lake, keys).filter(_is_table(name))
+        combined = (table_records.unionByName(history).dropDuplicates(["lsn", "row_idx"])
+                    .persist(StorageLevel.MEMORY_AND_DISK))
+        try:
+            caught_up = summarize(combined)
+            result = (apply_table(self.ctx, batch_id, caught_up[0], combined, handoff.min_lsn, joining=True)
+                      if caught_up else TableMetrics(batch_id, name.schema, name.table, "joined"))
+        finally:
+            combined.unpersist()
+        record_join(self.ctx.lake, name, handoff, batch_id, self.ctx.clock())
+        self._joined[name] = handoff.load_id
+        return result

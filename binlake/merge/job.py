@@ -1,0 +1,117 @@
+"""The merge job: wiring of config, Spark session, clock and the stream (``streaming/merge.py``).
+
+``main(["--config", "conf/x.yaml"])`` runs continuously, one micro-batch every
+``merge.trigger_seconds``; with ``--available-now`` it merges everything in the change log now
+(in batches of at most ``merge.max_files_per_batch`` files) and returns. SIGTERM/SIGINT stop the
+query between batches.
+
+Exactly once: the stream's checkpoint (``_binlake/merge/checkpoint``) records which files each
+batch id covers; every Delta commit of a batch carries the transaction app id
+``binlake-merge-<query id>`` (the query id lives in the checkpoint, so a new checkpoint starts a new
+app and is never silently skipped) and a version derived from the batch id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+
+from binlake.capture.checkpoint import load_checkpoint
+from binlake.config import PipelineConfig, load_config
+from binlake.lake import CHANGELOG_DIR, MERGE_CHECKPOINT_DIR, Lake
+from binlake.merge.apply import Clock, MergeContext
+from binlake.merge.batch import BatchProcessor
+from binlake.merge.maintenance import Maintenance
+from binlake.merge.metrics import StatusFile
+from binlake.merge.source import read_changelog_stream
+from binlake.merge.txn import jvm
+from binlake.rules import TableMapping
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def checkpoint_app_id(lake: Lake) -> str:
+    """``binlake-merge-<query id>`` from the streaming checkpoint's metadata file."""
+    data = json.loads(lake.get_bytes(f"{MERGE_CHECKPOINT_DIR}/metadata"))
+    return f"binlake-merge-{data['id']}"
+
+
+def capture_lsn(lake: Lake) -> int | None:
+    """The capture checkpoint's lsn (None without a checkpoint)."""
+    checkpoint = load_checkpoint(lake)
+    return None if checkpoint is None else checkpoint.position.lsn
+
+
+def _ensure_folder(spark: SparkSession, uri: str) -> None:
+    path = jvm(spark).org.apache.hadoop.fs.Path(uri)
+    path.getFileSystem(spark._jsc.hadoopConfiguration()).mkdirs(path)
+
+
+def start(spark: SparkSession, config: PipelineConfig, available_now: bool, clock: Clock = utc_now,
+          after_commit: Callable[[str, int], None] | None = None) -> StreamingQuery:
+    """Start the merge query (see the module docstring); returns the running query."""
+    lake = Lake.from_config(config)
+    ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
+                       frozenset(config.merge.scd2_tables), clock, after_commit)
+    status = StatusFile(lake)
+    maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake))
+    processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake))
+    _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
+    writer = (read_changelog_stream(spark, lake, config.merge.max_files_per_batch).writeStream
+              .foreachBatch(processor)
+              .option("checkpointLocation", lake.uri(MERGE_CHECKPOINT_DIR))
+              .queryName(f"binlake-merge-{config.name}"))
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{config.merge.trigger_seconds} seconds")
+    return writer.start()
+
+
+def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock: Clock = utc_now,
+        after_commit: Callable[[str, int], None] | None = None) -> None:
+    """Start the query and wait for it: until caught up (``available_now``) or stopped."""
+    query = start(spark, config, available_now, clock, after_commit)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping the merge query", signum)
+        query.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        query.awaitTermination()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="merge.py", description="binlake streaming merge: change log → Delta")
+    parser.add_argument("--config", required=True, help="pipeline YAML file")
+    parser.add_argument("--available-now", action="store_true",
+                        help="merge what the change log holds now, then stop (for scheduled runs)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``streaming/merge.py``: wire config, session and clock, then run."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    config = load_config(args.config)
+    from binlake.spark import build_session
+
+    spark = build_session(config, "merge")
+    run(spark, config, args.available_now)
+    return 0

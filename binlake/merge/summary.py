@@ -1,0 +1,154 @@
+"""What a micro-batch holds, per table, collected to the driver in one small Spark job.
+
+:func:`summarize` groups the batch's records by table and by row layout (``columns``) and returns
+the DDL control records themselves; the plan (:mod:`binlake.merge.plan`) is built from this
+summary without looking at the rows again.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+OP_DDL = "DDL"
+OP_DELETE = "D"
+
+
+@dataclass(frozen=True, order=True)
+class TableName:
+    """A table as the change log names it: source names and target (lake) names."""
+
+    source_schema: str
+    source_table: str
+    schema: str
+    table: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True)
+class DdlRecord:
+    """One DDL control record."""
+
+    lsn: int
+    kind: str
+    ddl: str
+    commit_ts: datetime.datetime | None = None
+
+
+@dataclass(frozen=True)
+class LayoutGroup:
+    """Row records of one table with one layout: lsn range, counts, commit-time range."""
+
+    columns: str
+    min_lsn: int
+    max_lsn: int
+    rows: int
+    deletes: int = 0
+    min_commit_ts: datetime.datetime | None = None
+    max_commit_ts: datetime.datetime | None = None
+
+
+@dataclass(frozen=True)
+class TableChanges:
+    """Everything the batch holds for one table (DDL records sorted by lsn, without duplicates)."""
+
+    name: TableName
+    ddls: tuple[DdlRecord, ...] = ()
+    groups: tuple[LayoutGroup, ...] = field(default=())
+
+    @property
+    def rows(self) -> int:
+        return sum(group.rows for group in self.groups)
+
+    @property
+    def max_lsn(self) -> int:
+        return max([g.max_lsn for g in self.groups] + [d.lsn for d in self.ddls], default=0)
+
+    @property
+    def max_commit_ts(self) -> datetime.datetime | None:
+        return max(self._stamps([g.max_commit_ts for g in self.groups]), default=None)
+
+    @property
+    def min_commit_ts(self) -> datetime.datetime | None:
+        return min(self._stamps([g.min_commit_ts for g in self.groups]), default=None)
+
+    def _stamps(self, groups: list[datetime.datetime | None]) -> list[datetime.datetime]:
+        return [t for t in [*groups, *(d.commit_ts for d in self.ddls)] if t is not None]
+
+    def straddling(self) -> bool:
+        """Does some layout group span a DDL (so it must be split per DDL segment)?"""
+        return any(g.min_lsn < d.lsn < g.max_lsn for g in self.groups for d in self.ddls)
+
+
+_NAME_COLUMNS = ("source_schema", "source_table", "schema", "table")
+
+
+def summarize(batch: DataFrame) -> list[TableChanges]:
+    """One :class:`TableChanges` per table in ``batch`` (a DataFrame of change-log records)."""
+    is_ddl = F.col("op") == OP_DDL
+    rows = (
+        batch.groupBy(
+            *_NAME_COLUMNS,
+            "columns",
+            F.when(is_ddl, F.col("lsn")).alias("ddl_lsn"),
+            F.when(is_ddl, F.col("ddl_kind")).alias("ddl_kind"),
+            F.when(is_ddl, F.col("ddl")).alias("ddl"),
+        )
+        .agg(
+            F.min("lsn").alias("min_lsn"),
+            F.max("lsn").alias("max_lsn"),
+            F.count(F.lit(1)).alias("rows"),
+            F.sum((F.col("op") == OP_DELETE).cast("long")).alias("deletes"),
+            F.min("commit_ts").alias("min_ts"),
+            F.max("commit_ts").alias("max_ts"),
+        )
+        .collect()
+    )
+    ddls: dict[TableName, dict[int, DdlRecord]] = {}
+    groups: dict[TableName, list[LayoutGroup]] = {}
+    for row in rows:
+        name = TableName(*(row[c] for c in _NAME_COLUMNS))
+        groups.setdefault(name, [])
+        if row["ddl_lsn"] is not None:
+            record = DdlRecord(row["ddl_lsn"], row["ddl_kind"] or "", row["ddl"] or "", row["max_ts"])
+            ddls.setdefault(name, {})[record.lsn] = record
+        else:
+            groups[name].append(
+                LayoutGroup(row["columns"], row["min_lsn"], row["max_lsn"], row["rows"], row["deletes"] or 0,
+                            row["min_ts"], row["max_ts"])
+            )
+    return [
+        TableChanges(name, tuple(sorted(ddls.get(name, {}).values(), key=lambda d: d.lsn)),
+                     tuple(sorted(groups[name], key=lambda g: (g.max_lsn, g.min_lsn))))
+        for name in sorted(groups)
+    ]
+
+
+def segment_groups(records: DataFrame, ddl_lsns: Sequence[int]) -> list[LayoutGroup]:
+    """Layout groups of one table's ``records`` split at ``ddl_lsns`` (so none spans a DDL)."""
+    segment = F.lit(0)
+    for lsn in ddl_lsns:
+        segment = segment + (F.col("lsn") > F.lit(lsn)).cast("int")
+    rows = (
+        records.filter(F.col("op") != OP_DDL)
+        .groupBy("columns", segment.alias("segment"))
+        .agg(
+            F.min("lsn").alias("min_lsn"),
+            F.max("lsn").alias("max_lsn"),
+            F.count(F.lit(1)).alias("rows"),
+            F.sum((F.col("op") == OP_DELETE).cast("long")).alias("deletes"),
+            F.min("commit_ts").alias("min_ts"),
+            F.max("commit_ts").alias("max_ts"),
+        )
+        .collect()
+    )
+    groups = [LayoutGroup(r["columns"], r["min_lsn"], r["max_lsn"], r["rows"], r["deletes"] or 0, r["min_ts"],
+                          r["max_ts"]) for r in rows]
+    return sorted(groups, key=lambda g: (g.max_lsn, g.min_lsn))

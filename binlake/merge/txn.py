@@ -1,0 +1,55 @@
+"""Idempotent Delta commits: the transaction app id / version that make a replayed batch a no-op.
+
+Delta records, per table, the highest ``txnVersion`` committed for each ``txnAppId``; a MERGE,
+UPDATE, DELETE or write carrying a version at or below it is skipped without touching the table.
+binlake commits every step of every micro-batch with the app id of the merge job (derived from the
+streaming checkpoint's query id, so a new checkpoint is a new app) and the step's version from
+:func:`binlake.merge.plan.txn_version`. A batch replayed after a crash therefore re-does exactly
+the commits that did not happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
+VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+
+
+@contextmanager
+def idempotent(spark: SparkSession, app_id: str, version: int) -> Iterator[None]:
+    """Within the block, Delta DML commits carry ``(app_id, version)`` (session settings; one
+    commit per block — the settings are removed on exit, also on error)."""
+    spark.conf.set(APP_ID_CONF, app_id)
+    spark.conf.set(VERSION_CONF, str(version))
+    try:
+        yield
+    finally:
+        spark.conf.unset(APP_ID_CONF)
+        spark.conf.unset(VERSION_CONF)
+
+
+def writer_options(app_id: str, version: int) -> dict[str, str]:
+    """The same for ``DataFrameWriter``: options ``txnAppId`` / ``txnVersion``."""
+    return {"txnAppId": app_id, "txnVersion": str(version)}
+
+
+def jvm(spark: SparkSession) -> Any:
+    """The py4j view of the driver JVM (classic Spark, not Spark Connect)."""
+    gateway = spark._jvm
+    if gateway is None:
+        raise RuntimeError("binlake's merge needs a classic SparkSession (no Spark Connect)")
+    return gateway
+
+
+def committed_version(spark: SparkSession, path: str, app_id: str) -> int:
+    """The highest transaction version ``app_id`` committed to the Delta table at ``path`` (-1 if
+    none). Reads the table's current snapshot (a small Spark job)."""
+    log = jvm(spark).org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    snapshot = log.update(False, getattr(log, "update$default$2")(), getattr(log, "update$default$3")())
+    found = snapshot.transactions().get(app_id)
+    return int(found.get()) if found.isDefined() else -1
