@@ -14,6 +14,7 @@ one driver only).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -74,20 +75,33 @@ def append_chunk(frame: DataFrame, path: str, load_id: str, chunk_id: int) -> No
     )
 
 
-def committed_chunks(spark: SparkSession, path: str, load_id: str) -> dict[int, int]:
-    """``{chunk id: Delta version}`` of the chunks of ``load_id`` committed to the table."""
+@dataclass(frozen=True)
+class ChunkCommit:
+    """One chunk's Delta commit, from the table history."""
+
+    version: int
+    rows: int
+    bytes: int
+
+
+def committed_chunks(spark: SparkSession, path: str, load_id: str) -> dict[int, ChunkCommit]:
+    """``{chunk id: commit}`` of the chunks of ``load_id`` committed to the table (from its history)."""
     from delta.tables import DeltaTable
 
     if not table_exists(spark, path):
         return {}
-    found: dict[int, int] = {}
-    for row in DeltaTable.forPath(spark, path).history().select("version", "userMetadata").collect():
+    found: dict[int, ChunkCommit] = {}
+    history = DeltaTable.forPath(spark, path).history().select("version", "userMetadata", "operationMetrics")
+    for row in history.collect():
         try:
             meta = json.loads(row["userMetadata"] or "")
         except ValueError:
             continue
         if isinstance(meta, dict) and meta.get("binlake_load") == load_id and "chunk" in meta:
-            found[int(meta["chunk"])] = int(row["version"])
+            metrics = row["operationMetrics"] or {}
+            found[int(meta["chunk"])] = ChunkCommit(
+                int(row["version"]), int(metrics.get("numOutputRows", 0)), int(metrics.get("numOutputBytes", 0))
+            )
     return found
 
 
@@ -104,17 +118,3 @@ def version_summary(spark: SparkSession, path: str, version: int, lsn_column: st
     )
     row = changes.agg(F.count(F.lit(1)).alias("rows"), F.max(lsn_column).alias("lsn")).collect()[0]
     return int(row["rows"]), None if row["lsn"] is None else int(row["lsn"])
-
-
-def latest_version(spark: SparkSession, path: str) -> int:
-    from delta.tables import DeltaTable
-
-    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
-
-
-def table_bytes(spark: SparkSession, path: str) -> int | None:
-    """Size of the table's current data files (``DESCRIBE DETAIL``)."""
-    from delta.tables import DeltaTable
-
-    rows = DeltaTable.forPath(spark, path).detail().select("sizeInBytes").collect()
-    return int(rows[0][0]) if rows and rows[0][0] is not None else None

@@ -118,6 +118,7 @@ class TableLoad:
         self.label = label
         self.path = ctx.lake.uri(table_key(table.target.schema, table.target.table))
         self._lock = threading.Lock()
+        self._failed = threading.Event()  # set by the first failing chunk: queued chunks then do nothing
         self.state: TableState | None = None
 
     def run(self) -> TableReport:
@@ -180,7 +181,7 @@ class TableLoad:
         found = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
         for chunk in state.pending:
             if chunk.id in found:
-                state = state.with_chunk(self._recovered(state, chunk, found[chunk.id]))
+                state = state.with_chunk(self._recovered(state, chunk, found[chunk.id].version))
         write_state(self.ctx.lake, state)
         log.info("%s: resuming load %s: %d of %d chunk(s) already committed", self.label, state.load_id,
                  len(state.chunks) - len(state.pending), len(state.chunks))
@@ -211,6 +212,15 @@ class TableLoad:
                 raise future.exception()  # type: ignore[misc]
 
     def _load_chunk(self, chunk: ChunkState) -> None:
+        if self._failed.is_set():
+            return
+        try:
+            self._read_and_commit(chunk)
+        except BaseException:
+            self._failed.set()
+            raise
+
+    def _read_and_commit(self, chunk: ChunkState) -> None:
         started = self.ctx.clock()
         frame, observation = chunk_frame(self.ctx, self.table, chunk)
         assert self.state is not None
@@ -237,7 +247,12 @@ class TableLoad:
     def _complete(self, seconds: float) -> TableState:
         assert self.state is not None
         state = self.state
-        versions = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
+        commits = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
+        missing = sorted(c.id for c in state.chunks if c.id not in commits)
+        if missing:
+            raise RuntimeError(f"{self.label}: chunk(s) {missing} are recorded as committed but missing from the "
+                               f"history of {self.path} (was the table changed during the load?); re-run "
+                               "with --restart")
         gtids: dict[BinlogPosition, str | None] = {}
         with self.ctx.connect() as conn:
             for chunk in state.chunks:
@@ -248,8 +263,8 @@ class TableLoad:
             pos = chunk.position
             with_gtid = None if pos is None else BinlogPosition.of(pos.file, pos.pos, gtids.get(pos))
             state = state.with_chunk(replace(chunk, position=with_gtid,
-                                             delta_version=versions.get(chunk.id, chunk.delta_version)))
-        size = delta.table_bytes(self.ctx.spark, self.path)
+                                             delta_version=commits[chunk.id].version))
+        size = sum(commit.bytes for commit in commits.values())
         state = state.completed(_iso(self.ctx.now()), round(seconds, 3), size)
         write_state(self.ctx.lake, state)
         log.info("%s: complete: %s rows, snapshot lsn %s .. %s; %s", self.label, f"{state.rows:,}",

@@ -14,7 +14,8 @@ by the merge to hand off from snapshot to change stream. Format (version 1)::
       "low_watermark": {"file", "pos", "gtid", "lsn"},   # binlog end read before the first chunk
       "min_position"/"max_position": {"file", "pos", "gtid", "lsn"} | null,  # over all chunks
       "min_lsn"/"max_lsn": int | null,
-      "rows": int, "bytes": int | null, "started_at", "finished_at": ISO-8601 UTC, "seconds": float,
+      "rows": int, "bytes": int | null,  # Parquet bytes this load wrote (Delta commit metrics)
+      "started_at", "finished_at": ISO-8601 UTC, "seconds": float,
       "chunks": [{"id", "range": ChunkRange.to_dict(), "predicate", "status": "pending" | "committed",
                   "rows", "position": {…} | null, "read_at", "delta_version", "seconds"}]
     }
