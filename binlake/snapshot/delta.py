@@ -3,12 +3,13 @@
 Each chunk is one Delta commit carrying ``userMetadata = {"binlake_load": <load id>, "chunk": <chunk
 id>}``. Before reading anything, a resumed load lists the chunks its load id already committed
 (:func:`committed_chunks`, from the table history) and never writes them again, so a chunk is
-appended at most once per load — as long as one full load at a time writes a table (the job is
-not meant to run twice concurrently on one lake). Delta's ``txnAppId``/``txnVersion`` would give the
-same guarantee inside Delta, but made each commit ~5x slower here (3.3 s instead of 0.65 s: the
-check rebuilds the snapshot's transaction state), so the history is used instead. Full load and
-merge must not commit to one table at the same time on S3 (Delta's default S3 log store is safe for
-one driver only).
+appended at most once per load (an empty chunk makes no commit at all; re-reading it after a crash
+appends whatever it holds then, which was never appended before) — as long as one full load at a
+time writes a table (the job is not meant to run twice concurrently on one lake). Delta's
+``txnAppId``/``txnVersion`` would give the same guarantee inside Delta, but made each commit ~5x
+slower here (3.3 s instead of 0.65 s: the check rebuilds the snapshot's transaction state), so the
+history is used instead. Full load and merge must not commit to one table at the same time on S3
+(Delta's default S3 log store is safe for one driver only).
 """
 
 from __future__ import annotations

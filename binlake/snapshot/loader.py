@@ -248,7 +248,8 @@ class TableLoad:
         assert self.state is not None
         state = self.state
         commits = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
-        missing = sorted(c.id for c in state.chunks if c.id not in commits)
+        # an empty chunk makes no Delta commit (nothing to append); every other chunk must have one
+        missing = sorted(c.id for c in state.chunks if c.id not in commits and c.rows > 0)
         if missing:
             raise RuntimeError(f"{self.label}: chunk(s) {missing} are recorded as committed but missing from the "
                                f"history of {self.path} (was the table changed during the load?); re-run "
@@ -263,7 +264,7 @@ class TableLoad:
             pos = chunk.position
             with_gtid = None if pos is None else BinlogPosition.of(pos.file, pos.pos, gtids.get(pos))
             state = state.with_chunk(replace(chunk, position=with_gtid,
-                                             delta_version=commits[chunk.id].version))
+                                             delta_version=commits[chunk.id].version if chunk.id in commits else None))
         size = sum(commit.bytes for commit in commits.values())
         state = state.completed(_iso(self.ctx.now()), round(seconds, 3), size)
         write_state(self.ctx.lake, state)
