@@ -123,41 +123,39 @@ class CommittedTransaction:
         return sum(event.row_count for event in self.events)
 
 
-def _repeat(columns: dict[str, list[Any]], name: str, value: Any, count: int) -> None:
-    columns[name].extend([value] * count)
+_EVENT_FIELDS = ("lsn", "binlog_file", "binlog_pos", "op", "source_schema", "source_table", "schema", "table",
+                 "columns", "ddl", "ddl_kind")
 
 
 def to_arrow(transactions: Iterable[CommittedTransaction]) -> pa.Table:
-    """The records of ``transactions`` (in the given order) as a table of :data:`CHANGELOG_SCHEMA`."""
-    columns: dict[str, list[Any]] = {name: [] for name in FIELD_NAMES}
+    """The records of ``transactions`` (in the given order) as a table of :data:`CHANGELOG_SCHEMA`.
+
+    Values shared by all rows of an event (or a transaction) are built once per event and
+    expanded to the rows by an Arrow ``take``, so the per-row Python work is only the JSON images.
+    """
+    events: list[EventChanges] = []
+    txn_of_event: list[CommittedTransaction] = []
     for txn in transactions:
-        for event in txn.events:
-            n = event.row_count
-            columns["row_idx"].extend(range(event.first_row_idx, event.first_row_idx + n))
-            for name, value in (
-                ("lsn", event.lsn),
-                ("binlog_file", event.binlog_file),
-                ("binlog_pos", event.binlog_pos),
-                ("gtid", txn.gtid),
-                ("xid", txn.xid),
-                ("commit_ts", txn.commit_ts_us),
-                ("op", event.op),
-                ("source_schema", event.source_schema),
-                ("source_table", event.source_table),
-                ("schema", event.schema),
-                ("table", event.table),
-                ("columns", event.columns),
-                ("ddl", event.ddl),
-                ("ddl_kind", event.ddl_kind),
-            ):
-                _repeat(columns, name, value, n)
-            for name, image in (("before", event.before), ("after", event.after)):
-                if image is None:
-                    _repeat(columns, name, None, n)
-                else:
-                    columns[name].extend(image)
-    arrays = [pa.array(columns[f.name], type=f.type) for f in CHANGELOG_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=CHANGELOG_SCHEMA)
+        events.extend(txn.events)
+        txn_of_event.extend([txn] * len(txn.events))
+    counts = [event.row_count for event in events]
+    row_event = pa.array([i for i, n in enumerate(counts) for _ in range(n)], type=pa.int32())
+    columns: dict[str, pa.Array] = {}
+    for name in _EVENT_FIELDS:
+        columns[name] = pa.array([getattr(e, name) for e in events], type=CHANGELOG_SCHEMA.field(name).type)
+    columns["gtid"] = pa.array([t.gtid for t in txn_of_event], type=pa.string())
+    columns["xid"] = pa.array([t.xid for t in txn_of_event], type=pa.int64())
+    columns["commit_ts"] = pa.array([t.commit_ts_us for t in txn_of_event], type=pa.timestamp("us", tz="UTC"))
+    expanded = {name: array.take(row_event) for name, array in columns.items()}
+    expanded["row_idx"] = pa.array([i for e in events for i in range(e.first_row_idx, e.first_row_idx + e.row_count)],
+                                   type=pa.int32())
+    for name in ("before", "after"):
+        images: list[str | None] = []
+        for event, n in zip(events, counts, strict=True):
+            image = getattr(event, name)
+            images.extend(image if image is not None else [None] * n)
+        expanded[name] = pa.array(images, type=pa.string())
+    return pa.Table.from_arrays([expanded[f.name] for f in CHANGELOG_SCHEMA], schema=CHANGELOG_SCHEMA)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -78,7 +78,7 @@ def tombstones_key(schema: str, table: str) -> str:
 class Storage(Protocol):
     """Byte storage under one root; keys are relative, ``/``-separated."""
 
-    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_bytes(self, key: str, data: bytes, durable: bool = True) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
@@ -100,7 +100,7 @@ class LocalStorage:
             raise ValueError(f"key {key!r} must be relative and stay under the lake root")
         return self.root / key
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{target.name}"
@@ -108,11 +108,14 @@ class LocalStorage:
             with open(tmp, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        if not durable:
+            return
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -168,7 +171,7 @@ class S3Storage:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get_bytes(self, key: str) -> bytes:
@@ -239,9 +242,13 @@ class Lake:
         """What Spark (or a person) uses to reach ``key``: ``s3a://…`` or an absolute local path."""
         return f"{self.root}/{key}" if key else self.root
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Write ``data`` at ``key`` atomically and durably (see module docstring)."""
-        self.storage.put_bytes(key, data)
+    def put_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
+        """Write ``data`` at ``key`` atomically and durably (see module docstring).
+
+        ``durable=False`` (local only) skips the fsyncs: still atomic, but a machine crash may lose
+        it — for best-effort documents such as status.json.
+        """
+        self.storage.put_bytes(key, data, durable)
 
     def get_bytes(self, key: str) -> bytes:
         """The bytes at ``key``; ``FileNotFoundError`` when there are none."""

@@ -12,8 +12,10 @@ Selection happens before any row is decoded: :meth:`Layouts.target` answers from
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
@@ -26,12 +28,43 @@ from binlake.rules import TableMapping, TableTarget
 
 log = logging.getLogger(__name__)
 
+SKIP, FAST, LIBRARY = 0, 1, 2
+
 DeclaredTypes = Callable[[str, str], Sequence[typemap.ColumnType] | None]
 """``(schema, table) → information_schema column types`` (or None), asked only when the binlog is ambiguous."""
 
 
+@dataclass(slots=True)
+class RawRowsEvent:
+    """A Write/Update/DeleteRows event cut from the packet by the fast reader, rows not decoded.
+
+    ``bitmaps``: the columns-present bitmap(s) (two for updates); ``data``: the row images.
+    """
+
+    op: str
+    table_id: int
+    schema: str
+    table: str
+    log_pos: int
+    timestamp: int
+    number_of_columns: int
+    bitmaps: tuple[bytes, ...]
+    data: bytes
+    table_map: dict[int, Any]
+
+
 class CaptureDataError(RuntimeError):
     """A row event binlake cannot turn into exact records (the message names position and table)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _file_base(binlog_file: str) -> int:
+    return make_lsn(binlog_file, 0)
+
+
+def lsn_of(binlog_file: str, pos: int) -> int:
+    """``make_lsn`` with the file part cached (``pos`` comes from a 4-byte event header field)."""
+    return _file_base(binlog_file) | pos
 
 
 def _needs_declared(ctypes: Sequence[typemap.ColumnType]) -> bool:
@@ -84,6 +117,14 @@ class Layouts:
             ctypes = typemap.table_map_column_types(table_map)  # raises the UnsupportedTypeError
         return TableLayout(schema, table, table_map.columns, ctypes, target)
 
+    def route(self, table: Any) -> int:
+        """How the fast reader treats rows of a table map: ``SKIP`` (not selected), ``FAST``
+        (compiled decoder ready) or ``LIBRARY`` (let pymysqlreplication build the event)."""
+        layout = self._layouts.get(table.table_id)
+        if layout is not None:
+            return FAST if layout.fast else LIBRARY
+        return SKIP if self.target(table.schema, table.table) is None else LIBRARY
+
     def layout_for(self, event: Any) -> TableLayout | None:
         """The layout for a row event, or ``None`` when its table is not selected."""
         layout = self._layouts.get(event.table_id)
@@ -99,14 +140,14 @@ class Layouts:
 
 
 def _remaining(event: Any) -> bytes:
-    """The undecoded row data of a row event (after its header and column bitmaps)."""
+    """The undecoded row data of a library row event (after its header and column bitmaps)."""
     packet = event.packet
     data: bytes = packet.read(event.event_size - packet.read_bytes)
     return data
 
 
-def _full_image(event: Any, layout: TableLayout, bitmap: bytes) -> bool:
-    return int(event.number_of_columns) == layout.ncols and int.from_bytes(bitmap, "little") == layout.all_present
+def _full_image(number_of_columns: int, layout: TableLayout, bitmap: bytes) -> bool:
+    return number_of_columns == layout.ncols and int.from_bytes(bitmap, "little") == layout.all_present
 
 
 def _images(layout: TableLayout, data: bytes, per_row: int) -> list[list[str]]:
@@ -139,6 +180,8 @@ def _library_images(layout: TableLayout, event: Any, keys: Sequence[str]) -> lis
 
 def _decode(event: Any, layout: TableLayout, keys: Sequence[str]) -> list[list[str]]:
     """One JSON list per image kind (``keys``): the compiled decoder when it can, else the library."""
+    if isinstance(event, RawRowsEvent):
+        return _images(layout, event.data, len(keys))
     if layout.fast:
         return _images(layout, _remaining(event), len(keys))
     return _library_images(layout, event, keys)
@@ -149,19 +192,28 @@ _OPS: dict[type, tuple[str, tuple[str, ...]]] = {
     DeleteRowsEvent: (OP_DELETE, ("values",)),
     UpdateRowsEvent: (OP_UPDATE, ("before_values", "after_values")),
 }
+_KEYS = {op: keys for op, keys in _OPS.values()}
+
+
+def _view(event: Any) -> tuple[str, tuple[str, ...], tuple[bytes, ...], int, int]:
+    """``(op, image keys, bitmaps, number_of_columns, log_pos)`` of a raw or library row event."""
+    if isinstance(event, RawRowsEvent):
+        return event.op, _KEYS[event.op], event.bitmaps, event.number_of_columns, event.log_pos
+    op, keys = _OPS[type(event)]
+    bitmaps = (event.columns_present_bitmap,) + ((event.columns_present_bitmap2,) if op == OP_UPDATE else ())
+    return op, keys, bitmaps, int(event.number_of_columns), int(event.packet.log_pos)
 
 
 def event_changes(event: Any, layout: TableLayout, binlog_file: str) -> EventChanges:
-    """The records of one Write/Update/DeleteRows event of a selected table.
+    """The records of one Write/Update/DeleteRows event (raw or library) of a selected table.
 
     Raises :class:`CaptureDataError` for a row image that is not FULL (a session with
     ``binlog_row_image`` other than FULL wrote it): binlake never guesses missing columns.
     """
-    op, keys = _OPS[type(event)]
-    bitmaps = [event.columns_present_bitmap] + ([event.columns_present_bitmap2] if op == OP_UPDATE else [])
-    if not all(_full_image(event, layout, bitmap) for bitmap in bitmaps):
+    op, keys, bitmaps, ncols, pos = _view(event)
+    if not all(_full_image(ncols, layout, bitmap) for bitmap in bitmaps):
         raise CaptureDataError(
-            f"{binlog_file}:{event.packet.log_pos}: row event on {layout.source_schema}.{layout.source_table} "
+            f"{binlog_file}:{pos}: row event on {layout.source_schema}.{layout.source_table} "
             "does not carry a FULL row image (a session changed binlog_row_image); binlake cannot "
             "capture it exactly. Set binlog_row_image=FULL for every writer, then re-run the full load "
             "of this table and restart the capture after this position"
@@ -169,9 +221,8 @@ def event_changes(event: Any, layout: TableLayout, binlog_file: str) -> EventCha
     images = _decode(event, layout, keys)
     before, after = (images[0], images[1]) if op == OP_UPDATE else (
         (images[0], None) if op == OP_DELETE else (None, images[0]))
-    pos = int(event.packet.log_pos)
     return EventChanges(
-        lsn=make_lsn(binlog_file, pos), binlog_file=binlog_file, binlog_pos=pos, op=op,
+        lsn=lsn_of(binlog_file, pos), binlog_file=binlog_file, binlog_pos=pos, op=op,
         source_schema=layout.source_schema, source_table=layout.source_table,
         schema=layout.schema, table=layout.table, columns=layout.columns_json,
         before=before, after=after,

@@ -96,6 +96,7 @@ class CaptureRunner:
         self._last_status = 0.0
         self._last_log = 0.0
         self._backoff = INITIAL_BACKOFF
+        self._saved_key: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ signals
 
@@ -239,7 +240,7 @@ class CaptureRunner:
         assert self.assembler is not None
         self.layouts.clear()
         heartbeat = min(self.config.capture.heartbeat_seconds, self.policy.max_seconds)
-        stream = open_stream(self.config.source, start, self.mapping, heartbeat, self.mariadb)
+        stream = open_stream(self.config.source, start, self.layouts, heartbeat, self.mariadb)
         self._stream = stream
         dispatcher = EventDispatcher(self.assembler, self.layouts, self._heartbeat)
         try:
@@ -275,18 +276,20 @@ class CaptureRunner:
             self._stream.table_map.clear()
 
     def _after_event(self) -> None:
-        assert self.assembler is not None and self.sink is not None
+        """Flush on the size/time bound; refresh the status every few seconds (cheap per event)."""
+        assembler, sink = self.assembler, self.sink
+        assert assembler is not None and sink is not None
         now = time.monotonic()
-        assembler = self.assembler
-        self.metrics.last_event_ts = assembler.last_event_ts or self.metrics.last_event_ts
-        if assembler.pending_rows and self._pending_since is None:
-            self._pending_since = now
-        if (not assembler.pending_rows and self._moved_since is None and assembler.position_known
-                and assembler.position != self.sink.saved and not assembler.in_transaction):
+        if assembler.pending_rows:
+            if self._pending_since is None:
+                self._pending_since = now
+        elif (self._moved_since is None and assembler.position_known and not assembler.in_transaction
+              and assembler.position_key != self._saved_key):
             self._moved_since = now
         if self.policy.due(assembler.pending_rows, self._pending_since, self._moved_since, now):
             self._flush()
         if now - self._last_status >= STATUS_SECONDS:
+            self.metrics.last_event_ts = assembler.last_event_ts or self.metrics.last_event_ts
             self._write_status()
 
     def _flush(self) -> None:
@@ -294,6 +297,8 @@ class CaptureRunner:
         transactions, position = self.assembler.take_pending()
         self.metrics.records += sum(t.row_count for t in transactions)
         self.sink.flush(transactions, position if self.assembler.position_known else None)
+        if self.sink.saved is not None:
+            self._saved_key = (self.sink.saved.file, self.sink.saved.pos)
         self._pending_since = self._moved_since = None
 
     def _write_status(self) -> None:

@@ -76,7 +76,7 @@ class CaptureMetrics:
 
 def write_status(lake: Lake, status: dict[str, Any]) -> None:
     """Replace ``status.json`` atomically."""
-    lake.put_bytes(STATUS_KEY, json.dumps(status, indent=2).encode())
+    lake.put_bytes(STATUS_KEY, json.dumps(status, indent=2).encode(), durable=False)
 
 
 def read_status(lake: Lake) -> dict[str, Any] | None:

@@ -14,6 +14,8 @@ How the library is used, and why (see also shared/NOTES.md):
   ALTER/RENAME/TRUNCATE/OPTIMIZE/FLUSH TABLES (checked for each).
 * ``only_schemas`` is a container that asks the DMS rules, so row events of other schemas are
   dropped by the library before any row is decoded.
+* :class:`~binlake.capture.fastreader.FastStreamReader` handles GTID, XID, known table maps and
+  row events of selected tables without the library's per-event objects (see that module).
 * The library reconnects by itself after some errors, restarting from its own notion of the
   position (possibly inside a transaction). The capture wants to resume only at transaction
   boundaries, so :class:`_ConnectionFactory` turns such a silent reconnect into
@@ -48,7 +50,8 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
-from binlake.capture.records import CaptureDataError, Layouts
+from binlake.capture.fastreader import FastGtid, FastStreamReader, FastXid
+from binlake.capture.records import CaptureDataError, Layouts, RawRowsEvent
 from binlake.capture.transactions import TransactionAssembler
 from binlake.config import SourceConfig
 from binlake.positions import BinlogPosition
@@ -113,7 +116,7 @@ class _ConnectionFactory:
 def open_stream(
     source: SourceConfig,
     start: StartPoint,
-    mapping: TableMapping,
+    layouts: Layouts,
     heartbeat_seconds: float,
     mariadb: bool,
 ) -> BinLogStreamReader:
@@ -125,12 +128,13 @@ def open_stream(
         kwargs.update(resume_stream=True, log_file=start.position.file, log_pos=start.position.pos)
     else:
         kwargs.update(auto_position=start.gtid, is_mariadb=mariadb)
-    return BinLogStreamReader(
+    return FastStreamReader(
+        route=layouts.route,
         connection_settings=settings,
         server_id=source.server_id,
         blocking=True,
         only_events=EVENTS,
-        only_schemas=SchemaFilter(mapping),
+        only_schemas=SchemaFilter(layouts.mapping),
         freeze_schema=True,
         slave_heartbeat=heartbeat_seconds,
         report_slave="binlake",
@@ -162,6 +166,9 @@ class EventDispatcher:
             DeleteRowsEvent: assembler.on_rows,
             PartialUpdateRowsEvent: self._partial_update,
             HeartbeatLogEvent: self._heartbeat,
+            FastGtid: self._fast_gtid,
+            FastXid: self._fast_xid,
+            RawRowsEvent: assembler.on_rows,
         }
 
     def dispatch(self, event: Any) -> None:
@@ -187,6 +194,12 @@ class EventDispatcher:
     def _query(self, event: Any) -> None:
         schema = event.schema.decode("utf-8", "replace") if isinstance(event.schema, bytes) else str(event.schema)
         self.assembler.on_query(event.query, schema, event.packet.log_pos, event.timestamp)
+
+    def _fast_gtid(self, event: FastGtid) -> None:
+        self.assembler.on_gtid(event.gtid, event.flags)
+
+    def _fast_xid(self, event: FastXid) -> None:
+        self.assembler.on_xid(event.xid, event.log_pos, event.timestamp)
 
     def _xid(self, event: Any) -> None:
         self.assembler.on_xid(event.xid, event.packet.log_pos, event.timestamp)

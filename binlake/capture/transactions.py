@@ -29,10 +29,10 @@ from typing import Any
 
 from binlake.capture import ddl
 from binlake.capture.gtids import GtidTracker
-from binlake.capture.records import CaptureDataError, Layouts, event_changes
+from binlake.capture.records import CaptureDataError, Layouts, event_changes, lsn_of
 from binlake.capture.rowdecode import TableLayout
 from binlake.changelog import OP_DDL, CommittedTransaction, EventChanges
-from binlake.positions import BinlogPosition, make_lsn
+from binlake.positions import BinlogPosition
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ class TransactionAssembler:
         self.layouts = layouts
         self.records = records
         self.file = start.file
-        self.position = start
+        self.position_key: tuple[str, int] = (start.file, start.pos)  # cheap form of ``position``
+        self._position: BinlogPosition | None = start
         self.position_known = True  # False after a GTID start until the first commit is seen
         self.gtids = GtidTracker(start.gtid)
         self.on_schema_change = on_schema_change
@@ -70,6 +71,17 @@ class TransactionAssembler:
         self.last_event_ts = 0
 
     # ------------------------------------------------------------------ state helpers
+
+    @property
+    def position(self) -> BinlogPosition:
+        """Right after the last transaction boundary seen, with the executed GTID set there."""
+        if self._position is None:
+            self._position = BinlogPosition.of(*self.position_key, self.gtids.text)
+        return self._position
+
+    def _move(self, file: str, pos: int) -> None:
+        self.position_key = (file, pos)
+        self._position = None
 
     @property
     def in_transaction(self) -> bool:
@@ -97,7 +109,7 @@ class TransactionAssembler:
         self.transactions_seen += 1
         if txn is not None and txn.gtid:
             self.gtids.add(txn.gtid)
-        self.position = BinlogPosition.of(self.file, log_pos, self.gtids.text)
+        self._move(self.file, log_pos)
         self.position_known = True
         if txn is not None and txn.events:
             committed = CommittedTransaction(txn.gtid, xid, timestamp * 1_000_000, tuple(txn.events))
@@ -110,7 +122,7 @@ class TransactionAssembler:
         """A RotateEvent (real or the server's fake one when a dump starts)."""
         self.file = next_file
         if self.open is None and self.position_known:
-            self.position = BinlogPosition.of(next_file, max(int(position), 4), self.gtids.text)
+            self._move(next_file, max(int(position), 4))
 
     def on_format_description(self) -> None:
         """A new binlog file starts (or a dump starts): table ids may be reused from here on."""
@@ -189,7 +201,7 @@ class TransactionAssembler:
         self.layouts.clear()
         if self.open is None:
             self.open = _OpenTransaction(None)
-        lsn = make_lsn(self.file, log_pos)
+        lsn = lsn_of(self.file, log_pos)
         for index, (source, target) in enumerate(self._ddl_tables(statement)):
             self.open.events.append(EventChanges(
                 lsn=lsn, binlog_file=self.file, binlog_pos=log_pos, op=OP_DDL,

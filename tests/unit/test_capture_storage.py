@@ -137,9 +137,9 @@ class RecordingLake(Lake):
         super().__init__(root)
         self.puts: list[str] = []
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         self.puts.append(key.split("/")[1])
-        super().put_bytes(key, data)
+        super().put_bytes(key, data, durable)
 
 
 def test_sink_writes_the_file_before_the_checkpoint(tmp_path: Path) -> None:

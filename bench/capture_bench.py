@@ -1,0 +1,196 @@
+"""Capture throughput: binlog → change-log records per second, against two baselines on the same binlog.
+
+Workloads on the ``retail_trans`` table of a private MariaDB (started by this script):
+
+* ``single``: 100K single-row INSERT transactions;
+* ``bulk``: 1M rows in 1000-row INSERT statements.
+
+For each, the same binlog range is read by
+
+1. binlake's capture (``CaptureRunner``: decode, canonical values, Parquet files in a local lake,
+   checkpoint) — timed from start until the checkpoint covers the range;
+2. stock pymysqlreplication, decode only (iterate events, decode every row; default settings), and
+   the same with ``freeze_schema=True`` for reference;
+3. ``mariadb-binlog -v`` on the same binlog files and positions, output discarded.
+
+Usage: ``python bench/capture_bench.py [--single N] [--bulk-rows N] [--keep DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+from binlake.capture.checkpoint import load_checkpoint
+from binlake.capture.runner import CaptureRunner
+from binlake.config import parse_config
+from binlake.devdb import LocalMariaDB, free_port
+from binlake.lake import Lake
+from binlake.positions import BinlogPosition, make_lsn
+
+SCHEMA = """
+CREATE TABLE retail_trans (
+  trans_id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id VARCHAR(12), event VARCHAR(10), sku VARCHAR(10),
+  amount INT, device VARCHAR(10), trans_datetime DATETIME
+)"""
+SINGLE_PROC = """
+CREATE PROCEDURE single_trx(n INT)
+BEGIN
+  DECLARE i INT DEFAULT 0;
+  WHILE i < n DO
+    INSERT INTO retail_trans (customer_id, event, sku, amount, device, trans_datetime)
+    VALUES (CONCAT('C', LPAD(i % 100000, 8, '0')), ELT(1 + i % 3, 'view', 'cart', 'purchase'),
+            CONCAT('SKU', i % 997), i % 1000, ELT(1 + i % 2, 'mobile', 'web'),
+            '2024-01-01 00:00:00' + INTERVAL i SECOND);
+    SET i = i + 1;
+  END WHILE;
+END"""
+
+
+@dataclass
+class Result:
+    seconds: float
+    rows: int
+    files: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def position(db: LocalMariaDB) -> BinlogPosition:
+    file, pos = db.execute("SHOW MASTER STATUS")[0][:2]
+    return BinlogPosition.of(str(file), int(str(pos)))
+
+
+def run_single(db: LocalMariaDB, n: int) -> None:
+    db.execute(f"CALL single_trx({n})", "retail")
+
+
+def run_bulk(db: LocalMariaDB, rows: int, per_statement: int = 1000) -> None:
+    with db.connect("retail") as conn, conn.cursor() as cur:
+        for start in range(0, rows, per_statement):
+            values = ",".join(
+                f"('C{(start + i) % 100000:08d}','purchase','SKU{(start + i) % 997}',{i},'web',"
+                f"'2024-01-01 00:00:00' + INTERVAL {start + i} SECOND)" for i in range(per_statement))
+            cur.execute("INSERT INTO retail_trans (customer_id, event, sku, amount, device, trans_datetime) "
+                        f"VALUES {values}")
+
+
+def capture(db: LocalMariaDB, lake: Path, start: BinlogPosition, end: BinlogPosition) -> Result:
+    config = parse_config({
+        "source": {"host": "127.0.0.1", "port": db.port, "user": "root", "password_env": None, "server_id": 901},
+        "lake": {"root": str(lake)},
+        "table_mappings": {"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "retail",
+                                      "object-locator": {"schema-name": "retail", "table-name": "%"},
+                                      "rule-action": "include"}]},
+        "capture": {"start": "position", "start_file": start.file, "start_pos": start.pos},
+    }, Path("bench.yaml"))
+    runner = CaptureRunner(config)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    lake_store = Lake(str(lake))
+    began = time.perf_counter()
+    thread.start()
+    while True:
+        checkpoint = load_checkpoint(lake_store)
+        if checkpoint is not None and checkpoint.position.lsn >= end.lsn:
+            break
+        if not thread.is_alive():
+            raise RuntimeError("the capture stopped early: " + str(runner.metrics.error))
+        time.sleep(0.1)
+    seconds = time.perf_counter() - began
+    runner.stopping = True
+    thread.join()
+    assert runner.sink is not None
+    return Result(seconds, runner.sink.records_written, runner.sink.files_written)
+
+
+def stock_decode(db: LocalMariaDB, start: BinlogPosition, end: BinlogPosition, freeze: bool) -> Result:
+    stream = BinLogStreamReader(
+        connection_settings={"host": "127.0.0.1", "port": db.port, "user": "root", "password": ""},
+        server_id=902 + freeze, resume_stream=True, log_file=start.file, log_pos=start.pos, blocking=False,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent], freeze_schema=freeze, enable_logging=False,
+    )
+    rows = 0
+    began = time.perf_counter()
+    for event in stream:
+        if make_lsn(stream.log_file, event.packet.log_pos) > end.lsn:
+            break
+        rows += len(event.rows)
+    seconds = time.perf_counter() - began
+    stream.close()
+    return Result(seconds, rows)
+
+
+def mariadb_binlog(db: LocalMariaDB, start: BinlogPosition, end: BinlogPosition, rows: int) -> Result:
+    files = sorted(p.name for p in db.datadir.glob("binlog.[0-9]*"))
+    wanted = [f for f in files if start.file <= f <= end.file]
+    tool = shutil.which("mariadb-binlog") or shutil.which("mysqlbinlog") or "mariadb-binlog"
+    command = [tool, "-v", f"--start-position={start.pos}", f"--stop-position={end.pos}",
+               *[str(db.datadir / f) for f in wanted]]
+    began = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return Result(time.perf_counter() - began, rows)
+
+
+def measure(name: str, db: LocalMariaDB, workdir: Path, workload: Callable[[], None]) -> dict[str, Result]:
+    db.execute("FLUSH BINARY LOGS")
+    start = position(db)
+    began = time.perf_counter()
+    workload()
+    print(f"[{name}] workload written in {time.perf_counter() - began:.1f}s", flush=True)
+    end = position(db)
+    results = {"binlake capture": capture(db, workdir / f"lake-{name}", start, end)}
+    results["stock pymysqlreplication"] = stock_decode(db, start, end, freeze=False)
+    results["stock, freeze_schema=True"] = stock_decode(db, start, end, freeze=True)
+    results["mariadb-binlog -v"] = mariadb_binlog(db, start, end, results["binlake capture"].rows)
+    return results
+
+
+def report(name: str, results: dict[str, Result]) -> None:
+    stock = results["stock pymysqlreplication"].rate
+    print(f"\n{name}: {results['binlake capture'].rows:,} rows")
+    print(f"  {'reader':<28}{'seconds':>9}{'rows/s':>12}{'vs stock':>10}  notes")
+    for reader, result in results.items():
+        notes = f"{result.files} change-log files" if result.files else ""
+        print(f"  {reader:<28}{result.seconds:>9.2f}{result.rate:>12,.0f}{result.rate / stock:>9.2f}x  {notes}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--single", type=int, default=100_000, help="single-row transactions")
+    parser.add_argument("--bulk-rows", type=int, default=1_000_000, help="rows of the bulk workload")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    args = parser.parse_args()
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="binlake-capture-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = LocalMariaDB(workdir / "db" / "data", free_port())
+    db.start()
+    try:
+        db.execute("CREATE DATABASE IF NOT EXISTS retail")
+        db.execute("DROP TABLE IF EXISTS retail_trans", "retail")
+        db.execute(SCHEMA, "retail")
+        db.execute("DROP PROCEDURE IF EXISTS single_trx", "retail")
+        db.execute(SINGLE_PROC, "retail")
+        single = measure("single", db, workdir, lambda: run_single(db, args.single))
+        bulk = measure("bulk", db, workdir, lambda: run_bulk(db, args.bulk_rows))
+        report(f"{args.single:,} single-row transactions", single)
+        report(f"{args.bulk_rows:,} rows in 1000-row INSERTs", bulk)
+    finally:
+        db.stop()
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
