@@ -8,8 +8,12 @@ entry point. Data is compared value by value: source rows read with pymysql vs l
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import os
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from binlake.snapshot.state import TableState
 pytestmark = pytest.mark.spark
 
 MakeConfig = Callable[..., PipelineConfig]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def load(spark: Any, config: PipelineConfig, **kwargs: Any) -> list[TableReport]:
@@ -444,3 +449,53 @@ def test_chunks_are_snapshots_at_their_positions(
     raw = json.loads(Lake.from_config(config).get_bytes(snapshot_state_key(source_db, "t")))
     assert raw["status"] == "complete" and raw["rows"] == report.rows == len(rows)
     assert raw["chunks"][0]["position"]["gtid"]  # MariaDB GTID at the chunk position
+
+
+# ---------------------------------------------------------------------------------------------
+# the spark-submit entry point, writing to S3
+
+
+@pytest.mark.s3
+def test_spark_submit_entry_point_writes_to_s3(
+    mariadb: LocalMariaDB, source_db: str, s3_server: str, tmp_path: Path
+) -> None:
+    import boto3
+    import pyarrow.parquet as pq
+
+    password = "s3cr3t-Pw-never-logged"
+    mariadb.execute(f"CREATE USER IF NOT EXISTS 'loader'@'127.0.0.1' IDENTIFIED BY '{password}'")
+    mariadb.execute("GRANT SELECT, BINLOG MONITOR ON *.* TO 'loader'@'127.0.0.1'")
+    mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
+    insert_ids(mariadb, source_db, "t", list(range(1, 251)))
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    s3.create_bucket(Bucket="bucket")
+    config_path = tmp_path / "pipeline.yaml"
+    config_path.write_text(json.dumps({
+        "name": "s3test",
+        "source": {"host": "127.0.0.1", "port": mariadb.port, "user": "loader",
+                   "password_env": "BINLAKE_TEST_PASSWORD"},
+        "lake": {"root": "s3a://bucket/lake", "s3": {"endpoint": s3_server, "path_style": True}},
+        "table_mappings": include_schema_rules(source_db),
+        "full_load": {"chunk_rows": 100},
+        "spark": {"master": "local[2]"},
+    }))  # JSON is YAML
+    env = {**os.environ, "BINLAKE_TEST_PASSWORD": password, "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable}
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    result = subprocess.run([str(spark_submit), str(REPO / "jobs" / "full_load.py"), "--config", str(config_path)],
+                            env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert password not in output
+    assert "step 5/5: report" in output and "complete" in result.stdout
+
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="bucket", Prefix=f"lake/{source_db}/t/")["Contents"]]
+    assert f"lake/{source_db}/t/_delta_log/00000000000000000000.json" in keys
+    rows = 0
+    for key in (k for k in keys if k.endswith(".parquet") and "/_delta_log/" not in k):
+        body = s3.get_object(Bucket="bucket", Key=key)["Body"].read()
+        rows += pq.read_table(io.BytesIO(body)).num_rows
+    assert rows == 250
+    state = json.loads(s3.get_object(Bucket="bucket", Key=f"lake/_binlake/snapshots/{source_db}/t.json")["Body"].read())
+    assert state["status"] == "complete" and state["rows"] == 250 and len(state["chunks"]) == 3
+    assert state["min_lsn"] is not None and state["target"]["path"] == f"s3a://bucket/lake/{source_db}/t"
