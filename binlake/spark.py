@@ -9,6 +9,7 @@ when the lake is on S3, the s3a connector configured for the endpoint in the pip
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -83,6 +84,7 @@ def session_settings(config: PipelineConfig, app: str) -> dict[str, str]:
     }
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # we launch the JVM: name the jars; spark-submit has them
         settings["spark.jars"] = ",".join(jars)
+        settings["spark.pyspark.python"] = sys.executable
     if config.lake.is_s3:
         settings.update(s3a_settings(config))
     settings.update(config.spark.conf)
@@ -101,6 +103,8 @@ def spark_defaults(folder: Path | None = None) -> str:
         "# written by `make setup` (python -m binlake.spark): binlake's jars from .jars/",
         f"spark.driver.extraClassPath {classpath}",
         f"spark.executor.extraClassPath {classpath}",
+        f"spark.pyspark.python {sys.executable}",
+        f"spark.pyspark.driver.python {sys.executable}",
         "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "",

@@ -62,13 +62,13 @@ def pipeline(mariadb: LocalMariaDB, spark: Any, tmp_path_factory: pytest.TempPat
         "lake": {"root": str(root / "lake")},
         "table_mappings": mapping_to_retail(database),
         "full_load": {"chunk_rows": 700},
-        "capture": {"flush_seconds": 0.3, "start": "end"},
-        "merge": {"trigger_seconds": 1, "max_files_per_batch": 7},
+        "capture": {"flush_seconds": 1.0, "start": "end"},
+        "merge": {"trigger_seconds": 1, "max_files_per_batch": 40},
         "spark": {"master": "local[2]"},
     }, Path("e2e.yaml"))
     capture = CaptureThread(config).start()  # before the full load: nothing may be lost in between
     wait_for(lambda: checkpoint_reached(config, master_position(mariadb))(), 30, "the capture to start")
-    workload = Workload(lambda: mariadb.connect(database, autocommit=False), rate_per_s=150.0, seed=3)
+    workload = Workload(lambda: mariadb.connect(database, autocommit=False), rate_per_s=100.0, seed=3)
     workload.start()
     try:
         run_full_load(config, spark)
