@@ -43,8 +43,8 @@ class Statement:
     tables: tuple[TableRef, ...] = ()
 
 
-_COMMENT = re.compile(r"/\*(?!!)(?:.|\n)*?\*/|^\s*(?:--|#)[^\n]*\n", re.MULTILINE)
-_VERSIONED_COMMENT = re.compile(r"/\*!\d*\s*((?:.|\n)*?)\*/")
+_COMMENT = re.compile(r"/\*(?!M?!)(?:.|\n)*?\*/|^\s*(?:--|#)[^\n]*\n", re.MULTILINE)
+_VERSIONED_COMMENT = re.compile(r"/\*M?!\d*\s*((?:.|\n)*?)\*/")
 _NAME = r"(?:`(?:[^`]|``)+`|[\w$]+)"
 _QUALIFIED = rf"{_NAME}(?:\s*\.\s*{_NAME})?"
 _CONTROL_VERBS = ("BEGIN", "COMMIT", "ROLLBACK TO", "ROLLBACK", "SAVEPOINT", "RELEASE", "XA", "START TRANSACTION")
@@ -87,7 +87,7 @@ def _split_qualified(text: str, default_schema: str) -> TableRef:
 
 
 def normalize(sql: str) -> str:
-    """Statement text without comments (MySQL ``/*! … */`` bodies kept), trimmed."""
+    """Statement text without comments (``/*! … */`` and MariaDB ``/*M! … */`` bodies kept), trimmed."""
     sql = _VERSIONED_COMMENT.sub(r" \1 ", sql)
     return _COMMENT.sub(" ", sql).strip().rstrip(";").strip()
 

@@ -29,9 +29,12 @@ from capture_support import (
     write_config,
 )
 from conftest import include_schema_rules
+from typer.testing import CliRunner
 
 from binlake.capture.checkpoint import Checkpoint, save_checkpoint
+from binlake.capture.report import status_report
 from binlake.capture.status import read_status
+from binlake.cli import app
 from binlake.config import PipelineConfig, StartFrom
 from binlake.devdb import LocalMariaDB
 from binlake.lake import Lake
@@ -130,6 +133,12 @@ def test_stop_and_resume_from_checkpoint(
     capture_range(config, end)                                           # resumes from the checkpoint
     assert_exactly_once(config, mariadb, source_db, start, end)
     assert (read_status(lake) or {}).get("state") == "stopped"
+    report = status_report(config)
+    assert report["state"] == "stopped" and report["checkpoint"].startswith(end.file)
+    assert report["changelog_files"] == report["files_written_total"] > 0
+    config_path = write_config(config, lake_dir.parent / "status.yaml")
+    shown = CliRunner().invoke(app, ["capture-status", "--config", str(config_path)])
+    assert shown.exit_code == 0 and "lag_seconds" in shown.output and "stopped" in shown.output
 
 
 def run_kill_loop(config: PipelineConfig, tmp_path: Path, workload: Workload, kills: int, seed: int) -> None:

@@ -51,3 +51,4 @@ def test_transaction_control(sql: str, verb: str) -> None:
 def test_versioned_comments_are_read_and_plain_comments_dropped() -> None:
     assert classify("/*!40000 ALTER TABLE `t` DISABLE KEYS */", "db").tables == (TableRef("db", "t"),)
     assert classify("-- note\nTRUNCATE t", "db").kind == "TRUNCATE"
+    assert classify("/*M!100301 ALTER TABLE t ADD x INT */", "db").kind == "ALTER"
