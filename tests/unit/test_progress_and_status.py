@@ -1,0 +1,69 @@
+"""Lake progress (how far the lake has applied the source) and the `binlake status` read-out, from
+binlake's own files in a local lake — no server, no Spark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from binlake.config import parse_config
+from binlake.lake import CHECKPOINT_KEY, MERGE_STATUS_KEY, STATUS_KEY, Lake, changelog_key, snapshot_state_key
+from binlake.positions import make_lsn
+from binlake.progress import applied_lsn, read_progress
+from binlake.status import lsn_text, pipeline_status, render_text
+
+L1 = make_lsn("binlog.000002", 1000)
+L2 = make_lsn("binlog.000002", 2000)
+L3 = make_lsn("binlog.000003", 500)
+
+
+def test_applied_lsn_rules() -> None:
+    assert applied_lsn(None, L3, [(L1, L2)]) is None                 # the merge has applied nothing yet
+    assert applied_lsn(L2, L3, [(L1, L2)]) == L3                     # every file merged: up to the checkpoint
+    assert applied_lsn(L1, L3, [(L1, L1), (L2, L3)]) == L2 - 1       # a file ends above: just below its start
+    assert applied_lsn(L2, None, []) == L2
+
+
+def _lake(tmp_path: Path) -> tuple[Lake, object]:
+    config = parse_config({"lake": {"root": str(tmp_path)}, "table_mappings": {"rules": [
+        {"rule-type": "selection", "rule-id": "1", "object-locator": {"schema-name": "shop", "table-name": "%"},
+         "rule-action": "include"}]}}, Path("t.yaml"))
+    return Lake.from_config(config), config
+
+
+def test_status_reads_every_part(tmp_path: Path) -> None:
+    lake, config = _lake(tmp_path)
+    lake.put_bytes(snapshot_state_key("shop", "orders"), json.dumps({
+        "status": "complete", "source": {"schema": "shop", "table": "orders"},
+        "target": {"schema": "lake_shop", "table": "orders"}, "rows": 1234, "max_lsn": L1}).encode())
+    lake.put_bytes(snapshot_state_key("shop", "items"), json.dumps({
+        "status": "loading", "source": {"schema": "shop", "table": "items"},
+        "target": {"schema": "lake_shop", "table": "items"}, "rows": 10, "max_lsn": None}).encode())
+    lake.put_bytes(MERGE_STATUS_KEY, json.dumps({"batch_id": 7, "lsn": L2, "last_error": None, "tables": {
+        "lake_shop.orders": {"lsn": L2, "lag_seconds": 1.5, "inserted": 3, "updated": 2, "deleted": 1}}}).encode())
+    lake.put_bytes(CHECKPOINT_KEY, json.dumps({"version": 1, "position": {"file": "binlog.000003", "pos": 500,
+                                                                          "lsn": L3}}).encode())
+    lake.put_bytes(STATUS_KEY, json.dumps({"state": "running", "position": {"file": "binlog.000003", "pos": 500},
+                                          "lag_seconds": 0.0, "events_per_second": 42.0}).encode())
+    lake.put_bytes(changelog_key(L1, L2), b"x")
+
+    progress = read_progress(lake)
+    assert (progress.merged_lsn, progress.captured_lsn, progress.applied_lsn) == (L2, L3, L3)
+
+    status = pipeline_status(config, lake)  # type: ignore[arg-type]
+    tables = {t["table"]: t for t in status["tables"]}
+    assert tables["lake_shop.orders"]["snapshot"] == "complete"
+    assert tables["lake_shop.orders"]["snapshot_rows"] == 1234
+    assert tables["lake_shop.orders"]["applied_lsn"] == L2
+    assert tables["lake_shop.orders"]["lag_seconds"] == 1.5
+    assert tables["lake_shop.items"]["snapshot"] == "loading"
+    assert tables["lake_shop.items"]["applied_lsn"] is None
+    assert status["capture"]["state"] == "running"
+    assert status["merge"]["applied_lsn"] == L3
+
+    text = render_text(status)
+    orders_line = next(line for line in text.splitlines() if line.startswith("lake_shop.orders"))
+    assert orders_line.split()[:5] == ["lake_shop.orders", "complete", "1234", lsn_text(L2), "1.5"]
+    assert orders_line.split()[5:8] == ["3", "2", "1"]
+    assert "capture: running" in text and "events/s 42.0" in text
+    assert lsn_text(L2) == "000002:2000"
