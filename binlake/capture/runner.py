@@ -165,8 +165,12 @@ class CaptureRunner:
     # ------------------------------------------------------------------ step 3
 
     def run(self) -> None:
-        """Run until stopped (returns) or a fatal error (raises)."""
-        server_id, start = self.preflight()
+        """Run until stopped (returns) or a fatal error (raises, after flushing what was committed)."""
+        try:
+            server_id, start = self.preflight()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
         self.sink = ChangeLogSink(self.lake, server_id)
         initial = start.position or BinlogPosition.of("binlog.000001", 4, start.gtid)
         self.assembler = TransactionAssembler(self.layouts, initial, self._schema_changed)
@@ -176,12 +180,24 @@ class CaptureRunner:
                  start, self.config.source.server_id, self.policy.max_rows, self.policy.max_seconds)
         try:
             self._loop(start)
+        except (StopRequested, KeyboardInterrupt):
+            pass
         except BaseException as exc:
-            if not isinstance(exc, StopRequested | KeyboardInterrupt):
-                self.metrics.state, self.metrics.error = "failed", str(exc)
-                self._write_status()
-                raise
+            self._fail(exc)
+            raise
         self._stop()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record a fatal error in status.json; keep the committed transactions already read."""
+        self.metrics.state, self.metrics.error = "failed", str(exc)
+        try:
+            if self.assembler is not None and self.sink is not None:
+                self.assembler.discard_open("the capture is failing")
+                self._flush()
+        except Exception as flush_error:  # the original error matters more
+            log.warning("could not flush before failing: %s", flush_error)
+        self._write_status()
+        self.schema.close()
 
     def _loop(self, start: StartPoint) -> None:
         recheck = False

@@ -127,6 +127,7 @@ def test_stop_and_resume_from_checkpoint(
     capture = CaptureThread(config).start()
     wait_for(lambda: (read_status(lake) or {}).get("state") == "running", 30, "the capture to run")
     Workload(mariadb, source_db, 150, 0).start().join()
+    wait_for(lambda: (read_status(lake) or {}).get("lag_seconds") == 0.0, 30, "an idle, caught-up capture")
     capture.stop()
     Workload(mariadb, source_db, 150, 0, seed=8).start().join()         # while the capture is down
     end = master_position(mariadb)
