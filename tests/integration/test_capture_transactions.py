@@ -122,3 +122,28 @@ def test_ddl_between_row_events(
     assert got[9]["before"] == {"id": "1", "c": None, "bee": "x"}
     assert got[2]["ddl"] == "ALTER TABLE t ADD COLUMN c DATE AFTER a" and got[2]["columns"] == []
     assert all(r["xid"] is None and r["gtid"] for r in got if r["op"] == "DDL")
+
+
+def test_table_ids_change_with_every_ddl(mariadb: LocalMariaDB, source_db: str) -> None:
+    """What makes table-map caching by id sound on MariaDB (the capture also clears its cache on DDL)."""
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.row_event import WriteRowsEvent
+
+    statements = ["ALTER TABLE t ADD COLUMN b INT", "ALTER TABLE t ADD COLUMN c INT, ALGORITHM=INSTANT",
+                  "ALTER TABLE t DROP COLUMN b", "ALTER TABLE t RENAME COLUMN c TO cc",
+                  "ALTER TABLE t MODIFY cc BIGINT", "ALTER TABLE t ADD INDEX (cc)", "TRUNCATE t",
+                  "OPTIMIZE TABLE t", "FLUSH TABLES"]
+    run_sql(mariadb, source_db, "CREATE TABLE t (id INT PRIMARY KEY, a INT)")
+    start = master_position(mariadb)
+    run_sql(mariadb, source_db, "INSERT INTO t (id) VALUES (0)")
+    for i, statement in enumerate(statements, start=1):
+        run_sql(mariadb, source_db, statement, f"INSERT INTO t (id) VALUES ({i})")
+    stream = BinLogStreamReader(
+        connection_settings={"host": "127.0.0.1", "port": mariadb.port, "user": "root", "password": ""},
+        server_id=8123, log_file=start.file, log_pos=start.pos, resume_stream=True, blocking=False,
+        only_events=[WriteRowsEvent], only_schemas=[source_db], enable_logging=False)
+    try:
+        ids = [event.table_id for event in stream]
+    finally:
+        stream.close()
+    assert len(ids) == len(statements) + 1 and len(set(ids)) == len(ids)
