@@ -72,6 +72,11 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
 
     table_map: dict[int, Any]
     mysql_version: Any
+    # mysql-replication 1.0.17's private state, read directly on the hot path
+    _BinLogStreamReader__connected_stream: bool
+    _BinLogStreamReader__connected_ctl: bool
+    _BinLogStreamReader__post_header_lengths: Any
+    _BinLogStreamReader__use_checksum: bool
     log_pos: int | None
     log_file: str | None
 
@@ -85,10 +90,10 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
     def fetchone(self) -> Any:
         """The next event: a fast event, a library event, or ``None`` when the server ended the stream."""
         while True:
-            if not self._private("connected_stream"):
-                self._private("connect_to_stream")()
-            if not self._private("connected_ctl"):
-                self._private("connect_to_ctl")()
+            if not self._BinLogStreamReader__connected_stream:
+                self._BinLogStreamReader__connect_to_stream()
+            if not self._BinLogStreamReader__connected_ctl:
+                self._BinLogStreamReader__connect_to_ctl()
             packet = self._stream_connection._read_packet()
             if packet.is_eof_packet():
                 self.close()
@@ -127,7 +132,7 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
 
     def _rows_event(self, data: bytes, event_type: int, log_pos: int) -> Any:
         op, post_header = _ROWS_OPS[event_type]
-        declared = self._private("post_header_lengths")
+        declared = self._BinLogStreamReader__post_header_lengths
         if not declared or len(declared) < event_type or declared[event_type - 1] != post_header:
             return None
         table = self.table_map.get(int.from_bytes(data[20:26], "little"))
@@ -148,7 +153,7 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
         count = 2 if op == OP_UPDATE else 1
         bitmaps = tuple(data[off + i * width:off + (i + 1) * width] for i in range(count))
         off += count * width
-        end = len(data) - (4 if self._private("use_checksum") else 0)
+        end = len(data) - (4 if self._BinLogStreamReader__use_checksum else 0)
         self.log_pos = log_pos
         return RawRowsEvent(op, table.table_id, table.schema, table.table, log_pos,
                             int.from_bytes(data[1:5], "little"), ncols, bitmaps, data[off:end], self.table_map)
