@@ -56,6 +56,11 @@ class StopRequested(Exception):
     """Raised inside a blocking read when a stop signal arrives."""
 
 
+class LakeWriteError(RuntimeError):
+    """Writing the change log or the checkpoint failed (never retried as a source problem: the
+    process stops, and a restart resumes from the last checkpoint)."""
+
+
 def _error_code(exc: BaseException) -> int | None:
     args = getattr(exc, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
@@ -312,7 +317,10 @@ class CaptureRunner:
         assert self.assembler is not None and self.sink is not None
         transactions, position = self.assembler.take_pending()
         self.metrics.records += sum(t.row_count for t in transactions)
-        self.sink.flush(transactions, position if self.assembler.position_known else None)
+        try:
+            self.sink.flush(transactions, position if self.assembler.position_known else None)
+        except Exception as exc:
+            raise LakeWriteError(f"writing to the lake {self.lake.root} failed: {exc}") from exc
         if self.sink.saved is not None:
             self._saved_key = (self.sink.saved.file, self.sink.saved.pos)
         self._pending_since = self._moved_since = None
@@ -349,4 +357,4 @@ class CaptureRunner:
         self.schema.close()
 
 
-__all__ = ["CaptureDataError", "CaptureRunner", "StopRequested", "UnsupportedTypeError"]
+__all__ = ["CaptureDataError", "CaptureRunner", "LakeWriteError", "StopRequested", "UnsupportedTypeError"]
