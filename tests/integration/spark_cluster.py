@@ -39,8 +39,8 @@ class StandaloneCluster:
         env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
                "SPARK_WORKER_DIR": str(self.workdir / "work"), "PYSPARK_PYTHON": sys.executable}
         self.processes.append(
-            subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                             start_new_session=True)
+            subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args], stdout=log,
+                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
         )
 
     def start(self, timeout: float = 90.0) -> None:

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conftest import include_schema_rules
+
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.lake import CHECKPOINT_KEY, Lake
 from binlake.snapshot.job import run_full_load
 from binlake.validate import exit_status, format_report, validate
-from conftest import include_schema_rules
 
 
 def _setup(mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any) -> PipelineConfig:

@@ -32,7 +32,8 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
 
 
 def test_errors_name_file_key_and_problem(tmp_path: Path) -> None:
-    path = write(tmp_path, f"lake: {{root: s3a://b/p}}\nsource: {{port: 99999}}\ntable_mappings: {json.dumps(MAPPING)}\n")
+    mapping = json.dumps(MAPPING)
+    path = write(tmp_path, f"lake: {{root: s3a://b/p}}\nsource: {{port: 99999}}\ntable_mappings: {mapping}\n")
     with pytest.raises(ConfigError, match=r"pipeline.yaml: source.port: Input should be less than or equal to 65535"):
         load_config(path)
     path = write(tmp_path, f"lake: {{root: /x}}\nsorce: {{}}\ntable_mappings: {json.dumps(MAPPING)}\n")
@@ -45,13 +46,14 @@ def test_errors_name_file_key_and_problem(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
     path = write(tmp_path, "lake: {root: /x}\nfull_load: {target_table_prep_mode: APPEND}\n"
                  f"table_mappings: {json.dumps(MAPPING)}\n")
-    with pytest.raises(ConfigError, match="full_load.target_table_prep_mode"):
+    with pytest.raises(ConfigError, match=r"full_load\.target_table_prep_mode"):
         load_config(path)
 
 
 def test_secrets_are_refused_in_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, f"lake: {{root: /x}}\nsource: {{password: hunter2}}\ntable_mappings: {json.dumps(MAPPING)}\n")
-    with pytest.raises(ConfigError, match="source.password: secrets are not allowed") as error:
+    mapping = json.dumps(MAPPING)
+    path = write(tmp_path, f"lake: {{root: /x}}\nsource: {{password: hunter2}}\ntable_mappings: {mapping}\n")
+    with pytest.raises(ConfigError, match=r"source\.password: secrets are not allowed") as error:
         load_config(path)
     assert "hunter2" not in str(error.value)
 
@@ -73,4 +75,6 @@ def test_reference_lists_every_key_with_default() -> None:
     for key in ("`source.host`", "`lake.root`", "`lake.s3.endpoint`", "`full_load.target_table_prep_mode`",
                 "`capture.flush_seconds`", "`merge.trigger_seconds`", "`spark.master`"):
         assert key in reference
-    assert '| `full_load.target_table_prep_mode` | one of: DROP_AND_CREATE, TRUNCATE_BEFORE_LOAD, DO_NOTHING | `"DROP_AND_CREATE"` |' in reference
+    expected = ('| `full_load.target_table_prep_mode` | one of: DROP_AND_CREATE, TRUNCATE_BEFORE_LOAD, DO_NOTHING '
+                '| `"DROP_AND_CREATE"` |')
+    assert expected in reference
