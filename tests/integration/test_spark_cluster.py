@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
+from conftest import include_schema_rules
 from spark_cluster import StandaloneCluster
 
 from binlake.devdb import LocalMariaDB
-from conftest import include_schema_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
