@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -49,6 +49,8 @@ from binlake.source import Connection, gtid_at, master_position
 log = logging.getLogger("binlake.snapshot")
 
 ChunkHook = Callable[[SourceTable, int], None]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK_ATTEMPTS = 3  # a chunk whose read or commit fails is read again, at most this often in all
 
 
 @dataclass
@@ -222,9 +224,18 @@ class TableLoad:
 
     def _read_and_commit(self, chunk: ChunkState) -> None:
         started = self.ctx.clock()
-        frame, observation = chunk_frame(self.ctx, self.table, chunk)
         assert self.state is not None
-        delta.append_chunk(frame, self.path, self.state.load_id, chunk.id)
+        for attempt in range(1, CHUNK_ATTEMPTS + 1):
+            frame, observation = chunk_frame(self.ctx, self.table, chunk)
+            try:
+                delta.append_chunk(frame, self.path, self.state.load_id, chunk.id)
+                break
+            except Exception as exc:  # a dropped connection, a server hiccup: read the chunk again
+                committed = delta.committed_chunks(self.ctx.spark, self.path, self.state.load_id)
+                if chunk.id in committed or attempt == CHUNK_ATTEMPTS:
+                    raise  # committed after all (resume records it), or out of attempts
+                log.warning("%s: chunk %d failed (attempt %d of %d), reading it again: %s", self.label,
+                            chunk.id, attempt, CHUNK_ATTEMPTS, str(exc).splitlines()[0][:300])
         metrics = observation.get
         if self.ctx.after_commit:
             self.ctx.after_commit(self.table, chunk.id)
@@ -232,7 +243,7 @@ class TableLoad:
         if position.lsn != int(metrics["lsn"]):
             raise RuntimeError(f"{self.label}: snapshot position {position} does not match lsn {metrics['lsn']}")
         done = replace(chunk, status=COMMITTED, rows=int(metrics["rows"]), position=position,
-                       read_at=str(metrics["read_at"]).replace(" ", "T") + "+00:00",
+                       read_at=_iso(EPOCH + timedelta(microseconds=int(metrics["read_at"]))),
                        seconds=round(self.ctx.clock() - started, 3))
         with self._lock:
             self.state = self.state.with_chunk(done)

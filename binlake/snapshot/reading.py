@@ -1,20 +1,25 @@
 """What one chunk read sends to the source and how Spark turns its rows into lake rows (pure).
 
 Each chunk is read by one Spark task on its own JDBC connection. The connection first runs
-:data:`SESSION_INIT` — UTC session time zone, REPEATABLE READ, ``START TRANSACTION WITH CONSISTENT
-SNAPSHOT, READ ONLY`` — and then the one statement of :func:`chunk_query`::
+:data:`SESSION_INIT`: UTC session time zone, REPEATABLE READ, ``START TRANSACTION WITH CONSISTENT
+SNAPSHOT, READ ONLY``, and — inside that transaction — it stores the transaction's binlog
+position (``BINLOG_SNAPSHOT_FILE`` / ``BINLOG_SNAPSHOT_POSITION`` from
+``information_schema.SESSION_STATUS``, MariaDB) as an lsn, and the time, in user variables. Then
+it runs the one statement of :func:`chunk_query`, in the same transaction::
 
     SELECT _s.*, _b.* FROM
-      (SELECT <binlog snapshot file>, <snapshot lsn>, <UTC read time>) AS _s      -- one row
+      (SELECT @binlake_snap_file, @binlake_snap_lsn, @binlake_read_ts) AS _s     -- one row
       LEFT JOIN (SELECT 1 AS _binlake_hit, <expr> AS c0, … FROM `db`.`t` WHERE <chunk predicate>) AS _b
       ON TRUE
 
-The position comes from ``information_schema.SESSION_STATUS`` (``BINLOG_SNAPSHOT_FILE`` /
-``BINLOG_SNAPSHOT_POSITION``, MariaDB) *in the same statement, in the same transaction* as the rows,
-so it is exactly the binlog position that snapshot is consistent with. The LEFT JOIN returns one
-row even for an empty chunk (``_binlake_hit`` NULL), so every chunk reports its position. MariaDB
-evaluates ``_s`` once (a one-row constant table) and merges ``_b`` into the join, so the chunk
-predicate is an index range on the primary key.
+So the rows and the position come from one consistent snapshot: the position is exactly the
+binlog position that snapshot is consistent with. The LEFT JOIN returns one row even for an empty
+chunk (``_binlake_hit`` NULL), so every chunk reports its position. MariaDB evaluates ``_s`` once
+(a one-row constant table) and merges ``_b`` into the join, so the chunk predicate is an index
+range on the primary key. (The position is read in the session-init statement rather than in
+the chunk statement because MariaDB materialises ``information_schema`` reads as on-disk temporary
+tables that live as long as the statement; another server starting with the same ``tmpdir``
+deletes such files — seen with several test servers sharing ``/tmp``.)
 
 Column names never reach Spark's SQL text: source columns are selected as ``c0, c1, …`` and
 renamed to their target names with the DataFrame API.
@@ -37,19 +42,21 @@ READ_TS = "_binlake_read_ts"
 LSN_COLUMN = "_binlake_lsn"
 COMMIT_TS_COLUMN = "_binlake_commit_ts"
 
+_STATUS = "(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = '{}')"
 SESSION_INIT = (
     "SET time_zone = '+00:00'; "
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; "
-    "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+    "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY; "
+    f"SELECT {_STATUS.format('BINLOG_SNAPSHOT_FILE')}, "
+    f"CAST({_STATUS.format('BINLOG_SNAPSHOT_POSITION')} AS UNSIGNED), "
+    "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED) "
+    "INTO @binlake_snap_file, @binlake_snap_pos, @binlake_read_ts; "
+    "SET @binlake_snap_lsn = CAST((CAST(SUBSTRING_INDEX(@binlake_snap_file, '.', -1) AS UNSIGNED) << 32) "
+    "| @binlake_snap_pos AS SIGNED)"
 )
-
-_STATUS = "(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = '{}')"
 _POSITION_ROW = (
-    f"SELECT _p.f AS {SNAP_FILE}, "
-    f"CAST((CAST(SUBSTRING_INDEX(_p.f, '.', -1) AS UNSIGNED) << 32) | _p.p AS SIGNED) AS {SNAP_LSN}, "
-    f"_p.ts AS {READ_TS} FROM (SELECT {_STATUS.format('BINLOG_SNAPSHOT_FILE')} AS f, "
-    f"CAST({_STATUS.format('BINLOG_SNAPSHOT_POSITION')} AS UNSIGNED) AS p, "
-    "DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f') AS ts) AS _p"
+    f"SELECT CAST(@binlake_snap_file AS CHAR(255)) AS {SNAP_FILE}, "
+    f"CAST(@binlake_snap_lsn AS SIGNED) AS {SNAP_LSN}, CAST(@binlake_read_ts AS SIGNED) AS {READ_TS}"
 )
 
 # Spark types a JDBC CHAR(n) column as char(n) and right-pads it with spaces on read; MySQL returns
@@ -125,5 +132,5 @@ def lake_expressions(table: SourceTable) -> list[tuple[str, str]]:
         for index, column in enumerate(table.columns)
     ]
     exprs.append((f"CAST(`{SNAP_LSN}` AS BIGINT)", LSN_COLUMN))
-    exprs.append((f"CAST(CONCAT(`{READ_TS}`, 'Z') AS TIMESTAMP)", COMMIT_TS_COLUMN))
+    exprs.append((f"TIMESTAMP_MICROS(`{READ_TS}`)", COMMIT_TS_COLUMN))
     return exprs
