@@ -189,7 +189,8 @@ def main(workload_seconds: float = 30.0, config_path: Path = Path("conf/demo.yam
         step(7, "validate: source vs lake, key by key")
         validation = subprocess.run(spark_submit("jobs/validate.py", config_path, "--wait", "30"), env=env,
                                     stdout=subprocess.PIPE, stderr=(run_dir / "validate.log").open("wb"))
-        print(validation.stdout.decode())
+        report = validation.stdout.decode()
+        print(report[report.find("binlake validate"):] if "binlake validate" in report else report)
         step(8, "summary")
         print(summary(config, lake, source_counts(db), validation.returncode))
         return 0 if validation.returncode == 0 else 1
