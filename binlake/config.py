@@ -71,7 +71,9 @@ class S3Config(_Frozen):
 class LakeConfig(_Frozen):
     """Where the Delta tables and binlake's own state live."""
 
-    root: str = Field(..., description="Lake root: a local path (relative = from the working directory) or s3a://bucket/prefix.")
+    root: str = Field(
+        ..., description="Lake root: a local path (relative = from the config file's folder) or s3a://bucket/prefix."
+    )
     s3: S3Config = Field(default_factory=S3Config, description="S3 settings, used when root is s3a://.")
 
     @field_validator("root")
@@ -220,9 +222,19 @@ def _reject_inline_secrets(data: Any, path: Path, prefix: str = "") -> None:
             _reject_inline_secrets(value, path, f"{full}.")
 
 
+def _anchor_lake_root(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A relative local ``lake.root`` is taken relative to the config file's folder."""
+    lake = data.get("lake")
+    if isinstance(lake, dict) and isinstance(lake.get("root"), str) and "://" not in lake["root"]:
+        root = Path(lake["root"]).expanduser()
+        if not root.is_absolute():
+            data["lake"] = {**lake, "root": str((path.resolve().parent / root).resolve())}
+    return data
+
+
 def parse_config(data: dict[str, Any], path: Path) -> PipelineConfig:
-    """Validate an already-parsed mapping; ``path`` is used in error messages only."""
-    data = _inline_mapping_file(dict(data), path)
+    """Validate an already-parsed mapping; ``path`` names the file in errors and anchors relative paths."""
+    data = _anchor_lake_root(_inline_mapping_file(dict(data), path), path)
     _reject_inline_secrets(data, path)
     try:
         config = PipelineConfig.model_validate(data)

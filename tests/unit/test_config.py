@@ -78,3 +78,10 @@ def test_reference_lists_every_key_with_default() -> None:
     expected = ('| `full_load.target_table_prep_mode` | one of: DROP_AND_CREATE, TRUNCATE_BEFORE_LOAD, DO_NOTHING '
                 '| `"DROP_AND_CREATE"` |')
     assert expected in reference
+
+
+def test_relative_lake_root_is_anchored_at_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "p.yaml"
+    path.write_text(f"lake: {{root: ../lake}}\ntable_mappings: {json.dumps(MAPPING)}\n")
+    assert load_config(path).lake.root == str(tmp_path / "lake")
