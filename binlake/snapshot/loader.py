@@ -176,7 +176,9 @@ class TableLoad:
             log.info("%s: DO_NOTHING: appending to the existing table %s", self.label, path)
         if not exists:
             frame, _ = chunk_frame(self.ctx, self.table, first)
-            delta.create_table(spark, path, frame.schema)
+            names = {c.name: c.target_name for c in self.table.columns}
+            stats_on = [names[k] for k in self.table.key_columns if k in names] + [LSN_COLUMN]
+            delta.create_table(spark, path, frame.schema, stats_on)
             log.info("%s: created Delta table %s", self.label, path)
 
     def _resume(self, state: TableState) -> TableState:

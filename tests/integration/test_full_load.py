@@ -214,6 +214,11 @@ def test_composite_string_keys_and_identifiers_needing_quotes(
     assert sorted(lake) == sorted(rows)
     state = state_of(config, source_db, "order")
     assert state.key_columns == ("näme key", "order")
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake_dir}/{source_db}/order`").collect()[0]
+    assert detail["properties"]["delta.dataSkippingStatsColumns"] == "`näme key`,`order`,`_binlake_lsn`"
+    assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
+    assert detail["properties"]["delta.enableDeletionVectors"] == "true"
+    assert detail["properties"]["delta.columnMapping.mode"] == "name"
     assert sum(c.rows for c in state.chunks) == len(rows)
 
 
