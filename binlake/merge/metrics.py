@@ -6,6 +6,9 @@ transaction version) has one row per table the batch touched — see :data:`METR
 table's last commit in the batch minus the source commit time of that change (the source time has
 the binlog's one-second resolution). ``lag_max_seconds`` is the same for the oldest change.
 
+Counts are those of the commits a batch's (last) attempt made: when a batch is replayed after a
+crash, steps committed by the failed attempt are skipped and not counted again.
+
 ``_binlake/merge/status.json`` holds the latest entry per table (also for tables not in the last
 batch), the last batch id, the lsn reached and the last error — what ``binlake status`` shows.
 """

@@ -31,6 +31,7 @@ SCHEMA_LSN = "binlake.merge.schemaLsn"
 TRUNCATE_LSN = "binlake.merge.truncateLsn"
 DROPPED_LSN = "binlake.merge.droppedLsn"
 RETYPE_PREFIX = "__binlake_retype_"
+TYPE_WIDENING = "delta.enableTypeWidening"
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,13 @@ def add_columns(spark: SparkSession, table: TargetTable, columns: tuple[tuple[st
     return len(todo)
 
 
-def retype_column(spark: SparkSession, path: str, name: str, new_type: str) -> None:
+def retype_column(spark: SparkSession, table: TargetTable, name: str, new_type: str) -> None:
     """Change a column's type: Delta type widening where it allows, else a rewrite that keeps the
     values (``CAST(old AS new)``) in a new column under the same name."""
+    path = table.path
     try:
-        set_properties(spark, path, {"delta.enableTypeWidening": "true"})
+        if table.properties.get(TYPE_WIDENING) != "true":
+            set_properties(spark, path, {TYPE_WIDENING: "true"})
         _alter(spark, path, f"ALTER COLUMN {quote(name)} TYPE {new_type}")
         return
     except AnalysisException as exc:
@@ -157,6 +160,6 @@ def apply_evolution(spark: SparkSession, table: TargetTable, evolution: Evolutio
     changed |= drop_columns(spark, table, evolution.drops) > 0
     changed |= add_columns(spark, table, evolution.adds) > 0
     for name, _old, new_type in evolution.retypes:
-        retype_column(spark, table.path, name, new_type)
+        retype_column(spark, table, name, new_type)
         changed = True
     return changed

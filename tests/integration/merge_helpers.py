@@ -73,11 +73,17 @@ class Source:
     def ddl(self, pos: int, table: str, kind: str, sql: str) -> EventChanges:
         return self.event(pos, table, "DDL", ddl=sql, ddl_kind=kind)
 
-    def write(self, *events: EventChanges, seconds: int = 0) -> str:
-        """One change-log file, one transaction per event, committed ``seconds`` after T0 (+ its pos)."""
-        txns = [CommittedTransaction(None, e.binlog_pos, _micros(T0 + datetime.timedelta(seconds=seconds)), (e,))
-                for e in events]
+    def write(self, *events: EventChanges) -> str:
+        """One change-log file (records in lsn order, as the capture writes them), one transaction per
+        event, committed at :func:`commit_time` of its pos."""
+        ordered = sorted(events, key=lambda e: e.lsn)
+        txns = [CommittedTransaction(None, e.binlog_pos, _micros(commit_time(e.binlog_pos)), (e,)) for e in ordered]
         return write_changelog(self.lake, to_arrow(txns))
+
+
+def commit_time(pos: int) -> datetime.datetime:
+    """Source commit time of the test event at ``pos``: ``pos`` seconds after T0."""
+    return T0 + datetime.timedelta(seconds=pos)
 
 
 def _micros(when: datetime.datetime) -> int:
@@ -129,7 +135,8 @@ def run_merge(spark: SparkSession, config: PipelineConfig, **kwargs: Any) -> Non
     run(spark, config, available_now=True, **kwargs)
 
 
-def rows(spark: SparkSession, path: str, *columns: str, order: str = "id") -> list[tuple[Any, ...]]:
+def rows(spark: SparkSession, path: str, *columns: str, order: Sequence[str] = ("id",)) -> list[tuple[Any, ...]]:
+    """The table's rows (``columns``, default: the source columns) sorted by ``order``."""
     frame = spark.read.format("delta").load(path)
     names = columns or tuple(c for c in frame.columns if not c.startswith("_binlake_"))
-    return [tuple(r) for r in frame.orderBy(order).select(*names).collect()]
+    return [tuple(r) for r in frame.orderBy(*order).select(*names).collect()]
