@@ -136,7 +136,18 @@ def build_session(config: PipelineConfig, app: str) -> SparkSession:
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
+    _quiet_known_noise(session)
     return session
+
+
+def _quiet_known_noise(session: SparkSession) -> None:
+    """Delta 4.4 logs a harmless ERROR on every read of a table with deletion vectors ("Failed to
+    translate filter EqualTo(__delta_internal_is_row_deleted,0)": the filter is applied anyway)."""
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    level = jvm.org.apache.logging.log4j.Level.OFF
+    jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+        "org.apache.spark.sql.delta.DeltaParquetFileFormat", level)
 
 
 if __name__ == "__main__":
