@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructField, StructType
+from pyspark.sql.types import (
+    DataType,
+    DateType,
+    NumericType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
 
 TABLE_PROPERTIES = {
     "delta.enableDeletionVectors": "true",
@@ -47,6 +56,11 @@ def drop_table(spark: SparkSession, path: str) -> None:
     fs, hadoop_path = _hadoop_path(spark, path)
     if fs.exists(hadoop_path):
         fs.delete(hadoop_path, True)
+
+
+def has_stats(data_type: DataType) -> bool:
+    """Whether Delta keeps min/max statistics for a column of this type (not binary, boolean, nested)."""
+    return isinstance(data_type, NumericType | StringType | DateType | TimestampType | TimestampNTZType)
 
 
 def stats_columns(names: Sequence[str]) -> str:

@@ -177,8 +177,9 @@ class TableLoad:
         if not exists:
             frame, _ = chunk_frame(self.ctx, self.table, first)
             names = {c.name: c.target_name for c in self.table.columns}
-            stats_on = [names[k] for k in self.table.key_columns if k in names] + [LSN_COLUMN]
-            delta.create_table(spark, path, frame.schema, stats_on)
+            keys = [names[k] for k in self.table.key_columns if k in names]
+            stats_on = [f.name for f in frame.schema.fields if f.name in keys and delta.has_stats(f.dataType)]
+            delta.create_table(spark, path, frame.schema, [*stats_on, LSN_COLUMN])
             log.info("%s: created Delta table %s", self.label, path)
 
     def _resume(self, state: TableState) -> TableState:
