@@ -3,10 +3,12 @@
 See :mod:`binlake.snapshot` for the consistency guarantee. Per table, in order:
 
 a. read the state file; a complete table is skipped under DO_NOTHING, a table whose state says
-   ``loading`` (and whose Delta table exists) is **resumed** — no preparation, the stored plan;
-b. otherwise read the low watermark (binlog end), plan the chunks, prepare the target
-   (DROP_AND_CREATE: drop + create; TRUNCATE_BEFORE_LOAD: delete all rows, or create;
-   DO_NOTHING: keep it, or create) and write the state (``loading``, every chunk ``pending``);
+   ``loading`` with its preparation done (and whose Delta table exists) is **resumed** — no
+   preparation, the stored plan;
+b. otherwise read the low watermark (binlog end), plan the chunks, write the state (``loading``,
+   not prepared, every chunk ``pending``), prepare the target (DROP_AND_CREATE: drop + create;
+   TRUNCATE_BEFORE_LOAD: delete all rows, or create; DO_NOTHING: keep it, or create) and mark
+   the state prepared;
 c. read + commit the pending chunks, ``max_parallel_chunks`` at a time; after each commit the chunk
    is recorded in the state file (range, rows, position);
 d. when every chunk is committed: GTIDs of the chunk positions, table size, ``complete``.
@@ -131,7 +133,8 @@ class TableLoad:
             log.info("%s: already loaded completely (load %s) and prep mode is DO_NOTHING: skipped",
                      self.label, previous.load_id)
             return self._report(previous, "skipped", 0.0, "already loaded")
-        if previous is not None and not previous.complete and delta.table_exists(self.ctx.spark, self.path):
+        if (previous is not None and not previous.complete and previous.prepared
+                and delta.table_exists(self.ctx.spark, self.path)):
             self.state = self._resume(previous)
         else:
             self.state = self._start(mode)
@@ -152,13 +155,15 @@ class TableLoad:
         chunks = tuple(
             ChunkState(i, r, render_predicate(r, self.table.key_columns)) for i, r in enumerate(plan.ranges)
         )
-        self._prepare(mode, chunks[0])
         state = TableState(
             load_id=uuid.uuid4().hex, source_schema=self.table.schema, source_table=self.table.name,
             schema=self.table.target.schema, table=self.table.target.table, path=self.path,
             prep_mode=mode.value, key_columns=self.table.key_columns, low_watermark=low,
-            started_at=_iso(self.ctx.now()), chunks=chunks,
+            started_at=_iso(self.ctx.now()), chunks=chunks, prepared=False,
         )
+        write_state(self.ctx.lake, state)  # first: a previous "complete" must not outlive the drop
+        self._prepare(mode, chunks[0])
+        state = replace(state, prepared=True)
         write_state(self.ctx.lake, state)
         return state
 

@@ -10,6 +10,7 @@ by the merge to hand off from snapshot to change stream. Format (version 1)::
       "source": {"schema": …, "table": …},
       "target": {"schema": …, "table": …, "path": "<root>/<schema>/<table>"},
       "prep_mode": "DROP_AND_CREATE",
+      "prepared": true,                    # false while the prep mode runs (a resume then starts over)
       "key_columns": ["id"],               # source primary key ([] = none, loaded whole)
       "low_watermark": {"file", "pos", "gtid", "lsn"},   # binlog end read before the first chunk
       "min_position"/"max_position": {"file", "pos", "gtid", "lsn"} | null,  # over all chunks
@@ -28,7 +29,7 @@ lower bound. ``min_lsn`` is therefore never above the true minimum of the chunk 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from binlake.chunks import ChunkRange
@@ -121,7 +122,7 @@ class TableState:
     finished_at: str | None = None
     seconds: float | None = None
     size_bytes: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    prepared: bool = True  # False between writing the first state and finishing the prep mode
 
     @property
     def complete(self) -> bool:
@@ -180,8 +181,8 @@ class TableState:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "seconds": self.seconds,
+            "prepared": self.prepared,
             "chunks": [chunk.to_dict() for chunk in self.chunks],
-            **self.extra,
         }
 
     def to_json(self) -> bytes:
@@ -210,6 +211,7 @@ class TableState:
             finished_at=data.get("finished_at"),
             seconds=data.get("seconds"),
             size_bytes=data.get("bytes"),
+            prepared=bool(data.get("prepared", True)),
         )
 
     @classmethod

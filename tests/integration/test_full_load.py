@@ -269,7 +269,7 @@ def test_selection_and_transformation_rules(
                    "object-locator": {**locator, "column-name": "Amount"}, "rule-action": "rename",
                    "value": "amount_cents"}),
     ]}
-    config = make_config(lake_dir, mappings)
+    config = make_config(lake_dir, mappings, full_load={"tables_in_parallel": 2})
     reports = load(spark, config)
     assert sorted(r.target for r in reports) == ["shop.orders", "shop.raw_order_items"]
     assert sorted(p.name for p in (lake_dir / "shop").iterdir()) == ["orders", "raw_order_items"]
