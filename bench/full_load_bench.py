@@ -56,6 +56,12 @@ def fill(db: LocalMariaDB, rows: int) -> None:
     db.execute("ANALYZE TABLE retail_trans", "bench")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def outfile_seconds(db: LocalMariaDB) -> float:
     target = db.outfile_dir / "retail_trans.tsv"
     target.unlink(missing_ok=True)
@@ -66,7 +72,9 @@ def outfile_seconds(db: LocalMariaDB) -> float:
     return seconds
 
 
-def bench_config(db: LocalMariaDB, lake: Path, chunk_rows: int, parallel: int, extra: dict[str, Any]) -> PipelineConfig:
+def bench_config(
+    db: LocalMariaDB, lake: Path, chunk_rows: int, parallel: int, extra: dict[str, Any], spark_conf: dict[str, str]
+) -> PipelineConfig:
     return parse_config(
         {
             "name": "bench",
@@ -77,7 +85,8 @@ def bench_config(db: LocalMariaDB, lake: Path, chunk_rows: int, parallel: int, e
                 "object-locator": {"schema-name": "bench", "table-name": "retail_trans"}, "rule-action": "include",
             }]},
             "full_load": {"chunk_rows": chunk_rows, "max_parallel_chunks": parallel, **extra},
-            "spark": {"master": os.environ.get("BINLAKE_SPARK_MASTER", f"local[{os.cpu_count() or 2}]")},
+            "spark": {"master": os.environ.get("BINLAKE_SPARK_MASTER", f"local[{os.cpu_count() or 2}]"),
+                      "conf": spark_conf},
         },
         Path("bench.yaml"),
     )
@@ -90,6 +99,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=0, help="chunks at once; 0 = Spark default parallelism")
     parser.add_argument("--fetch-size", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Spark setting (repeatable), e.g. spark.sql.parquet.compression.codec=zstd")
     parser.add_argument("--verbose", action="store_true", help="log the full load's steps")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed after")
     args = parser.parse_args()
@@ -111,20 +122,27 @@ def main() -> None:
             from binlake.spark import build_session
 
             config = bench_config(db, workdir / "lake", chunk_rows, args.parallel,
-                                  {"jdbc_fetch_size": args.fetch_size})
+                                  {"jdbc_fetch_size": args.fetch_size},
+                                  dict(item.split("=", 1) for item in args.spark_conf))
             started = time.perf_counter()
             spark = build_session(config, "bench")
             print(f"Spark session start: {time.perf_counter() - started:.1f} s "
                   f"({spark.sparkContext.master}, {chunk_rows:,} rows per chunk)")
             best = float("inf")
+            jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[union-attr]
+            assert db.process is not None
             for run in range(1, args.runs + 1):
+                cpu_before = cpu_seconds(jvm_pid), cpu_seconds(db.process.pid)
                 started = time.perf_counter()
                 [report] = run_full_load(config, spark)
                 seconds = time.perf_counter() - started
+                jvm_cpu = cpu_seconds(jvm_pid) - cpu_before[0]
+                db_cpu = cpu_seconds(db.process.pid) - cpu_before[1]
                 best = min(best, seconds)
                 assert report.rows == args.rows, report
                 print(f"binlake full load run {run}: {seconds:.2f} s = {args.rows / seconds:,.0f} rows/s "
-                      f"({report.chunks} chunks, {report.bytes or 0:,} bytes of Parquet)")
+                      f"({report.chunks} chunks, {report.bytes or 0:,} bytes of Parquet; CPU: Spark {jvm_cpu:.1f} s, "
+                      f"MariaDB {db_cpu:.1f} s)")
             spark.stop()
         print()
         print(f"baseline  SELECT INTO OUTFILE  {args.rows / baseline:>12,.0f} rows/s")
