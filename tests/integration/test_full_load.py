@@ -504,3 +504,29 @@ def test_spark_submit_entry_point_writes_to_s3(
     state = json.loads(s3.get_object(Bucket="bucket", Key=f"lake/_binlake/snapshots/{source_db}/t.json")["Body"].read())
     assert state["status"] == "complete" and state["rows"] == 250 and len(state["chunks"]) == 3
     assert state["min_lsn"] is not None and state["target"]["path"] == f"s3a://bucket/lake/{source_db}/t"
+
+
+def test_crash_while_preparing_never_leaves_a_stale_complete_state(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from binlake.snapshot import delta
+
+    mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
+    insert_ids(mariadb, source_db, "t", list(range(1, 11)))
+    config = make_config(lake_dir, include_schema_rules(source_db))
+    load(spark, config)
+    assert state_of(config, source_db, "t").complete
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise Crash("simulated crash between drop and create")
+
+    monkeypatch.setattr(delta, "create_table", crash)
+    with pytest.raises(FullLoadError, match="between drop and create"):
+        load(spark, config)  # DROP_AND_CREATE: the table is gone, and so is the 'complete' state
+    stale = state_of(config, source_db, "t")
+    assert stale.status == "loading" and not stale.prepared
+    monkeypatch.undo()
+    [report] = load(spark, config)  # not resumed (never prepared): started over
+    assert report.rows == 10 and state_of(config, source_db, "t").load_id != stale.load_id
+    assert_ids(spark, lake_dir, source_db, "t", list(range(1, 11)))
