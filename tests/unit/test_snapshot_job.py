@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from binlake.config import PipelineConfig, parse_config
+from binlake.config import PipelineConfig, SparkConfig, parse_config
 from binlake.rules import TableTarget
 from binlake.snapshot.discovery import SourceColumn, SourceTable
-from binlake.snapshot.job import FullLoadError, check_tables, parse_args
+from binlake.snapshot.job import FullLoadError, check_tables, job_spark_settings, parse_args
 from binlake.typemap import ColumnType
 
 INT = ColumnType("int")
@@ -51,3 +51,12 @@ def test_arguments() -> None:
     assert args.config == "conf/demo.yaml" and args.restart
     with pytest.raises(SystemExit):
         parse_args([])
+
+
+def test_job_spark_settings_yield_to_the_config() -> None:
+    settings = job_spark_settings(config("refuse"), 4)
+    assert settings["spark.sql.readSideCharPadding"] == "false"
+    assert settings["spark.databricks.delta.snapshotPartitions"] == "4"
+    custom = config("refuse").model_copy(update={"spark": SparkConfig(conf={
+        "spark.databricks.delta.snapshotPartitions": "50"})})
+    assert "spark.databricks.delta.snapshotPartitions" not in job_spark_settings(custom, 4)
