@@ -49,6 +49,7 @@ innodb_log_file_size = 256M
 innodb_flush_log_at_trx_commit = 2
 sync_binlog = 0
 secure-file-priv = {datadir}/outfile
+tmpdir = {datadir}/tmp
 max_allowed_packet = 256M
 max_connections = 300
 log-error = {datadir}/mariadb.err
@@ -112,6 +113,7 @@ class LocalMariaDB:
             return
         self.datadir.mkdir(parents=True, exist_ok=True)
         self.outfile_dir.mkdir(exist_ok=True)
+        (self.datadir / "tmp").mkdir(exist_ok=True)
         subprocess.run(
             [
                 _find_binary("mariadb-install-db"),
@@ -128,6 +130,7 @@ class LocalMariaDB:
         """Start the server (installing the datadir first if needed) and wait until it answers."""
         self.install()
         self.outfile_dir.mkdir(exist_ok=True)
+        (self.datadir / "tmp").mkdir(exist_ok=True)  # own tmpdir: servers never delete each other's temp files
         self.process = subprocess.Popen(
             [_find_binary("mariadbd"), f"--defaults-file={self.cnf_path}", "--user=root"],
             stdout=subprocess.DEVNULL,
