@@ -159,7 +159,7 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> 
         key_fields = [(k, _type_of(run.table, k)) for k in key]
         tombstones.ensure_table(ctx.spark, tomb_path, key_fields)
         reduced_deletes = latest_per_key(decoded, key)
-        tombstones.record_deletes(ctx.spark, tomb_path, reduced_deletes, key, ctx.app_id, version)
+        tombstones.record_deletes(ctx.spark, tomb_path, reduced_deletes, key)
     if history is not None:
         counts = scd2.merge_history(ctx.spark, run.path, history, key, has_pk, columns, optional, table_columns,
                                     ctx.app_id, version)

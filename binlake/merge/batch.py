@@ -7,7 +7,7 @@ For micro-batch ``b`` (a DataFrame of change-log records):
    (catch up from its snapshot lsn, :mod:`binlake.merge.handoff`) the first time it is complete;
    otherwise apply its steps (:mod:`binlake.merge.apply`) — one MERGE per table per step, all
    with transaction versions derived from ``b``;
-3. append the batch's metrics (one idempotent commit) and rewrite ``status.json``;
+3. append the batch's metrics (one commit) and rewrite ``status.json``;
 4. run maintenance when due.
 
 If anything fails, ``status.json`` records the error and the exception stops the query; the
@@ -32,7 +32,6 @@ from binlake.merge.apply import MergeContext, apply_table
 from binlake.merge.handoff import WAITING, catchup_keys, joined_load, read_handoff, record_join
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
-from binlake.merge.plan import txn_version
 from binlake.merge.source import read_changelog_files
 from binlake.merge.summary import TableChanges, TableName, summarize
 from binlake.merge.target import is_delta_table
@@ -70,7 +69,7 @@ class BatchProcessor:
             self.process(batch, batch_id)
         except Exception as exc:
             log.exception("merge batch %d failed", batch_id)
-            self.status.write(batch_id, [], self.ctx.clock(), error=f"batch {batch_id}: {type(exc).__name__}: {exc}")
+            self.status.write_error(batch_id, self.ctx.clock(), f"batch {batch_id}: {type(exc).__name__}: {exc}")
             raise
 
     def process(self, batch: DataFrame, batch_id: int) -> list[TableMetrics]:
@@ -82,7 +81,8 @@ class BatchProcessor:
             metrics = [self._table(batch_id, changes, records, batch_max) for changes in summaries]
         finally:
             records.unpersist()
-        append_metrics(self.ctx.spark, self.ctx.lake, metrics, self.ctx.app_id, txn_version(batch_id, 0))
+        if not self.status.done(batch_id):
+            append_metrics(self.ctx.spark, self.ctx.lake, metrics)
         self.status.write(batch_id, metrics, self.ctx.clock())
         log.info("merge batch %d: %d table(s), %d record(s) in %.1f s", batch_id, len(metrics),
                  sum(m.records for m in metrics), time.monotonic() - started)

@@ -1,7 +1,9 @@
 """Per micro-batch, per table metrics: a Delta table for history, ``status.json`` for the latest.
 
-``_binlake/merge/metrics`` (Delta, appended once per batch, idempotently with the batch's
-transaction version) has one row per table the batch touched — see :data:`METRICS_SCHEMA`.
+``_binlake/merge/metrics`` (Delta, appended once per batch; a batch replayed after a crash does
+not append again unless the crash fell between the append and the ``status.json`` write — then
+its rows appear twice: dedupe on ``(batch_id, schema, table)`` where it matters) has one row per
+table the batch touched — see :data:`METRICS_SCHEMA`.
 ``lag_seconds`` is the end-to-end freshness of the newest change applied: Delta commit time of the
 table's last commit in the batch minus the source commit time of that change (the source time has
 the binlog's one-second resolution). ``lag_max_seconds`` is the same for the oldest change.
@@ -25,7 +27,6 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from binlake.lake import MERGE_METRICS_DIR, MERGE_STATUS_KEY, Lake
-from binlake.merge.txn import writer_options
 
 METRICS_SCHEMA = (
     "batch_id BIGINT, schema STRING, `table` STRING, status STRING, records BIGINT, inserted BIGINT, "
@@ -80,35 +81,54 @@ def _naive_utc(value: datetime.datetime | None) -> datetime.datetime | None:
     return value.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
-def append_metrics(spark: SparkSession, lake: Lake, rows: Sequence[TableMetrics], app_id: str, version: int) -> None:
-    """Append ``rows`` to the metrics table in one commit with transaction ``(app_id, version)``."""
+def append_metrics(spark: SparkSession, lake: Lake, rows: Sequence[TableMetrics]) -> None:
+    """Append ``rows`` to the metrics table in one commit (a blind append: Delta's transaction id
+    would make it ~15x slower; :meth:`StatusFile.done` keeps a replayed batch from appending again)."""
     if not rows:
         return
     data = [tuple(_naive_utc(v) if isinstance(v, datetime.datetime) else v
                   for v in dataclasses.astuple(row)) for row in rows]
     frame = spark.createDataFrame(data, METRICS_SCHEMA)
-    (frame.write.format("delta").mode("append").options(**writer_options(app_id, version))
-     .save(lake.uri(MERGE_METRICS_DIR)))
+    frame.write.format("delta").mode("append").save(lake.uri(MERGE_METRICS_DIR))
 
 
 class StatusFile:
-    """The latest metrics per table, kept in memory and written to ``status.json`` after a batch."""
+    """The latest metrics per table, kept in memory and written to ``status.json`` after a batch.
+
+    ``batch_id`` is the last batch completed by app ``app_id``; a failure is recorded as
+    ``last_error`` / ``failed_batch_id`` without changing it. Written without fsync (best effort).
+    """
 
     def __init__(self, lake: Lake, app_id: str = "") -> None:
         self.lake = lake
         self.app_id = app_id
         self.tables: dict[str, dict[str, Any]] = {}
+        self._last: tuple[str, int] | None = None
         try:
             previous = json.loads(lake.get_bytes(MERGE_STATUS_KEY))
-            self.tables = dict(previous.get("tables", {}))
         except (FileNotFoundError, ValueError):
-            pass
+            return
+        self.tables = dict(previous.get("tables", {}))
+        if previous.get("batch_id") is not None:
+            self._last = (str(previous.get("app_id")), int(previous["batch_id"]))
 
-    def write(self, batch_id: int, rows: Sequence[TableMetrics], when: datetime.datetime,
-              error: str | None = None) -> None:
+    def done(self, batch_id: int) -> bool:
+        """Did this app already complete ``batch_id`` (metrics appended, status written)?"""
+        return self._last is not None and self._last[0] == self.app_id and batch_id <= self._last[1]
+
+    def write(self, batch_id: int, rows: Sequence[TableMetrics], when: datetime.datetime) -> None:
         for row in rows:
             self.tables[f"{row.schema}.{row.table}"] = row.as_json()
+        self._last = (self.app_id, batch_id)
+        self._put(when, None, None)
+
+    def write_error(self, batch_id: int, when: datetime.datetime, error: str) -> None:
+        self._put(when, error, batch_id)
+
+    def _put(self, when: datetime.datetime, error: str | None, failed_batch: int | None) -> None:
         lsns = [t["lsn"] for t in self.tables.values() if t.get("lsn") is not None]
-        data = {"app_id": self.app_id, "batch_id": batch_id, "updated_at": when.isoformat(),
-                "lsn": max(lsns, default=None), "last_error": error, "tables": self.tables}
-        self.lake.put_bytes(MERGE_STATUS_KEY, json.dumps(data, indent=1, sort_keys=True).encode())
+        last_batch = self._last[1] if self._last is not None and self._last[0] == self.app_id else None
+        data = {"app_id": self.app_id, "batch_id": last_batch, "updated_at": when.isoformat(),
+                "lsn": max(lsns, default=None), "last_error": error, "failed_batch_id": failed_batch,
+                "tables": self.tables}
+        self.lake.put_bytes(MERGE_STATUS_KEY, json.dumps(data, indent=1, sort_keys=True).encode(), durable=False)

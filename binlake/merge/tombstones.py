@@ -3,8 +3,8 @@ deleted row back.
 
 One Delta table per lake table at ``<root>/_binlake/tombstones/<schema>/<table>``: the key columns
 (same names and types as the lake table), ``_binlake_lsn`` (lsn of the delete) and
-``_binlake_commit_ts`` (its source commit time). Each step appends its deletes (one idempotent
-commit); before the upsert MERGE, every upsert whose lsn is at or below a tombstone of its key is
+``_binlake_commit_ts`` (its source commit time). Each step appends its deletes (one commit, before
+the step's MERGE); before the upsert MERGE, every upsert whose lsn is at or below a tombstone of its key is
 dropped (:func:`without_tombstoned`).
 
 Pruning (:func:`prune`, run by the maintenance step): a tombstone only matters while a change
@@ -31,7 +31,6 @@ from binlake.merge.decode import DELETE, LSN, OP, TS
 from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN, is_metadata_column
 from binlake.merge.sql import col, delta_ref, quote
 from binlake.merge.target import is_delta_table
-from binlake.merge.txn import writer_options
 
 TABLE_PROPERTIES = {
     "delta.enableDeletionVectors": "true",
@@ -72,14 +71,15 @@ def ensure_table(spark: SparkSession, path: str, key_fields: Sequence[tuple[str,
               f"USING delta TBLPROPERTIES ({props})")
 
 
-def record_deletes(spark: SparkSession, path: str, reduced: DataFrame, key: Sequence[str], app_id: str,
-                   version: int) -> None:
-    """Append the deletes of ``reduced`` to the tombstones in one commit with transaction
-    ``(app_id, version)`` (an append, not a MERGE: a key may have several tombstones, the greatest
-    lsn counts; :func:`prune` removes the superseded ones)."""
+def record_deletes(spark: SparkSession, path: str, reduced: DataFrame, key: Sequence[str]) -> None:
+    """Append the deletes of ``reduced`` to the tombstones in one commit. An append, not a MERGE,
+    and without a transaction id: a key may have several tombstones (the greatest lsn counts,
+    :func:`prune` removes the others), so appending again after a crash is harmless — and a blind
+    append is much cheaper than one carrying a transaction id. It runs before the step's MERGE, so
+    a committed step always has its tombstones."""
     deletes = reduced.filter(F.col(OP) == DELETE).select(
         *[col(k) for k in key], F.col(LSN).alias(LSN_COLUMN), F.col(TS).alias(COMMIT_TS_COLUMN))
-    deletes.write.format("delta").mode("append").options(**writer_options(app_id, version)).save(path)
+    deletes.write.format("delta").mode("append").save(path)
 
 
 def without_tombstoned(reduced: DataFrame, tombstones: DataFrame | None, key: Sequence[str]) -> DataFrame:

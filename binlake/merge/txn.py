@@ -33,11 +33,6 @@ def idempotent(spark: SparkSession, app_id: str, version: int) -> Iterator[None]
         spark.conf.unset(VERSION_CONF)
 
 
-def writer_options(app_id: str, version: int) -> dict[str, str]:
-    """The same for ``DataFrameWriter``: options ``txnAppId`` / ``txnVersion``."""
-    return {"txnAppId": app_id, "txnVersion": str(version)}
-
-
 def jvm(spark: SparkSession) -> Any:
     """The py4j view of the driver JVM (classic Spark, not Spark Connect)."""
     gateway = spark._jvm
