@@ -54,15 +54,15 @@ def _mapping(database: str) -> dict[str, Any]:
 
 def _base_tables(db: LocalMariaDB, database: str) -> list[str]:
     return [str(name) for (name,) in db.execute(
-        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %r AND TABLE_TYPE = 'BASE TABLE' "
-        "ORDER BY TABLE_NAME" % database)]
+        f"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{database}' "
+        "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME")]
 
 
 def _rewrite_every_row(db: LocalMariaDB, database: str, table: str) -> None:
     """Delete and re-insert every row in one transaction, so each value passes through the binlog."""
     columns = [str(c) for (c,) in db.execute(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %r AND TABLE_NAME = %r "
-        "AND EXTRA NOT LIKE '%%GENERATED%%' ORDER BY ORDINAL_POSITION" % (database, table))]
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = '{}' "
+        "AND EXTRA NOT LIKE '%GENERATED%' ORDER BY ORDINAL_POSITION".format(database, table.replace("'", "''")))]
     quoted = ", ".join("`" + c.replace("`", "``") + "`" for c in columns)
     name = "`" + table.replace("`", "``") + "`"
     copy = f"`binlake_copy_{re.sub(r'[^A-Za-z0-9_]', '_', table)}`"
