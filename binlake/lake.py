@@ -43,9 +43,18 @@ TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
 TMP_PREFIX = "_tmp-"
 
 
+_UNSAFE_IN_FOLDER = str.maketrans({"`": "_", ":": "_", "/": "_"})
+
+
+def folder_name(name: str) -> str:
+    """A schema or table name as a folder name: ``` ` ```, ``:`` and ``/`` become ``_`` (Delta writes
+    paths into SQL text unescaped, and Hadoop paths cannot hold ``:`` in a name); all else is kept."""
+    return name.translate(_UNSAFE_IN_FOLDER)
+
+
 def table_key(schema: str, table: str) -> str:
     """Folder of the Delta table for target ``schema.table``."""
-    return f"{schema}/{table}"
+    return f"{folder_name(schema)}/{folder_name(table)}"
 
 
 def changelog_key(lsn_first: int, lsn_last: int, file_id: str | None = None) -> str:

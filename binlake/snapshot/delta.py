@@ -80,7 +80,8 @@ def create_table(spark: SparkSession, path: str, schema: StructType, stats_on: S
     nullable = StructType([StructField(f.name, f.dataType, True) for f in schema.fields])
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable)
     properties = dict(TABLE_PROPERTIES)
-    if stats_on:
+    # Delta's parser of this property rejects names holding a backtick: keep all statistics then.
+    if stats_on and not any("`" in name for name in stats_on):
         properties["delta.dataSkippingStatsColumns"] = stats_columns(stats_on)
     for key, value in properties.items():
         builder = builder.property(key, value)
