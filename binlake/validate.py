@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from binlake.chunks import render_predicate
-from binlake.config import ConfigError, PipelineConfig, load_config
+from binlake.config import PipelineConfig
+from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, table_key
 from binlake.progress import read_progress
 from binlake.rules import TableMapping
@@ -272,13 +272,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jobs/validate.py`` and ``binlake validate``."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+    configure_logging()
+    config = load_pipeline(args.config)
+    if config is None:
+        return CONFIG_ERROR_EXIT
     from binlake.spark import build_session
 
     spark = build_session(config, "validate")

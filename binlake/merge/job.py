@@ -25,7 +25,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from binlake.capture.checkpoint import load_checkpoint
-from binlake.config import PipelineConfig, load_config
+from binlake.config import PipelineConfig
+from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import CHANGELOG_DIR, MERGE_CHECKPOINT_DIR, Lake
 from binlake.merge.apply import Clock, MergeContext
 from binlake.merge.batch import BatchProcessor
@@ -120,9 +121,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``streaming/merge.py``: wire config, session and clock, then run."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     args = parse_args(argv)
-    config = load_config(args.config)
+    config = load_pipeline(args.config)
+    if config is None:
+        return CONFIG_ERROR_EXIT
     from binlake.spark import build_session
 
     spark = build_session(config, "merge")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,8 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
-from binlake.config import ConfigError, PipelineConfig, load_config
+from binlake.config import PipelineConfig
+from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, snapshot_state_key
 from binlake.rules import TableMapping
 from binlake.snapshot.discovery import SourceTable, discover_tables
@@ -184,14 +184,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jobs/full_load.py``; returns the process exit status."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+    configure_logging(args.verbose)
+    config = load_pipeline(args.config)
+    if config is None:
+        return CONFIG_ERROR_EXIT
     from binlake.spark import build_session
 
     spark = build_session(config, "full-load")
