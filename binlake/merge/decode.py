@@ -2,7 +2,8 @@
 
 1. :func:`expand` — each record becomes the key images it affects: ``I``/``U`` upsert the after
    image; ``D`` deletes the before image's key; a ``U`` whose primary key changed also deletes the
-   old key (before image). Same ``(lsn, row_idx)`` for both halves.
+   old key (before image). Same ``(lsn, row_idx)`` for both halves. A delete image holds only the
+   key columns (the other columns decode to NULL and are never written).
 2. :func:`decode` — the JSON images (``{column: canonical string}``) become typed columns through
    :func:`binlake.typemap.spark_parse_sql`, using the row layout of the step. A column that some
    rows' layouts lack gets a flag ``__bl_has<i>`` so those rows never overwrite it.
@@ -37,20 +38,26 @@ def has_flag(index: int) -> str:
 
 
 def expand(records: DataFrame, key: Sequence[str]) -> DataFrame:
-    """Row records (``op`` in I/U/D) → ``(__bl_lsn, __bl_idx, __bl_ts, __bl_op, __bl_img)``."""
+    """Row records (``op`` in I/U/D) → ``(__bl_lsn, __bl_idx, __bl_ts, __bl_op, __bl_img)``.
+
+    Only the key columns of the before image are ever needed (to delete a key, or to see that an
+    update changed it), so only they are parsed from it.
+    """
+    key_struct = ", ".join(f"{quote(k)}: STRING" for k in key)
     parsed = records.select(
         F.col("lsn"), F.col("row_idx"), F.col("commit_ts"), F.col("op"),
-        F.from_json("before", _MAP).alias("b"), F.from_json("after", _MAP).alias("a"),
+        F.from_json("before", f"STRUCT<{key_struct}>").alias("b"), F.from_json("after", _MAP).alias("a"),
     )
     same_key: Column = reduce(
         lambda x, y: x & y,
-        [F.col("b").getItem(k).eqNullSafe(F.col("a").getItem(k)) for k in key],
+        [F.col("b").getField(k).eqNullSafe(F.col("a").getItem(k)) for k in key],
         F.lit(True),
     )
+    before_key = F.create_map(*[part for k in key for part in (F.lit(k), F.col("b").getField(k))])
     op = F.col("op")
     entries = F.array(
         F.struct(F.lit(UPSERT).alias("op"), F.col("a").alias("img"), op.isin("I", "U").alias("keep")),
-        F.struct(F.lit(DELETE).alias("op"), F.col("b").alias("img"),
+        F.struct(F.lit(DELETE).alias("op"), before_key.alias("img"),
                  ((op == "D") | ((op == "U") & ~same_key)).alias("keep")),
     )
     kept = F.filter(entries, lambda e: e["keep"])
