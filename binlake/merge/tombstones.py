@@ -105,8 +105,8 @@ def prune(spark: SparkSession, path: str, target_path: str, key: Sequence[str], 
         return 0
     stamp = older_than.strftime("%Y-%m-%d %H:%M:%S")
     tombs = DeltaTable.forPath(spark, path)
-    deleted = _count(tombs.delete(F.expr(f"{LSN_COLUMN} < {int(below_lsn)} AND "
-                                         f"{COMMIT_TS_COLUMN} < TIMESTAMP '{stamp}'")))
+    deleted = _count(spark.sql(f"DELETE FROM {delta_ref(path)} WHERE {LSN_COLUMN} < {int(below_lsn)} AND "
+                               f"{COMMIT_TS_COLUMN} < TIMESTAMP '{stamp}'"))
     keys = [col(k) for k in key]
     newest = spark.read.format("delta").load(path).select(*keys, col(LSN_COLUMN))
     live = spark.read.format("delta").load(target_path).select(*keys, col(LSN_COLUMN))
