@@ -18,7 +18,7 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -31,6 +31,7 @@ from binlake.merge.decode import decode, expand, latest_per_key
 from binlake.merge.layout import SCD2_COLUMNS, Layout, layouts_union, plan_evolution
 from binlake.merge.metrics import JOINED, MERGED, TableMetrics, lag
 from binlake.merge.plan import DdlStep, RowsStep, plan_steps, txn_version
+from binlake.merge.sql import col, sql_string
 from binlake.merge.summary import OP_DDL, TableChanges, TableName, segment_groups
 from binlake.merge.target import SCHEMA_LSN, TargetTable, apply_evolution, finish_rewrites, set_properties
 from binlake.merge.txn import committed_version
@@ -155,21 +156,42 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> 
     tombs = tombstones.read(ctx.spark, tomb_path, key)
     table_columns = list(run.table.columns)
     history = scd2.history_source(ctx.spark, run.path, decoded, key, tombs) if run.scd2 else None
-    if step.deletes:
-        key_fields = [(k, _type_of(run.table, k)) for k in key]
-        tombstones.ensure_table(ctx.spark, tomb_path, key_fields)
-        reduced_deletes = latest_per_key(decoded, key)
-        tombstones.record_deletes(ctx.spark, tomb_path, reduced_deletes, key)
-    if history is not None:
-        counts = scd2.merge_history(ctx.spark, run.path, history, key, has_pk, columns, optional, table_columns,
-                                    ctx.app_id, version)
-        history.unpersist()
-    else:
-        source = tombstones.without_tombstoned(latest_per_key(decoded, key), tombs, key)
-        counts = merge_changes(ctx.spark, run.path, source, key, has_pk, columns, optional, table_columns,
-                               ctx.app_id, version)
+    reduced = latest_per_key(decoded, key).persist()
+    try:
+        if step.deletes:  # before the MERGE: a committed step always has its tombstones
+            key_fields = [(k, _type_of(run.table, k)) for k in key]
+            tombstones.ensure_table(ctx.spark, tomb_path, key_fields)
+            tombstones.record_deletes(ctx.spark, tomb_path, reduced, key)
+        if history is not None:
+            counts = scd2.merge_history(ctx.spark, run.path, history, key, has_pk, columns, optional,
+                                        table_columns, ctx.app_id, version)
+            history.unpersist()
+        else:
+            source = tombstones.without_tombstoned(reduced, tombs, key)
+            bounds = key_bounds(reduced, key, run.table) if has_pk else None
+            counts = merge_changes(ctx.spark, run.path, source, key, has_pk, columns, optional, table_columns,
+                                   ctx.app_id, version, bounds)
+    finally:
+        reduced.unpersist()
     run.counts = run.counts + counts
     run.commit_done(version)
+
+
+_RANGE_TYPES = {"tinyint", "smallint", "int", "bigint", "string"}
+
+
+def key_bounds(reduced: DataFrame, key: Sequence[str], table: TargetTable) -> tuple[str, str] | None:
+    """SQL literals of the lowest and highest key of a step, for a single integer or string primary
+    key (never NULL; one small job on the cached source). Added to the MERGE condition, they let Delta skip the
+    files whose key statistics lie outside — most files when changes hit recent keys."""
+    if len(key) != 1 or _type_of(table, key[0]) not in _RANGE_TYPES:
+        return None
+    low, high = reduced.agg(F.min(col(key[0])), F.max(col(key[0]))).first() or (None, None)
+    if low is None or high is None:
+        return None
+    if isinstance(low, str) and isinstance(high, str):
+        return sql_string(low), sql_string(high)
+    return str(int(low)), str(int(high))
 
 
 def _type_of(table: TargetTable, column: str) -> str:

@@ -70,14 +70,19 @@ def value_expressions(columns: Sequence[LayoutColumn], optional: set[str], table
 
 def merge_changes(spark: SparkSession, path: str, source: DataFrame, key: Sequence[str], has_primary_key: bool,
                   columns: Sequence[LayoutColumn], optional: set[str], table_columns: Sequence[str],
-                  app_id: str, version: int) -> MergeCounts:
+                  app_id: str, version: int, key_range: tuple[str, str] | None = None) -> MergeCounts:
     """Apply ``source`` (one row per key, from :func:`binlake.merge.decode.latest_per_key`) to the
-    lake table at ``path`` in one MERGE committed with transaction ``(app_id, version)``."""
+    lake table at ``path`` in one MERGE committed with transaction ``(app_id, version)``.
+    ``key_range`` (SQL literals of the lowest/highest key of a single-column key) narrows the
+    target scan to the files that may hold those keys."""
     newer = f"coalesce(t.{LSN_COLUMN}, -1) < s.{LSN}"
+    condition = key_condition(key, has_primary_key)
+    if key_range is not None:
+        condition += f" AND t.{quote(key[0])} >= {key_range[0]} AND t.{quote(key[0])} <= {key_range[1]}"
     with idempotent(spark, app_id, version):
         result = (
             DeltaTable.forPath(spark, path).alias("t")
-            .merge(source.alias("s"), key_condition(key, has_primary_key))
+            .merge(source.alias("s"), condition)
             .whenMatchedDelete(condition=f"s.{OP} = '{DELETE}' AND {newer}")
             .whenMatchedUpdate(condition=f"s.{OP} = '{UPSERT}' AND {newer}",
                                set=value_expressions(columns, optional, table_columns, for_update=True))
