@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from merge_helpers import BINLOG, Source, load_table, merge_config, rows, run_me
 
 from binlake.capture.checkpoint import Checkpoint, save_checkpoint
 from binlake.lake import Lake, tombstones_key
+from binlake.merge.maintenance import STATE_KEY
 from binlake.positions import BinlogPosition
 
 pytestmark = pytest.mark.spark
@@ -29,6 +31,10 @@ def test_optimize_prune_and_keyless_table(spark: Any, lake_dir: Path) -> None:
               src.dele(113, "free", {"x": 3, "y": "r"}, layout=NO_KEY),
               src.ins(114, "free", {"x": 3, "y": None}, layout=NO_KEY))
     save_checkpoint(lake, Checkpoint(BinlogPosition.of(BINLOG, 500)))  # the capture is past every tombstone
+    # the last VACUUM of both tables was long ago, so this maintenance round includes VACUUM + pruning
+    long_ago = {"vacuumed_at": "2020-01-01T00:00:00+00:00", "schema": "shop"}
+    lake.put_bytes(STATE_KEY, json.dumps({"tables": {f"shop.{t}": {**long_ago, "table": t} for t in ("m", "free")}})
+                   .encode())
     # retention 0: tombstones may go at once; VACUUM 0 = never
     run_merge(spark, merge_config(lake_dir, optimize_every_batches=1, vacuum_retention_hours=0))
     assert rows(spark, path) == [(1, "a1", 1), (3, "c", 3), (4, "d", 4)]
