@@ -2,7 +2,7 @@
 
 After a batch, for each table the batch merged:
 
-1. ``OPTIMIZE`` (bin-packing compaction) once the table was merged in
+1. ``OPTIMIZE`` (bin-packing compaction) once the table was changed by
    ``merge.optimize_every_batches`` batches since its last compaction (0 = never): frequent small
    MERGE commits leave many small files and deletion-vector files; compaction rewrites them into
    few large ones.
@@ -76,7 +76,8 @@ class Maintenance:
         every = self.config.optimize_every_batches
         if every <= 0:
             return
-        tables = sorted({(m.schema, m.table) for m in metrics if m.status in (MERGED, JOINED)})
+        tables = sorted({(m.schema, m.table) for m in metrics
+                         if m.status in (MERGED, JOINED) and m.inserted + m.updated + m.deleted + m.ddl > 0})
         if not tables:
             return
         merged = [f"{schema}.{table}" for schema, table in tables]
