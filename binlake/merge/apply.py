@@ -163,13 +163,13 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> 
             tombstones.ensure_table(ctx.spark, tomb_path, key_fields)
             tombstones.record_deletes(ctx.spark, tomb_path, reduced, key)
         if history is not None:
-            counts = scd2.merge_history(ctx.spark, run.path, history, key, has_pk, columns, optional,
-                                        table_columns, ctx.app_id, version)
+            counts = scd2.merge_history(ctx.spark, run.path, history, key, columns, optional, table_columns,
+                                        ctx.app_id, version)
             history.unpersist()
         else:
             source = tombstones.without_tombstoned(reduced, tombs, key)
             bounds = key_bounds(reduced, key, run.table) if has_pk else None
-            counts = merge_changes(ctx.spark, run.path, source, key, has_pk, columns, optional, table_columns,
+            counts = merge_changes(ctx.spark, run.path, source, key, columns, optional, table_columns,
                                    ctx.app_id, version, bounds)
     finally:
         reduced.unpersist()

@@ -97,14 +97,14 @@ def history_source(spark: SparkSession, path: str, decoded: DataFrame, key: Sequ
     return source
 
 
-def merge_history(spark: SparkSession, path: str, source: DataFrame, key: Sequence[str], has_primary_key: bool,
+def merge_history(spark: SparkSession, path: str, source: DataFrame, key: Sequence[str],
                   columns: Sequence[LayoutColumn], optional: set[str], table_columns: Sequence[str],
                   app_id: str, version: int) -> MergeCounts:
     """Apply the :func:`history_source` of a step to the SCD2 table at ``path`` in one MERGE."""
     values = value_expressions(columns, optional, table_columns, for_update=False)
     values.update({VALID_FROM_COLUMN: f"s.{TS}", VALID_TO_COLUMN: f"s.{NEXT_TS}",
                    IS_CURRENT_COLUMN: f"s.{IS_LAST} AND s.{OP} <> '{DELETE}'"})
-    condition = (f"{key_condition(key, has_primary_key)} AND ("
+    condition = (f"{key_condition(key)} AND ("
                  f"(s.{KIND} = 'c' AND t.{IS_CURRENT_COLUMN} AND t.{LSN_COLUMN} < s.{LSN}) OR "
                  f"(s.{KIND} = 'v' AND t.{LSN_COLUMN} = s.{LSN}))")
     with idempotent(spark, app_id, version):

@@ -38,10 +38,11 @@ TABLE_PROPERTIES = {
 }
 
 
-def key_condition(key: Sequence[str], has_primary_key: bool, left: str = "t", right: str = "s") -> str:
-    """``t.k1 = s.k1 AND …`` (null-safe ``<=>`` for tables keyed by all columns)."""
-    op = "=" if has_primary_key else "<=>"
-    return " AND ".join(f"{left}.{quote(k)} {op} {right}.{quote(k)}" for k in key)
+def key_condition(key: Sequence[str], left: str = "t", right: str = "s") -> str:
+    """``t.k1 <=> s.k1 AND …``: null-safe, because a key can be NULL in the lake even where the
+    source forbids it (a zero DATE/DATETIME in a primary key is NULL by the canonical mapping), and
+    tables without a primary key are keyed by all their (nullable) columns."""
+    return " AND ".join(f"{left}.{quote(k)} <=> {right}.{quote(k)}" for k in key)
 
 
 def read(spark: SparkSession, path: str, key: Sequence[str]) -> DataFrame | None:
@@ -111,7 +112,7 @@ def prune(spark: SparkSession, path: str, target_path: str, key: Sequence[str], 
     newest = spark.read.format("delta").load(path).select(*keys, col(LSN_COLUMN))
     live = spark.read.format("delta").load(target_path).select(*keys, col(LSN_COLUMN))
     newer = newest.unionByName(live).groupBy(*keys).agg(F.max(col(LSN_COLUMN)).alias("__bl_l"))
-    merged = (tombs.alias("t").merge(newer.alias("s"), key_condition(key, False))
+    merged = (tombs.alias("t").merge(newer.alias("s"), key_condition(key))
               .whenMatchedDelete(condition=f"t.{LSN_COLUMN} < s.__bl_l").execute())
     return deleted + _count(merged, "num_deleted_rows")
 

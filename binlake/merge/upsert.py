@@ -68,7 +68,7 @@ def value_expressions(columns: Sequence[LayoutColumn], optional: set[str], table
     return values
 
 
-def merge_changes(spark: SparkSession, path: str, source: DataFrame, key: Sequence[str], has_primary_key: bool,
+def merge_changes(spark: SparkSession, path: str, source: DataFrame, key: Sequence[str],
                   columns: Sequence[LayoutColumn], optional: set[str], table_columns: Sequence[str],
                   app_id: str, version: int, key_range: tuple[str, str] | None = None) -> MergeCounts:
     """Apply ``source`` (one row per key, from :func:`binlake.merge.decode.latest_per_key`) to the
@@ -76,7 +76,7 @@ def merge_changes(spark: SparkSession, path: str, source: DataFrame, key: Sequen
     ``key_range`` (SQL literals of the lowest/highest key of a single-column key) narrows the
     target scan to the files that may hold those keys."""
     newer = f"coalesce(t.{LSN_COLUMN}, -1) < s.{LSN}"
-    condition = key_condition(key, has_primary_key)
+    condition = key_condition(key)
     if key_range is not None:
         condition += f" AND t.{quote(key[0])} >= {key_range[0]} AND t.{quote(key[0])} <= {key_range[1]}"
     with idempotent(spark, app_id, version):
