@@ -33,7 +33,14 @@ from binlake.merge.metrics import JOINED, MERGED, TableMetrics, lag
 from binlake.merge.plan import DdlStep, RowsStep, plan_steps, txn_version
 from binlake.merge.sql import col, sql_string
 from binlake.merge.summary import OP_DDL, TableChanges, TableName, segment_groups
-from binlake.merge.target import SCHEMA_LSN, TargetTable, apply_evolution, finish_rewrites, set_properties
+from binlake.merge.target import (
+    RETYPE_PREFIX,
+    SCHEMA_LSN,
+    TargetTable,
+    apply_evolution,
+    finish_rewrites,
+    set_properties,
+)
 from binlake.merge.txn import committed_version
 from binlake.merge.upsert import MergeCounts, merge_changes
 from binlake.rules import TableMapping
@@ -91,7 +98,7 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
     name = changes.name
     path = ctx.lake.uri(table_key(name.schema, name.table))
     run = _Run(ctx, name, path, batch_id, TargetTable.load(ctx.spark, path), name.qualified in ctx.scd2_tables)
-    if any(c.startswith("__binlake_retype_") for c in run.table.columns):
+    if any(c.startswith(RETYPE_PREFIX) for c in run.table.columns):
         finish_rewrites(ctx.spark, run.table)
         run.reload()
     if run.scd2 and (joining or not set(SCD2_COLUMNS) <= run.table.metadata_columns):
