@@ -131,7 +131,7 @@ def declared_types(db: LocalMariaDB, schema: str, table: str) -> list[Any]:
     rows = db.execute(
         "SELECT DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
         f"WHERE TABLE_SCHEMA = '{schema}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION")
-    return [column_type_from_information_schema(str(d), str(c), s and str(s)) for d, c, s in rows]
+    return [column_type_from_information_schema(str(d), str(c), str(s) if s is not None else None) for d, c, s in rows]
 
 
 def oracle_changes(db: LocalMariaDB, schema: str, start: BinlogPosition, end: BinlogPosition,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,23 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMariaD
     server.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
     yield server
     server.stop()
+
+
+def purge_binlogs_before(db: LocalMariaDB, file: str, timeout: float = 60) -> None:
+    """``PURGE BINARY LOGS TO file`` until it took effect.
+
+    MariaDB silently keeps a binlog that InnoDB crash recovery may still need, until the
+    asynchronous binlog checkpoint has moved past it; a PURGE right after a rotation can be a no-op.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        db.execute(f"PURGE BINARY LOGS TO '{file}'")
+        oldest = str(db.execute("SHOW BINARY LOGS")[0][0])
+        if oldest == file:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"PURGE BINARY LOGS TO '{file}' still leaves {oldest} after {timeout}s")
+        time.sleep(0.2)
 
 
 def config_for(db: LocalMariaDB, lake: Path, **capture: Any) -> PipelineConfig:
@@ -65,7 +83,7 @@ def test_purged_binlog_stops_with_a_full_load_message(own_server: LocalMariaDB, 
         own_server.execute(f"INSERT INTO shop.t VALUES ({i})")
     own_server.execute("FLUSH BINARY LOGS")
     current = master_position(own_server).file
-    own_server.execute(f"PURGE BINARY LOGS TO '{current}'")
+    purge_binlogs_before(own_server, current)
     with pytest.raises(BinlogPurgedError, match="a new full load is required"):
         CaptureRunner(config).preflight()
     config_path = write_config(config, tmp_path / "capture.yaml")
@@ -76,6 +94,8 @@ def test_purged_binlog_stops_with_a_full_load_message(own_server: LocalMariaDB, 
 
 
 def test_explicit_position_in_a_purged_file_is_refused(own_server: LocalMariaDB, tmp_path: Path) -> None:
+    own_server.execute("FLUSH BINARY LOGS")
+    purge_binlogs_before(own_server, master_position(own_server).file)
     config = config_for(own_server, tmp_path, start="position", start_file="binlog.000001", start_pos=4)
     with pytest.raises(BinlogPurgedError, match=r"binlog\.000001"):
         CaptureRunner(config).preflight()
