@@ -44,6 +44,7 @@ from binlake.merge.target import (
 from binlake.merge.txn import committed_version
 from binlake.merge.upsert import MergeCounts, merge_changes
 from binlake.rules import TableMapping
+from binlake.snapshot.delta import CHANGE_DATA_FEED, change_data_feed_blockers
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,22 @@ def _evolve(run: _Run, step: RowsStep, version: int) -> bool:
     return True
 
 
+def _keep_mergeable(run: _Run) -> None:
+    """Turn the change data feed off when a column name rules it out (a table loaded before binlake
+    knew, or a column added by DDL): the rows keep replicating, the feed stops at this version."""
+    blockers = change_data_feed_blockers(list(run.table.columns))
+    if blockers and run.table.properties.get(CHANGE_DATA_FEED, "false").lower() == "true":
+        log.warning("%s: turning the change data feed off: Delta's MERGE with the feed on cannot handle the "
+                    "back-quote in column(s) %s (rename them with a DMS rename rule to keep the feed)",
+                    run.name.qualified, blockers)
+        set_properties(run.ctx.spark, run.path, {CHANGE_DATA_FEED: "false"})
+        run.reload()
+
+
 def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> None:
     if not _evolve(run, step, version):
         return
+    _keep_mergeable(run)
     ctx = run.ctx
     layouts = [Layout.parse(group.columns) for group in step.groups]
     latest = Layout.parse(step.latest.columns)

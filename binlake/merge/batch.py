@@ -30,7 +30,6 @@ from pyspark.sql import functions as F
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
 from binlake.merge.handoff import WAITING, catchup_keys, joined_load, read_handoff, record_join
-from binlake.merge.layout import Layout
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.source import read_changelog_files
@@ -40,15 +39,6 @@ from binlake.merge.target import is_delta_table
 log = logging.getLogger(__name__)
 
 MISSING = "missing_lake_table"
-UNSUPPORTED = "unsupported_column_name"
-
-
-def unsupported_columns(changes: TableChanges) -> list[str]:
-    """Column names Delta's MERGE with change data feed cannot handle: a back-quote in the name
-    (Delta builds internal attribute names without escaping it). Rename them with a DMS
-    transformation rule."""
-    names = {column.name for group in changes.groups for column in Layout.parse(group.columns).columns}
-    return sorted(name for name in names if "`" in name)
 
 
 def _is_table(name: TableName) -> Column:
@@ -105,13 +95,6 @@ class BatchProcessor:
         handoff = read_handoff(self.ctx.lake, name)
         if handoff is None or not handoff.complete:
             return TableMetrics(batch_id, name.schema, name.table, WAITING, records=changes.rows, lsn=changes.max_lsn)
-        unsupported = unsupported_columns(changes)
-        if unsupported:
-            log.error("%s: column name(s) %s contain a back-quote, which Delta's MERGE cannot handle; the table is "
-                      "not merged — rename the column(s) with a transformation rule and run a full load",
-                      name.qualified, unsupported)
-            return TableMetrics(batch_id, name.schema, name.table, UNSUPPORTED, records=changes.rows,
-                                lsn=changes.max_lsn)
         if not is_delta_table(self.ctx.spark, self.ctx.lake.uri(table_key(name.schema, name.table))):
             log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
             return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows, lsn=changes.max_lsn)

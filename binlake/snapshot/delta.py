@@ -36,6 +36,19 @@ TABLE_PROPERTIES = {
     "delta.enableChangeDataFeed": "true",
     "delta.columnMapping.mode": "name",
 }
+CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+
+
+def change_data_feed_blockers(names: Sequence[str]) -> list[str]:
+    """Column names that rule out Delta's change data feed on a table binlake merges into.
+
+    Delta 4.4's MERGE on a table with the change data feed on builds an internal attribute name
+    (``packedCdc.<column>``) without escaping a back-quote in the column name, and fails with
+    ``INVALID_ATTRIBUTE_NAME_SYNTAX``. Such tables are replicated exactly with the feed off (a DMS
+    rename rule for the column keeps it on).
+    """
+    return sorted(name for name in names if "`" in name)
+
 
 def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
@@ -80,6 +93,8 @@ def create_table(spark: SparkSession, path: str, schema: StructType, stats_on: S
     nullable = StructType([StructField(f.name, f.dataType, True) for f in schema.fields])
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable)
     properties = dict(TABLE_PROPERTIES)
+    if change_data_feed_blockers(schema.fieldNames()):
+        properties[CHANGE_DATA_FEED] = "false"
     # Delta's parser of this property rejects names holding a backtick: keep all statistics then.
     if stats_on and not any("`" in name for name in stats_on):
         properties["delta.dataSkippingStatsColumns"] = stats_columns(stats_on)

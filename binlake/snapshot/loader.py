@@ -186,6 +186,11 @@ class TableLoad:
             stats_on = [f.name for f in frame.schema.fields if f.name in keys and delta.has_stats(f.dataType)]
             delta.create_table(spark, path, frame.schema, [*stats_on, LSN_COLUMN])
             log.info("%s: created Delta table %s", self.label, path)
+            blockers = delta.change_data_feed_blockers(frame.schema.fieldNames())
+            if blockers:
+                log.warning("%s: change data feed is off for this table: Delta's MERGE with the feed on cannot "
+                            "handle the back-quote in column(s) %s (rename them with a DMS rename rule to keep "
+                            "the feed)", self.label, blockers)
 
     def _resume(self, state: TableState) -> TableState:
         found = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)

@@ -139,4 +139,5 @@ def rows(spark: SparkSession, path: str, *columns: str, order: Sequence[str] = (
     """The table's rows (``columns``, default: the source columns) sorted by ``order``."""
     frame = spark.read.format("delta").load(path)
     names = columns or tuple(c for c in frame.columns if not c.startswith("_binlake_"))
-    return [tuple(r) for r in frame.orderBy(*order).select(*names).collect()]
+    quoted = ["`" + name.replace("`", "``") + "`" for name in names]
+    return [tuple(r) for r in frame.orderBy(*order).select(*quoted).collect()]
