@@ -56,11 +56,14 @@ def validate(
     config: Path = ConfigOption,
     wait: float = typer.Option(0.0, "--wait", help="Seconds to re-check tables with rows still in flight."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    method: str = typer.Option("checksum", "--method",
+                               help="checksum: chunk checksums, rows only where they differ; rows: every row."),
 ) -> None:
     """Compare every selected source table with its lake table (runs a local Spark session)."""
-    from binlake.validate import main
+    from binlake.validation import main
 
-    raise typer.Exit(main(["--config", str(config), "--wait", str(wait), *(["--json"] if as_json else [])]))
+    raise typer.Exit(main(["--config", str(config), "--wait", str(wait), "--method", method,
+                           *(["--json"] if as_json else [])]))
 
 
 @app.command("config-reference")

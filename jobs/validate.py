@@ -2,7 +2,7 @@
 
 import sys
 
-from binlake.validate import main
+from binlake.validation import main
 
 if __name__ == "__main__":
     sys.exit(main())

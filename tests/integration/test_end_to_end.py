@@ -22,7 +22,7 @@ from binlake.demo.workload import Workload
 from binlake.devdb import LocalMariaDB
 from binlake.merge.job import run as run_merge
 from binlake.snapshot.job import run_full_load
-from binlake.validate import validate
+from binlake.validation import validate
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 

@@ -21,7 +21,7 @@ from conftest import PEER_SQL, peer_sql_dir
 from binlake.devdb import LocalMariaDB
 from binlake.merge.job import run as run_merge
 from binlake.snapshot.job import run_full_load
-from binlake.validate import format_report, validate
+from binlake.validation import format_report, validate
 
 DEFAULT_FILES = (
     "debezium__regression_test.sql",

@@ -13,7 +13,7 @@ from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.lake import CHECKPOINT_KEY, Lake
 from binlake.snapshot.job import run_full_load
-from binlake.validate import exit_status, format_report, validate
+from binlake.validation import exit_status, format_report, validate
 
 
 def _setup(mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any) -> PipelineConfig:

@@ -1,0 +1,204 @@
+"""``binlake validate``: for each selected table, the steps of :mod:`binlake.validation`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from binlake.chunks import render_predicate
+from binlake.config import PipelineConfig
+from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
+from binlake.lake import Lake, table_key
+from binlake.progress import read_progress
+from binlake.rules import TableMapping
+from binlake.snapshot.discovery import SourceTable, discover_tables
+from binlake.snapshot.planning import ChunkPlan, plan_chunks
+from binlake.source import Connection, SourceError, connect
+from binlake.typemap import CHAR_TYPES
+from binlake.validation.canonical import (
+    UNASSIGNED,
+    LakeKey,
+    NotExact,
+    checksum_problem,
+    lake_chunk_index_sql,
+)
+from binlake.validation.checksum import EMPTY, lake_chunk_sums, source_chunk_sums, spark_column
+from binlake.validation.report import CHECKSUM, METHODS, ROWS, TableValidation, exit_status, format_report
+from binlake.validation.rows import compare_rows, empty_source_frame, source_frame
+
+log = logging.getLogger("binlake.validate")
+
+NOTHING_IN_FLIGHT = 2**62
+RETRY_SECONDS = 2.0
+
+
+def validate_table(
+    spark: SparkSession, config: PipelineConfig, lake: Lake, conn: Connection, table: SourceTable,
+    method: str = CHECKSUM,
+) -> TableValidation:
+    """Validate one table (see :mod:`binlake.validation`); ``method="rows"`` skips the checksums."""
+    result = TableValidation(f"{table.target.schema}.{table.target.table}")
+    plan = plan_chunks(conn, table, config.full_load.chunk_rows)
+    predicates = [render_predicate(r, table.key_columns) for r in plan.ranges]
+    result.chunks = len(predicates)
+    lake_rows = spark.read.format("delta").load(lake.uri(table_key(table.target.schema, table.target.table)))
+    progress = read_progress(lake, baseline=_snapshot_lsn(lake, table))
+    # Without a capture nothing changes the lake any more: every difference is real.
+    applied = progress.applied_lsn if progress.captured_lsn is not None else NOTHING_IN_FLIGHT
+    applied = -1 if applied is None else applied
+
+    chunk_sql, reason = checksum_plan(conn, table, plan) if method == CHECKSUM else (None, "rows requested")
+    if chunk_sql is None:
+        log.info("%s: comparing every row (%s)", result.table, reason)
+        result.method, result.note = ROWS, None if method == ROWS else f"compared by rows: {reason}"
+        source = source_frame(spark, config, table, list(enumerate(predicates))).cache()
+        try:
+            result.source_rows, result.lake_rows = source.count(), lake_rows.count()
+            compare_rows(result, source, lake_rows, table, applied)
+        finally:
+            source.unpersist()
+        return result
+
+    result.method = CHECKSUM
+    source_sums, _ = source_chunk_sums(spark, config, table, predicates)
+    lake_sums = lake_chunk_sums(lake_rows, table, chunk_sql)
+    result.source_rows = sum(s.rows for s in source_sums.values())
+    result.lake_rows = sum(s.rows for s in lake_sums.values())
+    differing = [i for i in range(len(predicates)) if source_sums.get(i, EMPTY) != lake_sums.get(i, EMPTY)]
+    unplaced = lake_sums.get(UNASSIGNED, EMPTY).rows
+    result.checksum_chunks = len(predicates) - len(differing)
+    log.info("%s: %d of %d chunk(s) equal by checksum%s", result.table, result.checksum_chunks, len(predicates),
+             f", {unplaced} lake row(s) with a NULL key part" if unplaced else "")
+    if not differing and not unplaced:
+        return result
+    # Phase 2: the rows of the chunks whose checksums differ (lake rows with no chunk always).
+    chunks = [(i, predicates[i]) for i in differing]
+    lake_part = lake_rows.where(F.expr(chunk_sql).isin([*differing, UNASSIGNED]))
+    source = source_frame(spark, config, table, chunks) if chunks else empty_source_frame(lake_rows, table)
+    compare_rows(result, source, lake_part, table, applied)
+    return result
+
+
+def checksum_plan(conn: Connection, table: SourceTable, plan: ChunkPlan) -> tuple[str | None, str]:
+    """The lake's chunk-index expression when the table can be compared by checksums, else
+    ``(None, why not)``."""
+    for column in table.columns:
+        problem = checksum_problem(column.type)
+        if problem:
+            return None, f"column {column.name}: {problem}"
+    by_name = {c.name: c for c in table.columns}
+    if len(plan.ranges) > 1 and any(k not in by_name for k in table.key_columns):
+        return None, "a primary-key column is not in the lake table"
+    collations = _collations(conn, table) if len(plan.ranges) > 1 else {}
+    keys = [LakeKey(by_name[k].type, spark_column(by_name[k].target_name), collations.get(k))
+            for k in table.key_columns if k in by_name]
+    try:
+        return lake_chunk_index_sql(plan.ranges, keys), ""
+    except NotExact as exc:
+        return None, f"key {', '.join(table.key_columns)}: {exc}"
+
+
+def _collations(conn: Connection, table: SourceTable) -> dict[str, str | None]:
+    text_keys = [k for k, t in zip(table.key_columns, table.key_types, strict=True) if t.base in CHAR_TYPES]
+    if not text_keys:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (table.schema, table.name))
+        return {str(name): None if collation is None else str(collation) for name, collation in cur.fetchall()}
+
+
+def _snapshot_lsn(lake: Lake, table: SourceTable) -> int | None:
+    from binlake.snapshot.loader import read_state
+
+    state = read_state(lake, table)
+    return state.max_position.lsn if state and state.max_position else None
+
+
+def validate(
+    spark: SparkSession, config: PipelineConfig, wait_seconds: float = 0.0, clock: Any = time.monotonic,
+    method: str = CHECKSUM,
+) -> list[TableValidation]:
+    """Validate every selected table; re-checks tables with rows in flight for up to ``wait_seconds``.
+
+    ``method`` is ``"checksum"`` (chunk checksums first, rows where they differ) or ``"rows"``
+    (every row, the slow reference).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    lake = Lake.from_config(config)
+    mapping = TableMapping.parse(config.table_mappings)
+    conn = connect(config.source)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET time_zone = '+00:00'")
+        tables = discover_tables(conn, mapping)
+        results = []
+        deadline = clock() + wait_seconds
+        for table in tables:
+            log.info("validating %s.%s", table.schema, table.name)
+            result = _validate_with_retry(spark, config, lake, conn, table, deadline, clock, method)
+            log.info("%s: %s (%s)", result.table, result.status, result.method)
+            results.append(result)
+        return results
+    finally:
+        conn.close()
+
+
+def _validate_with_retry(spark: SparkSession, config: PipelineConfig, lake: Lake, conn: Connection,
+                         table: SourceTable, deadline: float, clock: Any, method: str) -> TableValidation:
+    while True:
+        try:
+            result = validate_table(spark, config, lake, conn, table, method)
+        except Exception as exc:  # a table that cannot be validated must not hide the others
+            if "DELTA_MISSING_DELTA_TABLE" in str(exc) or "is not a Delta table" in str(exc):
+                return TableValidation(f"{table.target.schema}.{table.target.table}",
+                                       error="no lake table yet: run the full load")
+            raise
+        if result.status != "IN FLIGHT" or clock() >= deadline:
+            return result
+        log.info("%s: %d row(s) in flight; checking again", result.table, result.in_flight)
+        time.sleep(RETRY_SECONDS)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="validate", description="Compare source tables with their lake tables.")
+    parser.add_argument("--config", required=True, help="pipeline YAML file")
+    parser.add_argument("--wait", type=float, default=0.0, help="seconds to re-check tables with rows in flight")
+    parser.add_argument("--method", choices=METHODS, default=CHECKSUM,
+                        help="checksum: chunk checksums first, rows only where they differ (default); "
+                             "rows: compare every row")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``jobs/validate.py`` and ``binlake validate``."""
+    args = parse_args(argv)
+    configure_logging()
+    config = load_pipeline(args.config)
+    if config is None:
+        return CONFIG_ERROR_EXIT
+    from binlake.spark import build_session
+
+    spark = build_session(config, "validate")
+    try:
+        results = validate(spark, config, wait_seconds=args.wait, method=args.method)
+    except SourceError as exc:
+        log.error("source: %s", exc)
+        return 2
+    finally:
+        spark.stop()
+    if args.json:
+        print(json.dumps([asdict(r) | {"status": r.status} for r in results], indent=1, default=str))
+    else:
+        print(format_report(results))
+    return exit_status(results)
