@@ -126,6 +126,11 @@ def _require_exact(ct: ColumnType) -> None:
         raise NotExact(problem)
 
 
+def spark_column(name: str) -> str:
+    """A backtick-quoted Spark column reference (backticks inside doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 # --------------------------------------------------------------------------------------------------
 # Row hash
 # --------------------------------------------------------------------------------------------------
@@ -269,5 +274,6 @@ __all__ = [
     "lake_text_sql",
     "source_row_hash_sql",
     "source_text_sql",
+    "spark_column",
     "spark_literal",
 ]

@@ -25,7 +25,7 @@ from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.reading import _POSITION_ROW, SNAP_LSN, jdbc_source
-from binlake.validation.canonical import lake_row_hash_sql, source_row_hash_sql
+from binlake.validation.canonical import lake_row_hash_sql, source_row_hash_sql, spark_column
 
 CHUNK = "_binlake_chunk"
 ROWS = "_binlake_rows"
@@ -41,11 +41,6 @@ class ChunkSum:
 
 
 EMPTY = ChunkSum(0, 0)
-
-
-def spark_column(name: str) -> str:
-    """A backtick-quoted Spark column reference."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def source_sum_query(table: SourceTable, predicate: str) -> str:

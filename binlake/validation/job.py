@@ -29,8 +29,9 @@ from binlake.validation.canonical import (
     NotExact,
     checksum_problem,
     lake_chunk_index_sql,
+    spark_column,
 )
-from binlake.validation.checksum import EMPTY, lake_chunk_sums, source_chunk_sums, spark_column
+from binlake.validation.checksum import EMPTY, lake_chunk_sums, source_chunk_sums
 from binlake.validation.report import CHECKSUM, METHODS, ROWS, TableValidation, exit_status, format_report
 from binlake.validation.rows import compare_rows, empty_source_frame, source_frame
 

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.reading import HIT, LSN_COLUMN, SNAP_LSN, chunk_query, jdbc_source, lake_expressions
+from binlake.validation.canonical import spark_column
 from binlake.validation.report import TableValidation
 
 CHUNK = "_binlake_chunk"
@@ -61,11 +62,11 @@ def source_frame(
 def empty_source_frame(lake_rows: DataFrame, table: SourceTable) -> DataFrame:
     """A source frame without rows (when only lake rows outside every chunk are left to compare)."""
     return lake_rows.limit(0).select(F.lit(None).cast("int").alias(CHUNK), F.lit(None).cast("bigint").alias(SOURCE_LSN),
-                                     *[F.col(f"`{c.target_name}`") for c in table.columns])
+                                     *[F.col(spark_column(c.target_name)) for c in table.columns])
 
 
 def with_row_hash(frame: DataFrame, table: SourceTable) -> DataFrame:
-    return frame.withColumn(HASH, F.xxhash64(*[F.col(f"`{c.target_name}`") for c in table.columns]))
+    return frame.withColumn(HASH, F.xxhash64(*[F.col(spark_column(c.target_name)) for c in table.columns]))
 
 
 def compare_rows(
@@ -113,11 +114,12 @@ def _compare_by_key(
     result: TableValidation, source: DataFrame, lake_rows: DataFrame, table: SourceTable, applied: int
 ) -> None:
     keys = [c.target_name for c in table.columns if c.name in table.key_columns]
-    s = source.select(*[F.col(f"`{k}`") for k in keys], F.col(CHUNK), F.col(SOURCE_LSN).alias("s_lsn"),
+    s = source.select(*[F.col(spark_column(k)) for k in keys], F.col(CHUNK), F.col(SOURCE_LSN).alias("s_lsn"),
                       F.col(HASH).alias("s_hash"))
-    t = lake_rows.select(*[F.col(f"`{k}`").alias(f"l_{i}") for i, k in enumerate(keys)],
+    t = lake_rows.select(*[F.col(spark_column(k)).alias(f"l_{i}") for i, k in enumerate(keys)],
                          F.col(LSN_COLUMN).alias("l_lsn"), F.col(HASH).alias("l_hash"))
-    condition = reduce(lambda a, b: a & b, [F.col(f"`{k}`").eqNullSafe(F.col(f"l_{i}")) for i, k in enumerate(keys)])
+    condition = reduce(lambda a, b: a & b,
+                       [F.col(spark_column(k)).eqNullSafe(F.col(f"l_{i}")) for i, k in enumerate(keys)])
     max_source_lsn = source.agg(F.max(SOURCE_LSN)).first()[0]  # type: ignore[index]
     joined = s.join(t, condition, "full_outer").withColumn("max_s_lsn", F.lit(max_source_lsn).cast("bigint"))
     differences = _classify(joined, applied).where(F.col("kind") != "ok").cache()
