@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 OP_DDL = "DDL"
@@ -90,6 +90,18 @@ class TableChanges:
 _NAME_COLUMNS = ("source_schema", "source_table", "schema", "table")
 
 
+def _group_aggregates() -> list[Column]:
+    """What a layout group records: lsn range, row and delete counts, commit time range."""
+    return [
+        F.min("lsn").alias("min_lsn"),
+        F.max("lsn").alias("max_lsn"),
+        F.count(F.lit(1)).alias("rows"),
+        F.sum((F.col("op") == OP_DELETE).cast("long")).alias("deletes"),
+        F.min("commit_ts").alias("min_ts"),
+        F.max("commit_ts").alias("max_ts"),
+    ]
+
+
 def summarize(batch: DataFrame) -> list[TableChanges]:
     """One :class:`TableChanges` per table in ``batch`` (a DataFrame of change-log records)."""
     is_ddl = F.col("op") == OP_DDL
@@ -101,14 +113,7 @@ def summarize(batch: DataFrame) -> list[TableChanges]:
             F.when(is_ddl, F.col("ddl_kind")).alias("ddl_kind"),
             F.when(is_ddl, F.col("ddl")).alias("ddl"),
         )
-        .agg(
-            F.min("lsn").alias("min_lsn"),
-            F.max("lsn").alias("max_lsn"),
-            F.count(F.lit(1)).alias("rows"),
-            F.sum((F.col("op") == OP_DELETE).cast("long")).alias("deletes"),
-            F.min("commit_ts").alias("min_ts"),
-            F.max("commit_ts").alias("max_ts"),
-        )
+        .agg(*_group_aggregates())
         .collect()
     )
     ddls: dict[TableName, dict[int, DdlRecord]] = {}
@@ -139,14 +144,7 @@ def segment_groups(records: DataFrame, ddl_lsns: Sequence[int]) -> list[LayoutGr
     rows = (
         records.filter(F.col("op") != OP_DDL)
         .groupBy("columns", segment.alias("segment"))
-        .agg(
-            F.min("lsn").alias("min_lsn"),
-            F.max("lsn").alias("max_lsn"),
-            F.count(F.lit(1)).alias("rows"),
-            F.sum((F.col("op") == OP_DELETE).cast("long")).alias("deletes"),
-            F.min("commit_ts").alias("min_ts"),
-            F.max("commit_ts").alias("max_ts"),
-        )
+        .agg(*_group_aggregates())
         .collect()
     )
     groups = [LayoutGroup(r["columns"], r["min_lsn"], r["max_lsn"], r["rows"], r["deletes"] or 0, r["min_ts"],
