@@ -19,7 +19,10 @@ tables gives one control record per table with ``row_idx`` 0, 1, ….
 
 In memory the writer takes :class:`EventChanges` (one binlog event's records, columnar) grouped
 into :class:`CommittedTransaction` (what a commit adds: gtid, xid, commit time), which is both
-cheap to build per row and cheap to turn into Arrow arrays.
+cheap to build per row and cheap to turn into Arrow arrays. A transaction too large to hold in
+memory keeps its earlier events as :class:`SpilledPart` files (the capture's local scratch, never
+the lake): tables of :data:`CHANGELOG_SCHEMA` written before the commit was known, so their
+``gtid``/``xid``/``commit_ts`` are placeholders until :func:`stamp_commit` fills them in.
 """
 
 from __future__ import annotations
@@ -110,17 +113,42 @@ class EventChanges:
 
 
 @dataclass(frozen=True, slots=True)
+class SpilledPart:
+    """Records of consecutive whole events of one transaction, held in a local file (not in memory).
+
+    ``path``: the file (a table of :data:`CHANGELOG_SCHEMA` with placeholder commit values, see
+    :mod:`binlake.capture.spill`); ``rows``: its record count; ``first_lsn``/``last_lsn``: the lsn
+    of its first and last event. The parts of a transaction come before its in-memory events.
+    """
+
+    path: str
+    rows: int
+    first_lsn: int
+    last_lsn: int
+
+
+@dataclass(frozen=True, slots=True)
 class CommittedTransaction:
-    """The events of one committed source transaction, with what every record of it carries."""
+    """The events of one committed source transaction, with what every record of it carries.
+
+    ``spilled``: its earlier events when it was too large for memory (in order, all before
+    ``events``); empty for most transactions.
+    """
 
     gtid: str | None
     xid: int | None
     commit_ts_us: int  # microseconds since the epoch (UTC) of the commit event's header timestamp
     events: tuple[EventChanges, ...] = field(default=())
+    spilled: tuple[SpilledPart, ...] = field(default=())
 
     @property
     def row_count(self) -> int:
-        return sum(event.row_count for event in self.events)
+        """All its records, spilled ones included."""
+        return sum(event.row_count for event in self.events) + sum(part.rows for part in self.spilled)
+
+    def in_memory(self) -> CommittedTransaction:
+        """The same transaction without its spilled parts (its in-memory events only)."""
+        return CommittedTransaction(self.gtid, self.xid, self.commit_ts_us, self.events)
 
 
 _EVENT_FIELDS = ("lsn", "binlog_file", "binlog_pos", "op", "source_schema", "source_table", "schema", "table",
@@ -132,10 +160,14 @@ def to_arrow(transactions: Iterable[CommittedTransaction]) -> pa.Table:
 
     Values shared by all rows of an event (or a transaction) are built once per event and
     expanded to the rows by an Arrow ``take``, so the per-row Python work is only the JSON images.
+    Transactions with spilled parts are refused (``ValueError``): their records are not all here
+    (write each part after :func:`stamp_commit`, then ``txn.in_memory()``).
     """
     events: list[EventChanges] = []
     txn_of_event: list[CommittedTransaction] = []
     for txn in transactions:
+        if txn.spilled:
+            raise ValueError(f"transaction {txn.gtid} has spilled parts; to_arrow takes in-memory events only")
         events.extend(txn.events)
         txn_of_event.extend([txn] * len(txn.events))
     counts = [event.row_count for event in events]
@@ -156,6 +188,22 @@ def to_arrow(transactions: Iterable[CommittedTransaction]) -> pa.Table:
             images.extend(image if image is not None else [None] * n)
         expanded[name] = pa.array(images, type=pa.string())
     return pa.Table.from_arrays([expanded[f.name] for f in CHANGELOG_SCHEMA], schema=CHANGELOG_SCHEMA)
+
+
+_COMMIT_FIELDS = ("gtid", "xid", "commit_ts")
+
+
+def stamp_commit(table: pa.Table, txn: CommittedTransaction) -> pa.Table:
+    """``table`` (records of ``txn`` written before its commit) with ``txn``'s gtid, xid and commit
+    time in every record; all other columns unchanged."""
+    if table.schema != CHANGELOG_SCHEMA:
+        raise ValueError("table does not have the change-log schema")
+    values = {"gtid": txn.gtid, "xid": txn.xid, "commit_ts": txn.commit_ts_us}
+    for name in _COMMIT_FIELDS:
+        index = CHANGELOG_SCHEMA.get_field_index(name)
+        spec = CHANGELOG_SCHEMA.field(name)
+        table = table.set_column(index, spec, pa.repeat(pa.scalar(values[name], spec.type), table.num_rows))
+    return table
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

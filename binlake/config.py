@@ -137,6 +137,23 @@ class CaptureConfig(_Frozen):
     flush_seconds: float = Field(1.0, gt=0, description="…or after this many seconds, whichever comes first.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Source heartbeat period (keeps an idle stream alive).")
     reconnect_max_seconds: float = Field(60.0, gt=0, description="Longest back-off between reconnect attempts.")
+    max_transaction_rows_in_memory: int = Field(
+        100_000, ge=1,
+        description="Records of one open transaction held in memory; beyond that its records so far go to a "
+        "local spill file, so memory stays bounded whatever the transaction size.",
+    )
+    spill_dir: str | None = Field(
+        None,
+        description="Local folder for spill files (the capture makes a private subfolder, removes it on exit and "
+        "removes those of killed captures at start); unset = the system temp folder. Never the lake.",
+    )
+
+    @field_validator("spill_dir")
+    @classmethod
+    def _local_spill_dir(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            raise ValueError("must be a local folder (spill files are scratch, never in the lake)")
+        return value
 
 
 class MergeConfig(_Frozen):

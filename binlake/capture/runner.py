@@ -6,7 +6,9 @@ Numbered steps are logged so an operator knows where the capture is:
 2. choose the start point (``capture.start``: checkpoint / end / position or GTID) and check that its
    binlog still exists (else :class:`~binlake.source.BinlogPurgedError`: a new full load is needed);
 3. stream: every event goes through the dispatch table into the transaction assembler; committed
-   transactions are flushed to the change log on the size/time bound, then checkpointed;
+   transactions are flushed to the change log on the size/time bound, then checkpointed; a
+   transaction larger than ``capture.max_transaction_rows_in_memory`` records is spilled to this
+   process's private scratch folder (removed when ``run`` returns or raises);
 4. on a broken link (source restart, network): discard the open transaction, back off
    exponentially up to ``capture.reconnect_max_seconds``, re-check the source, resume at the last
    transaction boundary read;
@@ -33,6 +35,7 @@ from binlake.capture.checkpoint import load_checkpoint
 from binlake.capture.records import CaptureDataError, Layouts
 from binlake.capture.schema import DeclaredTypesReader
 from binlake.capture.sink import ChangeLogSink, FlushPolicy
+from binlake.capture.spill import SpillFolder
 from binlake.capture.status import CaptureMetrics, summary_line, write_status
 from binlake.capture.stream import EventDispatcher, StartPoint, StreamLost, open_stream
 from binlake.capture.transactions import TransactionAssembler
@@ -176,13 +179,27 @@ class CaptureRunner:
         except BaseException as exc:
             self._fail(exc)
             raise
+        try:
+            spill = SpillFolder(self.config.capture.spill_dir)
+        except OSError as exc:
+            error = ConfigError(f"capture.spill_dir: cannot create a spill folder: {exc}")
+            self._fail(error)
+            raise error from exc
+        try:
+            self._run_with(server_id, start, spill)
+        finally:
+            spill.close()
+
+    def _run_with(self, server_id: int, start: StartPoint, spill: SpillFolder) -> None:
         self.sink = ChangeLogSink(self.lake, server_id)
         initial = start.position or BinlogPosition.of("binlog.000001", 4, start.gtid)
-        self.assembler = TransactionAssembler(self.layouts, initial, self._schema_changed)
+        self.assembler = TransactionAssembler(self.layouts, initial, self._schema_changed, spill=spill,
+                                              max_rows_in_memory=self.config.capture.max_transaction_rows_in_memory)
         if start.position is None:
             self.assembler.position_known = False
-        log.info("step 3: streaming from %s (server_id %d, flush every %d records or %.1fs)",
-                 start, self.config.source.server_id, self.policy.max_rows, self.policy.max_seconds)
+        log.info("step 3: streaming from %s (server_id %d, flush every %d records or %.1fs, transactions above "
+                 "%d records spill to %s)", start, self.config.source.server_id, self.policy.max_rows,
+                 self.policy.max_seconds, self.assembler.max_rows_in_memory, spill.path)
         try:
             self._loop(start)
         except (StopRequested, KeyboardInterrupt):
@@ -329,6 +346,9 @@ class CaptureRunner:
         now = time.monotonic()
         self.metrics.roll_window()
         assembler, sink = self.assembler, self.sink
+        if assembler is not None:
+            self.metrics.spilled_transactions, self.metrics.spill_files = (assembler.spilled_transactions,
+                                                                           assembler.spill_files)
         status = self.metrics.snapshot(
             assembler.position if assembler is not None and assembler.position_known else None,
             sink.saved if sink else None,

@@ -2,9 +2,15 @@
 
 :class:`FlushPolicy` decides when (size or time bound, pure); :class:`ChangeLogSink` does it:
 one Parquet file for everything pending (whole transactions, never a partial event), then the
-checkpoint at the position after the last transaction in that file. If the process dies between
+checkpoint at the position after the last transaction in those files. If the process dies between
 the two, the restart re-reads from the previous checkpoint and writes the same records again
 under a new file name (same ``(lsn, row_idx)``): duplicates, never gaps.
+
+A transaction with spilled parts (too large for memory, see :mod:`binlake.capture.spill`) is
+written as one file per part, in order, each stamped with the transaction's gtid/xid/commit time
+and deleted from the scratch folder once its file is durable; its in-memory rest joins the
+following transactions in the next file. The checkpoint still comes after all of them, so a crash
+half-way through a transaction's files re-reads the whole transaction and writes all of it again.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from binlake.capture.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from binlake.changelog import CommittedTransaction, to_arrow, write_changelog
+from binlake.capture.spill import read_part, remove_part
+from binlake.changelog import CommittedTransaction, stamp_commit, to_arrow, write_changelog
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition
 
@@ -67,16 +76,37 @@ class ChangeLogSink:
         self.last_flush_at: float | None = None
 
     def flush(self, transactions: Sequence[CommittedTransaction], position: BinlogPosition | None) -> None:
-        """Write ``transactions`` (if any) as one file, then checkpoint ``position`` (if known)."""
-        if transactions:
-            table = to_arrow(transactions)
-            started = time.monotonic()
-            self.last_file = write_changelog(self.lake, table)
-            self.files_written += 1
-            self.files_written_total += 1
-            self.records_written += table.num_rows
-            log.debug("wrote %s (%d records, %.3fs)", self.last_file, table.num_rows, time.monotonic() - started)
+        """Write ``transactions`` (if any) to the change log, then checkpoint ``position`` (if known).
+
+        In-memory transactions go to one file; each spilled part of a transaction to its own file
+        (see module doc). Files are written in transaction order.
+        """
+        group: list[CommittedTransaction] = []
+        for txn in transactions:
+            if not txn.spilled:
+                group.append(txn)
+                continue
+            self._write_group(group)
+            group = []
+            for part in txn.spilled:
+                self._write(stamp_commit(read_part(part), txn))
+                remove_part(part)
+            if txn.events:
+                group.append(txn.in_memory())
+        self._write_group(group)
         if position is not None and (transactions or position != self.saved):
             save_checkpoint(self.lake, Checkpoint(position, self.source_server_id, self.files_written_total))
             self.saved = position
         self.last_flush_at = time.time()
+
+    def _write_group(self, transactions: Sequence[CommittedTransaction]) -> None:
+        if transactions:
+            self._write(to_arrow(transactions))
+
+    def _write(self, table: pa.Table) -> None:
+        started = time.monotonic()
+        self.last_file = write_changelog(self.lake, table)
+        self.files_written += 1
+        self.files_written_total += 1
+        self.records_written += table.num_rows
+        log.debug("wrote %s (%d records, %.3fs)", self.last_file, table.num_rows, time.monotonic() - started)

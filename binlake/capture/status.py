@@ -5,7 +5,8 @@ reconnecting, stopped, failed), ``position`` (last transaction boundary read) an
 ``checkpoint`` (last durable one), ``lag_seconds`` (now minus the source timestamp of the last
 event read; 0 once a heartbeat says the capture is caught up), ``events_per_second`` and
 ``records_per_second`` over the last interval, totals, ``files_written``, ``last_file``,
-``reconnects``, ``error`` and times. Never any credential.
+``reconnects``, ``spilled_transactions`` and ``spill_files`` (transactions too large for memory, and
+the scratch files they took, since start), ``error`` and times. Never any credential.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class CaptureMetrics:
     events: int = 0
     records: int = 0
     reconnects: int = 0
+    spilled_transactions: int = 0
+    spill_files: int = 0
     last_event_ts: int = 0
     caught_up: bool = False
     error: str | None = None
@@ -68,6 +71,8 @@ class CaptureMetrics:
             "files_written_total": files_total,
             "last_file": last_file,
             "reconnects": self.reconnects,
+            "spilled_transactions": self.spilled_transactions,
+            "spill_files": self.spill_files,
             "error": self.error,
             "started_at": self.started_at,
             "updated_at": time.time(),

@@ -13,6 +13,12 @@ Records get ``gtid``, ``xid`` and ``commit_ts`` only at commit (XID event, ``COM
 DDL statement itself). An open transaction is discarded, never written, if the stream breaks or a
 new transaction starts without its commit (a server crash can leave such a tail).
 
+Memory is bounded whatever the transaction size: once the open transaction holds
+``max_rows_in_memory`` records, its events so far go to a spill file
+(:class:`~binlake.capture.spill.SpillFolder`) and leave memory. The committed transaction refers
+to its spilled parts (in order, before its in-memory events); discarding an open transaction
+deletes its parts.
+
 Statements binlake recognises but cannot capture exactly stop the capture with
 :class:`~binlake.capture.records.CaptureDataError` (statement-format DML on a selected table,
 row images that are not FULL). Known limits: XA transactions are captured at ``XA PREPARE`` (a
@@ -31,7 +37,8 @@ from binlake.capture import ddl
 from binlake.capture.gtids import GtidTracker
 from binlake.capture.records import CaptureDataError, Layouts, event_changes, lsn_of
 from binlake.capture.rowdecode import TableLayout
-from binlake.changelog import OP_DDL, CommittedTransaction, EventChanges
+from binlake.capture.spill import SpillFolder, remove_part
+from binlake.changelog import OP_DDL, CommittedTransaction, EventChanges, SpilledPart
 from binlake.positions import BinlogPosition
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,17 @@ class _OpenTransaction:
     gtid: str | None
     explicit: bool = False  # a multi-statement group: ends with XID/COMMIT, not with its first statement
     events: list[EventChanges] = field(default_factory=list)
+    rows: int = 0  # records in ``events``
+    spilled: list[SpilledPart] = field(default_factory=list)
+
+    @property
+    def spilled_rows(self) -> int:
+        return sum(part.rows for part in self.spilled)
+
+    def drop_spilled(self) -> None:
+        for part in self.spilled:
+            remove_part(part)
+        self.spilled.clear()
 
 
 class TransactionAssembler:
@@ -55,9 +73,17 @@ class TransactionAssembler:
         start: BinlogPosition,
         on_schema_change: Callable[[], None] = lambda: None,
         records: Callable[[Any, TableLayout, str], EventChanges] = event_changes,
+        spill: SpillFolder | None = None,
+        max_rows_in_memory: int = 100_000,
     ) -> None:
+        if max_rows_in_memory < 1:
+            raise ValueError("max_rows_in_memory must be >= 1")
         self.layouts = layouts
         self.records = records
+        self.spill = spill  # None: the open transaction is never spilled (held in memory whole)
+        self.max_rows_in_memory = max_rows_in_memory
+        self.spilled_transactions = 0
+        self.spill_files = 0
         self.file = start.file
         self.position_key: tuple[str, int] = (start.file, start.pos)  # cheap form of ``position``
         self._position: BinlogPosition | None = start
@@ -88,10 +114,11 @@ class TransactionAssembler:
         return self.open is not None
 
     def discard_open(self, reason: str) -> None:
-        """Drop the open transaction (its commit was never seen)."""
-        if self.open is not None and self.open.events:
-            log.warning("discarding an uncommitted transaction (gtid %s, %d events): %s",
-                        self.open.gtid, len(self.open.events), reason)
+        """Drop the open transaction (its commit was never seen), spill files included."""
+        if self.open is not None and (self.open.events or self.open.spilled):
+            log.warning("discarding an uncommitted transaction (gtid %s, %d records, %d spill files): %s",
+                        self.open.gtid, self.open.rows + self.open.spilled_rows, len(self.open.spilled), reason)
+            self.open.drop_spilled()
         self.open = None
 
     def take_pending(self) -> tuple[list[CommittedTransaction], BinlogPosition]:
@@ -111,10 +138,29 @@ class TransactionAssembler:
             self.gtids.add(txn.gtid)
         self._move(self.file, log_pos)
         self.position_known = True
-        if txn is not None and txn.events:
-            committed = CommittedTransaction(txn.gtid, xid, timestamp * 1_000_000, tuple(txn.events))
+        if txn is not None and (txn.events or txn.spilled):
+            committed = CommittedTransaction(txn.gtid, xid, timestamp * 1_000_000, tuple(txn.events),
+                                             tuple(txn.spilled))
             self.pending.append(committed)
             self.pending_rows += committed.row_count
+            if committed.spilled:
+                log.info("transaction %s committed: %d records, %d of them in %d spill files",
+                         txn.gtid, committed.row_count, txn.spilled_rows, len(txn.spilled))
+
+    def _spill_open(self) -> None:
+        """Move the open transaction's events to a new spill file (see module doc)."""
+        txn, spill = self.open, self.spill
+        assert txn is not None and spill is not None
+        txn.spilled.append(spill.write(txn.events))
+        txn.events, txn.rows = [], 0
+        self.spill_files += 1
+        count = len(txn.spilled)
+        if count == 1:
+            self.spilled_transactions += 1
+        if count & (count - 1) == 0:  # 1, 2, 4, 8 … spill files: a few lines even for a huge transaction
+            log.info("transaction %s holds more than %d records (capture.max_transaction_rows_in_memory): "
+                     "%d records so far, %d spill files in %s", txn.gtid, self.max_rows_in_memory,
+                     txn.spilled_rows, count, spill.path)
 
     # ------------------------------------------------------------------ event handlers
 
@@ -144,7 +190,11 @@ class TransactionAssembler:
             return
         if self.open is None:  # no GTID/BEGIN seen (should not happen at a transaction boundary)
             self.open = _OpenTransaction(None, explicit=True)
-        self.open.events.append(self.records(event, layout, self.file))
+        changes = self.records(event, layout, self.file)
+        self.open.events.append(changes)
+        self.open.rows += changes.row_count
+        if self.open.rows >= self.max_rows_in_memory and self.spill is not None:
+            self._spill_open()
 
     def on_query(self, query: str, schema: str, log_pos: int, timestamp: int) -> None:
         """A Query event: transaction control, DDL, or statement-format DML."""
@@ -167,10 +217,13 @@ class TransactionAssembler:
         elif verb == "COMMIT":
             self._commit(log_pos, timestamp, None)
         elif verb == "ROLLBACK":
-            if self.open is not None and self.open.events:
+            if self.open is not None and (self.open.events or self.open.spilled):
                 log.warning("%s:%d: the binlog records a ROLLBACK of a transaction with non-transactional "
-                            "changes; its %d row events are discarded", self.file, log_pos, len(self.open.events))
+                            "changes; its %d records are discarded", self.file, log_pos,
+                            self.open.rows + self.open.spilled_rows)
                 self.open.events.clear()
+                self.open.rows = 0
+                self.open.drop_spilled()
             self._commit(log_pos, timestamp, None)
         elif verb == "XA":
             self._on_xa(query.strip().upper(), log_pos, timestamp)
@@ -209,6 +262,7 @@ class TransactionAssembler:
                 schema=target.schema, table=target.table, columns="[]",
                 before=None, after=None, ddl=query, ddl_kind=statement.kind, first_row_idx=index,
             ))
+            self.open.rows += 1
         self._commit(log_pos, timestamp, None)
 
     def _ddl_tables(self, statement: ddl.Statement) -> list[tuple[ddl.TableRef, Any]]:
