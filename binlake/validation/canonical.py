@@ -5,9 +5,12 @@ the row's *canonical text*, as an unsigned integer. The sum is exact (DECIMAL on
 the checksum does not depend on row order, and only two numbers per chunk cross the wire.
 
 The canonical text of a row is the concatenation of one field per column, in column order:
-``<byte length>:<text>`` for a value, ``N`` for SQL NULL. The encoding is prefix-free, so the
-concatenation is injective: no separator inside a value, no NULL marker can be confused with a
-value. The canonical text of a value is computed by MariaDB from the source column
+``N`` for SQL NULL; for a value, ``<byte length>:<text>`` when the type's text may hold any
+character (strings, JSON, ENUM, SET), else ``<text>;`` (numbers, dates, hex — never a ``;``, never
+a leading ``N``). Each column's code is prefix-free, so the concatenation is injective: no
+separator inside a value, no NULL marker can be confused with a value.
+
+The canonical text of a value is computed by MariaDB from the source column
 (:func:`source_text_sql`) and by Spark from the lake value (:func:`lake_text_sql`); for every type
 that :func:`checksum_problem` accepts the two are the same UTF-8 text for the same lake value, and
 that text determines the lake value (it is injective). Source values that the lake maps to the same
@@ -54,6 +57,10 @@ UNASSIGNED = -1
 """Chunk index of lake rows whose key has a NULL part (a zero date): they fit no range."""
 
 NULL_FIELD = "N"
+FREE_TEXT = frozenset((*CHAR_TYPES, "json", "enum", "set"))
+"""Types whose canonical text may hold any character: their fields are length-prefixed. The text of
+every other type is digits, hex digits, sign, ``.``, ``:``, ``-`` and space — never ``;``, never
+starting with ``N`` — and ends with ``;``."""
 _UTF8_CHARSETS = ("utf8mb4", "utf8mb3", "utf8", "ascii")
 
 
@@ -142,7 +149,8 @@ def source_row_hash_sql(columns: Sequence[tuple[ColumnType, str]]) -> str:
     fields = []
     for ct, quoted in columns:
         text = source_text_sql(ct, quoted)
-        fields.append(f"IFNULL(CONCAT(LENGTH({text}), ':', {text}), '{NULL_FIELD}')")
+        value = f"CONCAT(LENGTH({text}), ':', {text})" if ct.base in FREE_TEXT else f"CONCAT({text}, ';')"
+        fields.append(f"IFNULL({value}, '{NULL_FIELD}')")
     return f"CAST(CONV(LEFT(MD5(CONCAT({', '.join(fields)})), 16), 16, 10) AS UNSIGNED)"
 
 
@@ -153,7 +161,9 @@ def lake_row_hash_sql(columns: Sequence[tuple[ColumnType, str]]) -> str:
     fields = []
     for ct, column in columns:
         text = lake_text_sql(ct, column)
-        fields.append(f"COALESCE(CONCAT(CAST(OCTET_LENGTH({text}) AS STRING), ':', {text}), '{NULL_FIELD}')")
+        value = (f"CONCAT(CAST(OCTET_LENGTH({text}) AS STRING), ':', {text})" if ct.base in FREE_TEXT
+                 else f"CONCAT({text}, ';')")
+        fields.append(f"COALESCE({value}, '{NULL_FIELD}')")
     return f"CAST(CONV(SUBSTR(MD5(CONCAT({', '.join(fields)})), 1, 16), 16, 10) AS DECIMAL(20,0))"
 
 

@@ -14,6 +14,7 @@ import pytest
 from binlake.chunks import WHOLE, ChunkRange
 from binlake.typemap import ColumnType
 from binlake.validation.canonical import (
+    FREE_TEXT,
     UNASSIGNED,
     LakeKey,
     NotExact,
@@ -84,33 +85,46 @@ def test_small_decimals_are_rebuilt_from_spark_scientific_notation() -> None:
     assert sql.endswith("ELSE CAST(`d` AS STRING) END")
 
 
-def test_row_hash_fields_are_length_prefixed_with_a_null_marker() -> None:
+def test_row_hash_fields_are_terminated_or_length_prefixed_with_a_null_marker() -> None:
     source = source_row_hash_sql([(INT, "`a`"), (ColumnType("varchar"), "`b`")])
     assert source == (
         "CAST(CONV(LEFT(MD5(CONCAT("
-        "IFNULL(CONCAT(LENGTH(CONVERT(`a` USING utf8mb4)), ':', CONVERT(`a` USING utf8mb4)), 'N'), "
+        "IFNULL(CONCAT(CONVERT(`a` USING utf8mb4), ';'), 'N'), "
         "IFNULL(CONCAT(LENGTH(CONVERT(`b` USING utf8mb4)), ':', CONVERT(`b` USING utf8mb4)), 'N')"
         ")), 16), 16, 10) AS UNSIGNED)")
     lake = lake_row_hash_sql([(INT, "`a`"), (ColumnType("varchar"), "`b`")])
     assert lake == (
         "CAST(CONV(SUBSTR(MD5(CONCAT("
-        "COALESCE(CONCAT(CAST(OCTET_LENGTH(CAST(`a` AS STRING)) AS STRING), ':', CAST(`a` AS STRING)), 'N'), "
+        "COALESCE(CONCAT(CAST(`a` AS STRING), ';'), 'N'), "
         "COALESCE(CONCAT(CAST(OCTET_LENGTH(`b`) AS STRING), ':', `b`), 'N')"
         ")), 1, 16), 16, 10) AS DECIMAL(20,0))")
     with pytest.raises(ValueError):
         source_row_hash_sql([])
 
 
+@pytest.mark.parametrize("spec", ["varchar", "char", "longtext", "json", "enum('a')", "set('a')"])
+def test_free_text_types_are_length_prefixed(spec: str) -> None:
+    assert ColumnType.parse(spec).base in FREE_TEXT
+    assert "LENGTH(" in source_row_hash_sql([(ColumnType.parse(spec), "`v`")])
+
+
 def test_field_encoding_is_injective() -> None:
-    """The same encoding in Python: values that CONCAT_WS would confuse stay apart."""
+    """The same encoding in Python: per table layout (free text or not, per column), values that a
+    separator-joined text would confuse stay apart."""
 
-    def row_text(values: list[str | None]) -> str:
-        return "".join("N" if v is None else f"{len(v.encode())}:{v}" for v in values)
+    def row_text(layout: tuple[bool, ...], values: tuple[str | None, ...]) -> str:
+        return "".join("N" if v is None else f"{len(v.encode())}:{v}" if free else f"{v};"
+                       for free, v in zip(layout, values, strict=True))
 
-    rows = [["a,b", "c"], ["a", "b,c"], [None, ""], ["", None], ["N", None], [None, "N"], ["1:a", ""], ["", "1:a"],
-            ["é", "x"], ["éx", ""]]
-    texts = [row_text(r) for r in rows]  # type: ignore[arg-type]
-    assert len(set(texts)) == len(texts)
+    rows_by_layout: dict[tuple[bool, ...], list[tuple[str | None, ...]]] = {
+        (True, True): [("a,b", "c"), ("a", "b,c"), (None, ""), ("", None), ("N", None), (None, "N"), ("1:a", ""),
+                       ("", "1:a"), ("é", "x"), ("éx", ""), ("", "")],
+        (False, False): [("12", "3"), ("1", "23"), (None, "1"), ("1", None), ("-1", "2"), ("-12", None)],
+        (False, True): [("12", "3"), ("1", "23"), ("1", "2;3"), (None, ""), (None, None), ("1", None), ("1", "")],
+    }
+    for layout, rows in rows_by_layout.items():
+        texts = [row_text(layout, r) for r in rows]
+        assert len(set(texts)) == len(texts), layout
 
 
 def test_one_chunk_needs_no_assignment() -> None:
