@@ -73,10 +73,11 @@ def source_chunk_sums(
 
 def lake_chunk_sums(lake_rows: DataFrame, table: SourceTable, chunk_sql: str) -> dict[int, ChunkSum]:
     """Per chunk index (``UNASSIGNED`` for rows that fit no range): the lake's checksum."""
-    row_hash = lake_row_hash_sql([(c.type, spark_column(c.target_name)) for c in table.columns])
+    high, low = lake_row_hash_sql([(c.type, spark_column(c.target_name)) for c in table.columns])
     grouped = (
-        lake_rows.select(F.expr(chunk_sql).alias(CHUNK), F.expr(row_hash).alias(SUM))
+        lake_rows.select(F.expr(chunk_sql).alias(CHUNK), F.expr(high).alias("high"), F.expr(low).alias("low"))
         .groupBy(CHUNK)
-        .agg(F.count("*").alias(ROWS), F.sum(SUM).cast("string").alias(SUM))
+        .agg(F.count("*").alias(ROWS), F.sum("high").alias("high"), F.sum("low").alias("low"))
     )
-    return {int(r[CHUNK]): ChunkSum(int(r[ROWS]), int(r[SUM] or 0)) for r in grouped.collect()}
+    return {int(r[CHUNK]): ChunkSum(int(r[ROWS]), (int(r["high"] or 0) << 32) + int(r["low"] or 0))
+            for r in grouped.collect()}
