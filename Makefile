@@ -55,10 +55,11 @@ lint: python-deps ## ruff
 typecheck: python-deps ## mypy (strict) on the package
 	$(VENV)/bin/mypy
 
-bench: setup ## Run the benchmarks in bench/ (full load, capture, merge)
+bench: setup ## Run the benchmarks in bench/ (full load, capture, merge, validate)
 	$(PY) bench/full_load_bench.py
 	$(PY) bench/capture_bench.py
 	$(PY) bench/merge_bench.py
+	$(PY) bench/validate_bench.py
 
 config-reference: python-deps ## Print the config reference (Markdown) generated from binlake/config.py
 	@$(VENV)/bin/binlake config-reference
