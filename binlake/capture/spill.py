@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FOLDER_PREFIX = "binlake-spill-"
 LOCK_NAME = "lock"
+BATCH_ROWS = 16_384  # records converted to Arrow and compressed at a time when spilling
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
 
 
@@ -93,12 +94,15 @@ class SpillFolder:
             raise ValueError("events must not be empty")
         if self._lock is None:
             raise RuntimeError(f"spill folder {self.path} is closed")
-        table = to_arrow([CommittedTransaction(None, None, 0, tuple(events))])
         self._count += 1
         path = self.path / f"part-{self._count:08d}.arrow"
+        rows = 0
         with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, CHANGELOG_SCHEMA, options=_IPC_OPTIONS) as out:
-            out.write_table(table)
-        return SpilledPart(str(path), table.num_rows, events[0].lsn, events[-1].lsn)
+            for batch in _batches(events):  # Arrow for a slice at a time: the part never exists whole
+                table = to_arrow([CommittedTransaction(None, None, 0, batch)])
+                out.write_table(table)
+                rows += table.num_rows
+        return SpilledPart(str(path), rows, events[0].lsn, events[-1].lsn)
 
     def parts(self) -> list[Path]:
         """Part files currently in the folder (for status and tests)."""
@@ -117,6 +121,18 @@ class SpillFolder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _batches(events: Sequence[EventChanges]) -> Iterator[tuple[EventChanges, ...]]:
+    """``events`` in consecutive slices of about :data:`BATCH_ROWS` records."""
+    start, rows = 0, 0
+    for index, event in enumerate(events):
+        rows += event.row_count
+        if rows >= BATCH_ROWS:
+            yield tuple(events[start:index + 1])
+            start, rows = index + 1, 0
+    if start < len(events):
+        yield tuple(events[start:])
 
 
 def read_part(part: SpilledPart) -> pa.Table:

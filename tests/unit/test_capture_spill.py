@@ -14,12 +14,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 
 from binlake.capture.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from binlake.capture.records import Layouts
 from binlake.capture.sink import ChangeLogSink
-from binlake.capture.spill import LOCK_NAME, SpillFolder, read_part, remove_stale
+from binlake.capture.spill import BATCH_ROWS, LOCK_NAME, SpillFolder, read_part, remove_stale
 from binlake.capture.transactions import TransactionAssembler
 from binlake.changelog import (
     OP_DELETE,
@@ -268,3 +269,15 @@ def test_spill_dir_must_be_local() -> None:
     with pytest.raises(ConfigError, match=r"capture\.max_transaction_rows_in_memory"):
         parse_config({**base, "capture": {"max_transaction_rows_in_memory": 0}}, Path("c.yaml"))
 
+
+
+def test_a_part_larger_than_one_arrow_slice_reads_back_whole_and_in_order(tmp_path: Path) -> None:
+    layout = SimpleNamespace(schema="s", table="t")
+    events = [fake_records(rows(OP_UPDATE, "orders", 1_000 + n, *range(100 * n, 100 * n + 100)), layout, FILE)
+              for n in range(BATCH_ROWS // 100 * 2 + 7)]              # a bit over two slices
+    with SpillFolder(tmp_path) as spill:
+        part = spill.write(events)
+        assert ipc.open_file(part.path).num_record_batches >= 3
+        table = read_part(part)
+    assert part.rows == table.num_rows == 100 * len(events)
+    assert table.equals(to_arrow([CommittedTransaction(None, None, 0, tuple(events))]))
