@@ -3,7 +3,12 @@
 Workloads on the ``retail_trans`` table of a private MariaDB (started by this script):
 
 * ``single``: 100K single-row INSERT transactions;
-* ``bulk``: 1M rows in 1000-row INSERT statements.
+* ``bulk``: 1M rows in 1000-row INSERT statements;
+* ``spill``: one transaction updating 1M rows (``UPDATE retail_trans SET amount = amount + 1``),
+  captured in a child process twice — with the default ``capture.max_transaction_rows_in_memory``
+  (the transaction spills to local files) and with the bound above the transaction (held in memory
+  whole, as before spilling existed) — printing each run's peak RSS (``VmHWM``), records/s and the
+  ratios.
 
 For each, the same binlog range is read by
 
@@ -13,14 +18,17 @@ For each, the same binlog range is read by
    the same with ``freeze_schema=True`` for reference;
 3. ``mariadb-binlog -v`` on the same binlog files and positions, output discarded.
 
-Usage: ``python bench/capture_bench.py [--single N] [--bulk-rows N] [--keep DIR]``.
+Usage: ``python bench/capture_bench.py [--single N] [--bulk-rows N] [--spill-rows N]
+[--only single,bulk,spill] [--keep DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,7 +41,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 
 from binlake.capture.checkpoint import load_checkpoint
 from binlake.capture.runner import CaptureRunner
-from binlake.config import parse_config
+from binlake.config import CaptureConfig, parse_config
 from binlake.devdb import LocalMariaDB, free_port
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition, make_lsn
@@ -87,15 +95,25 @@ def run_bulk(db: LocalMariaDB, rows: int, per_statement: int = 1000) -> None:
                         f"VALUES {values}")
 
 
-def capture(db: LocalMariaDB, lake: Path, start: BinlogPosition, end: BinlogPosition) -> Result:
-    config = parse_config({
-        "source": {"host": "127.0.0.1", "port": db.port, "user": "root", "password_env": None, "server_id": 901},
+def capture_config(port: int, lake: Path, start: BinlogPosition, **capture: object) -> dict[str, object]:
+    return {
+        "source": {"host": "127.0.0.1", "port": port, "user": "root", "password_env": None, "server_id": 901},
         "lake": {"root": str(lake)},
         "table_mappings": {"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "retail",
                                       "object-locator": {"schema-name": "retail", "table-name": "%"},
                                       "rule-action": "include"}]},
-        "capture": {"start": "position", "start_file": start.file, "start_pos": start.pos},
-    }, Path("bench.yaml"))
+        "capture": {"start": "position", "start_file": start.file, "start_pos": start.pos, **capture},
+    }
+
+
+def capture(db: LocalMariaDB, lake: Path, start: BinlogPosition, end: BinlogPosition) -> Result:
+    return run_capture(capture_config(db.port, lake, start), end.lsn)
+
+
+def run_capture(data: dict[str, object], end_lsn: int) -> Result:
+    """Run a capture in a thread of this process until its checkpoint reaches ``end_lsn``."""
+    config = parse_config(data, Path("bench.yaml"))
+    lake = Path(config.lake.root)
     runner = CaptureRunner(config)
     thread = threading.Thread(target=runner.run, daemon=True)
     lake_store = Lake(str(lake))
@@ -103,7 +121,7 @@ def capture(db: LocalMariaDB, lake: Path, start: BinlogPosition, end: BinlogPosi
     thread.start()
     while True:
         checkpoint = load_checkpoint(lake_store)
-        if checkpoint is not None and checkpoint.position.lsn >= end.lsn:
+        if checkpoint is not None and checkpoint.position.lsn >= end_lsn:
             break
         if not thread.is_alive():
             raise RuntimeError("the capture stopped early: " + str(runner.metrics.error))
@@ -166,12 +184,81 @@ def report(name: str, results: dict[str, Result]) -> None:
         print(f"  {reader:<28}{result.seconds:>9.2f}{result.rate:>12,.0f}{result.rate / stock:>9.2f}x  {notes}")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (``VmHWM``), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def spill_child(data_json: str, end_lsn: int) -> None:
+    """``--spill-child``: one capture run in this (fresh) process; prints its figures as JSON."""
+    data = json.loads(data_json)
+    baseline = peak_rss_mb()  # the interpreter with binlake, pyarrow and pymysqlreplication imported
+    result = run_capture(data, end_lsn)
+    print(json.dumps({"seconds": result.seconds, "rows": result.rows, "files": result.files,
+                      "baseline_mb": baseline, "peak_mb": peak_rss_mb()}))
+
+
+def measure_spill(db: LocalMariaDB, workdir: Path, rows: int) -> dict[str, dict[str, float]]:
+    """One ``rows``-row UPDATE transaction, captured with the default bound and with spilling off."""
+    have = int(str(db.execute("SELECT COUNT(*) FROM retail_trans", "retail")[0][0]))
+    if have < rows:
+        run_bulk(db, rows - have)
+    db.execute("CREATE DATABASE IF NOT EXISTS bench_marker")
+    db.execute("CREATE TABLE IF NOT EXISTS bench_marker.m (id INT AUTO_INCREMENT PRIMARY KEY)")
+    db.execute("FLUSH BINARY LOGS")
+    start = position(db)
+    began = time.perf_counter()
+    db.execute(f"UPDATE retail_trans SET amount = amount + 1 ORDER BY trans_id LIMIT {rows}", "retail")
+    print(f"[spill] {rows:,}-row UPDATE written in {time.perf_counter() - began:.1f}s", flush=True)
+    # A transaction on an unselected table after it marks where the capture is done: the big one may
+    # end its binlog file, the checkpoint moves only at transaction boundaries, and MariaDB may write
+    # a Binlog_checkpoint event after the marker (so the end is the marker's XID, not the file's end).
+    db.execute("INSERT INTO bench_marker.m VALUES ()")
+    file = position(db).file
+    xids = [row for row in db.execute(f"SHOW BINLOG EVENTS IN '{file}'") if row[2] == "Xid"]
+    end = BinlogPosition.of(file, int(str(xids[-1][4])))
+    default_bound = CaptureConfig().max_transaction_rows_in_memory
+    runs = {f"spilling (bound {default_bound:,})": default_bound, f"in memory (bound {2 * rows:,})": 2 * rows}
+    out = {}
+    for name, bound in runs.items():
+        data = capture_config(db.port, workdir / f"lake-spill-{bound}", start,
+                              max_transaction_rows_in_memory=bound, spill_dir=str(workdir / "spill"))
+        child = subprocess.run([sys.executable, __file__, "--spill-child", json.dumps(data), str(end.lsn)],
+                               check=True, stdout=subprocess.PIPE, text=True)
+        out[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    return out
+
+
+def report_spill(rows: int, results: dict[str, dict[str, float]]) -> None:
+    print(f"\none {rows:,}-row UPDATE transaction (capture in a child process)")
+    print(f"  {'run':<30}{'peak RSS MiB':>13}{'above start':>12}{'seconds':>9}{'rows/s':>11}  files")
+    for name, r in results.items():
+        print(f"  {name:<30}{r['peak_mb']:>13,.0f}{r['peak_mb'] - r['baseline_mb']:>12,.0f}{r['seconds']:>9.2f}"
+              f"{r['rows'] / r['seconds']:>11,.0f}  {r['files']:.0f}")
+    spilled, in_memory = results.values()
+    rss, growth = in_memory["peak_mb"] / spilled["peak_mb"], (
+        (in_memory["peak_mb"] - in_memory["baseline_mb"]) / (spilled["peak_mb"] - spilled["baseline_mb"]))
+    speed = (spilled["rows"] / spilled["seconds"]) / (in_memory["rows"] / in_memory["seconds"])
+    print(f"  in memory / spilling: peak RSS {rss:.2f}x ({growth:.2f}x above start); "
+          f"spilling runs at {speed:.2f}x the records/s of in memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--single", type=int, default=100_000, help="single-row transactions")
     parser.add_argument("--bulk-rows", type=int, default=1_000_000, help="rows of the bulk workload")
+    parser.add_argument("--spill-rows", type=int, default=1_000_000, help="rows of the one-transaction UPDATE")
+    parser.add_argument("--only", default="single,bulk,spill", help="comma-separated workloads to run")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--spill-child", nargs=2, metavar=("CONFIG_JSON", "END_LSN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.spill_child:
+        spill_child(args.spill_child[0], int(args.spill_child[1]))
+        return
+    only = set(args.only.split(","))
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="binlake-capture-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     db = LocalMariaDB(workdir / "db" / "data", free_port())
@@ -182,10 +269,14 @@ def main() -> None:
         db.execute(SCHEMA, "retail")
         db.execute("DROP PROCEDURE IF EXISTS single_trx", "retail")
         db.execute(SINGLE_PROC, "retail")
-        single = measure("single", db, workdir, lambda: run_single(db, args.single))
-        bulk = measure("bulk", db, workdir, lambda: run_bulk(db, args.bulk_rows))
-        report(f"{args.single:,} single-row transactions", single)
-        report(f"{args.bulk_rows:,} rows in 1000-row INSERTs", bulk)
+        if "single" in only:
+            single = measure("single", db, workdir, lambda: run_single(db, args.single))
+            report(f"{args.single:,} single-row transactions", single)
+        if "bulk" in only:
+            bulk = measure("bulk", db, workdir, lambda: run_bulk(db, args.bulk_rows))
+            report(f"{args.bulk_rows:,} rows in 1000-row INSERTs", bulk)
+        if "spill" in only:
+            report_spill(args.spill_rows, measure_spill(db, workdir, args.spill_rows))
     finally:
         db.stop()
         if args.keep is None:
