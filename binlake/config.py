@@ -128,7 +128,8 @@ class CaptureConfig(_Frozen):
 
     start: StartFrom = Field(
         StartFrom.CHECKPOINT,
-        description="checkpoint (saved checkpoint, else the current end of the binlog), end, or position.",
+        description="checkpoint (saved checkpoint, else the current end of the binlog), end (every run), or "
+        "position (applied once; restarts with the same setting resume from the checkpoint).",
     )
     start_file: str | None = Field(None, description="Binlog file to start at, with start: position.")
     start_pos: int | None = Field(None, ge=4, description="Binlog offset to start at, with start: position.")

@@ -39,11 +39,15 @@ class Checkpoint:
     ``position``: end of the last covered transaction's commit event (``gtid`` = executed GTID set
     there when known). ``source_server_id``: the source's ``@@server_id`` when it was written, to
     detect a capture pointed at another server. ``files_written``: total change-log files so far.
+    ``started_from``: the explicit start (``capture.start: position``) this capture history began
+    with, e.g. ``"file binlog.000003:1234"`` — so a restart with the same config resumes here
+    instead of applying that start again.
     """
 
     position: BinlogPosition
     source_server_id: int | None = None
     files_written: int = 0
+    started_from: str | None = None
     saved_at: float = field(default_factory=time.time, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +56,7 @@ class Checkpoint:
             POSITION_KEY: self.position.to_dict(),
             SERVER_ID_KEY: self.source_server_id,
             "files_written": self.files_written,
+            "started_from": self.started_from,
             "saved_at": self.saved_at,
         }
 
@@ -72,6 +77,7 @@ class Checkpoint:
             position=position,
             source_server_id=None if server_id is None else int(server_id),
             files_written=int(data.get("files_written", 0)),
+            started_from=data.get("started_from"),
             saved_at=float(data.get("saved_at", 0.0)),
         )
 

@@ -39,7 +39,7 @@ from binlake.capture.spill import SpillFolder
 from binlake.capture.status import CaptureMetrics, summary_line, write_status
 from binlake.capture.stream import EventDispatcher, StartPoint, StreamLost, open_stream
 from binlake.capture.transactions import TransactionAssembler
-from binlake.config import ConfigError, PipelineConfig, StartFrom
+from binlake.config import CaptureConfig, ConfigError, PipelineConfig, StartFrom
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition
 from binlake.rules import TableMapping
@@ -82,6 +82,15 @@ def _fatal(exc: BaseException, position: str) -> BaseException | None:
     return None
 
 
+def explicit_start_label(capture: CaptureConfig) -> str | None:
+    """A stable text of the configured explicit start (``None`` when there is none)."""
+    if capture.start_file and capture.start_pos:
+        return f"file {capture.start_file}:{capture.start_pos}"
+    if capture.start_gtid:
+        return f"gtid {capture.start_gtid}"
+    return None
+
+
 class CaptureRunner:
     """One capture process for one pipeline (see module docstring)."""
 
@@ -105,6 +114,7 @@ class CaptureRunner:
         self._last_log = 0.0
         self._backoff = INITIAL_BACKOFF
         self._saved_key: tuple[str, int] | None = None
+        self.applied_start: str | None = None  # the explicit start this run applied (kept in the checkpoint)
 
     # ------------------------------------------------------------------ signals
 
@@ -140,23 +150,32 @@ class CaptureRunner:
         return server_id, start
 
     def _start_point(self, conn: Any, server_id: int) -> StartPoint:
+        """``checkpoint``: the saved checkpoint, else the current end. ``position``: the configured
+        start the first time; once a run applied it, later runs with the same setting resume from
+        the checkpoint (a changed setting applies again). ``end``: the current end, every run."""
         capture = self.config.capture
+        checkpoint = load_checkpoint(self.lake)
+        label = explicit_start_label(capture) if capture.start == StartFrom.POSITION else None
+        applied_before = label is not None and checkpoint is not None and checkpoint.started_from == label
+        if checkpoint is not None and (capture.start == StartFrom.CHECKPOINT or applied_before):
+            if checkpoint.source_server_id not in (None, server_id):
+                raise src.SourceError(
+                    f"the checkpoint was written reading server_id {checkpoint.source_server_id}, but the "
+                    f"source is server_id {server_id}: start from a GTID (capture.start: position, "
+                    "capture.start_gtid) or run a new full load")
+            src.check_binlog_available(conn, checkpoint.position.file)
+            if applied_before:
+                log.info("capture.start=position (%s) was applied by an earlier run", label)
+            log.info("resuming from the checkpoint at %s", checkpoint.position)
+            return StartPoint(position=checkpoint.position)
         if capture.start == StartFrom.CHECKPOINT:
-            checkpoint = load_checkpoint(self.lake)
-            if checkpoint is not None:
-                if checkpoint.source_server_id not in (None, server_id):
-                    raise src.SourceError(
-                        f"the checkpoint was written reading server_id {checkpoint.source_server_id}, but the "
-                        f"source is server_id {server_id}: start from a GTID (capture.start: position, "
-                        "capture.start_gtid) or run a new full load")
-                src.check_binlog_available(conn, checkpoint.position.file)
-                log.info("resuming from the checkpoint at %s", checkpoint.position)
-                return StartPoint(position=checkpoint.position)
             log.info("no checkpoint yet: starting at the current end of the binlog")
-        elif load_checkpoint(self.lake) is not None:
+        elif checkpoint is not None:
             log.warning("capture.start=%s: the saved checkpoint is ignored", capture.start.value)
         if capture.start == StartFrom.POSITION:
-            return self._explicit_start(conn)
+            start = self._explicit_start(conn)
+            self.applied_start = label
+            return start
         return StartPoint(position=src.master_position(conn))
 
     def _explicit_start(self, conn: Any) -> StartPoint:
@@ -191,7 +210,7 @@ class CaptureRunner:
             spill.close()
 
     def _run_with(self, server_id: int, start: StartPoint, spill: SpillFolder) -> None:
-        self.sink = ChangeLogSink(self.lake, server_id)
+        self.sink = ChangeLogSink(self.lake, server_id, started_from=self.applied_start)
         initial = start.position or BinlogPosition.of("binlog.000001", 4, start.gtid)
         self.assembler = TransactionAssembler(self.layouts, initial, self._schema_changed, spill=spill,
                                               max_rows_in_memory=self.config.capture.max_transaction_rows_in_memory)

@@ -64,10 +64,12 @@ class FlushPolicy:
 class ChangeLogSink:
     """Change-log files + checkpoint in one lake."""
 
-    def __init__(self, lake: Lake, source_server_id: int | None) -> None:
+    def __init__(self, lake: Lake, source_server_id: int | None, started_from: str | None = None) -> None:
+        """``started_from``: the explicit start this run applied (``None``: keep the saved one)."""
         self.lake = lake
         self.source_server_id = source_server_id
         previous = load_checkpoint(lake)
+        self.started_from = started_from or (previous.started_from if previous else None)
         self.files_written_total = previous.files_written if previous else 0
         self.files_written = 0
         self.records_written = 0
@@ -95,7 +97,8 @@ class ChangeLogSink:
                 group.append(txn.in_memory())
         self._write_group(group)
         if position is not None and (transactions or position != self.saved):
-            save_checkpoint(self.lake, Checkpoint(position, self.source_server_id, self.files_written_total))
+            save_checkpoint(self.lake, Checkpoint(position, self.source_server_id, self.files_written_total,
+                                                  self.started_from))
             self.saved = position
         self.last_flush_at = time.time()
 

@@ -252,3 +252,28 @@ def test_start_after_a_gtid_set_then_resume_by_position(
     assert_exactly_once(resume, mariadb, source_db, start, end)
     last = captured(resume)[-1]
     assert last["gtid"] == str(mariadb.execute("SELECT @@gtid_binlog_pos")[0][0])
+
+
+def test_an_explicit_start_is_applied_once_then_the_checkpoint_wins(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig
+) -> None:
+    """``capture.start: position`` left in the config: the restart resumes, it does not re-read."""
+    prepare(mariadb, source_db)
+    start = master_position(mariadb)
+    Workload(mariadb, source_db, 60, 0).start().join()
+    middle = master_position(mariadb)
+    config = make_config(lake_dir, include_schema_rules(source_db), capture={
+        "start": "position", "start_file": start.file, "start_pos": start.pos, "flush_seconds": 0.2})
+    capture_range(config, middle)
+    Workload(mariadb, source_db, 60, 0, seed=8).start().join()
+    end = master_position(mariadb)
+    capture_range(config, end)                                   # same setting: resumes at the checkpoint
+    assert_exactly_once(config, mariadb, source_db, start, end)
+    assert len(captured(config, dedupe=False)) == len(captured(config))   # nothing was read twice
+    moved = config.model_copy(update={"capture": config.capture.model_copy(update={"start_pos": middle.pos,
+                                                                                     "start_file": middle.file})})
+    Workload(mariadb, source_db, 10, 0, seed=9).start().join()
+    later = master_position(mariadb)
+    capture_range(moved, later)                                  # a changed start applies again:
+    assert len(captured(config, dedupe=False)) > len(captured(config))   # middle..end is read twice
+    assert_exactly_once(config, mariadb, source_db, start, later)
