@@ -54,7 +54,9 @@ SESSION_INIT = (
     "SET @binlake_snap_lsn = CAST((CAST(SUBSTRING_INDEX(@binlake_snap_file, '.', -1) AS UNSIGNED) << 32) "
     "| @binlake_snap_pos AS SIGNED)"
 )
-_POSITION_ROW = (
+# The snapshot's binlog file, lsn and read time, as a one-row SELECT (after SESSION_INIT); a chunk
+# statement LEFT JOINs its rows to it, so even an empty chunk reports the position it is consistent with.
+SNAPSHOT_POSITION_ROW = (
     f"SELECT CAST(@binlake_snap_file AS CHAR(255)) AS {SNAP_FILE}, "
     f"CAST(@binlake_snap_lsn AS SIGNED) AS {SNAP_LSN}, CAST(@binlake_read_ts AS SIGNED) AS {READ_TS}"
 )
@@ -122,7 +124,13 @@ def chunk_query(table: SourceTable, predicate: str) -> str:
         exprs.append(f"{source_select_sql(column.type, quote_identifier(column.name))} AS {column_alias(index)}")
     source = f"{quote_identifier(table.schema)}.{quote_identifier(table.name)}"
     inner = f"SELECT {', '.join(exprs)} FROM {source} WHERE {predicate}"
-    return f"(SELECT _s.*, _b.* FROM ({_POSITION_ROW}) AS _s LEFT JOIN ({inner}) AS _b ON TRUE) AS _binlake_chunk"
+    return with_snapshot_position(inner, "_binlake_chunk")
+
+
+def with_snapshot_position(inner: str, alias: str) -> str:
+    """``inner``'s rows next to the snapshot's position columns, as an aliased ``dbtable``
+    statement (one row of NULLs besides the position when ``inner`` has no rows)."""
+    return f"(SELECT _s.*, _b.* FROM ({SNAPSHOT_POSITION_ROW}) AS _s LEFT JOIN ({inner}) AS _b ON TRUE) AS {alias}"
 
 
 def lake_expressions(table: SourceTable) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
-from binlake.snapshot.reading import _POSITION_ROW, SNAP_LSN, jdbc_source
+from binlake.snapshot.reading import SNAP_LSN, jdbc_source, with_snapshot_position
 from binlake.validation.canonical import lake_row_hash_sql, source_row_hash_sql, spark_column
 
 CHUNK = "_binlake_chunk"
@@ -49,7 +49,7 @@ def source_sum_query(table: SourceTable, predicate: str) -> str:
     row_hash = source_row_hash_sql([(c.type, quote_identifier(c.name)) for c in table.columns])
     source = f"{quote_identifier(table.schema)}.{quote_identifier(table.name)}"
     inner = f"SELECT COUNT(*) AS {ROWS}, CAST(SUM({row_hash}) AS CHAR) AS {SUM} FROM {source} WHERE {predicate}"
-    return f"(SELECT _s.*, _b.* FROM ({_POSITION_ROW}) AS _s LEFT JOIN ({inner}) AS _b ON TRUE) AS _binlake_sums"
+    return with_snapshot_position(inner, "_binlake_sums")
 
 
 def source_chunk_sums(
