@@ -216,7 +216,8 @@ def test_composite_string_keys_and_identifiers_needing_quotes(
     assert state.key_columns == ("näme key", "order")
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake_dir}/{source_db}/order`").collect()[0]
     assert detail["properties"]["delta.dataSkippingStatsColumns"] == "`näme key`,`order`,`_binlake_lsn`"
-    assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
+    # `we``ird` rules out the change data feed (Delta's MERGE with the feed cannot handle a back-quote)
+    assert detail["properties"]["delta.enableChangeDataFeed"] == "false"
     assert detail["properties"]["delta.enableDeletionVectors"] == "true"
     assert detail["properties"]["delta.columnMapping.mode"] == "name"
     assert sum(c.rows for c in state.chunks) == len(rows)
@@ -235,6 +236,8 @@ def test_string_key_and_table_with_space_and_unicode_name(
     assert report.rows == len(keys)
     lake = sorted((bytes(r["k"]), r["v"]) for r in lake_rows(spark, lake_dir, source_db, "my tåble"))
     assert lake == [(k, i) for i, k in enumerate(keys)]
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake_dir}/{source_db}/my tåble`").collect()[0]
+    assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
 
 
 # ---------------------------------------------------------------------------------------------
