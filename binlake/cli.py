@@ -41,14 +41,21 @@ def status(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     source: bool = typer.Option(False, "--source", help="Also ask the source for its binlog end."),
+    prometheus: bool = typer.Option(False, "--prometheus",
+                                    help="Prometheus text format (e.g. for node_exporter's textfile collector)."),
 ) -> None:
     """Show the pipeline: per table snapshot state, position applied, lag, counts; the capture's state."""
     from binlake.config import load_config
-    from binlake.status import pipeline_status, render_text, source_end_lsn, to_json
+    from binlake.status import pipeline_status, render_text, source_end_lsn, to_json, to_prometheus
 
+    if as_json and prometheus:
+        raise typer.BadParameter("choose one of --json and --prometheus")
     pipeline = load_config(config)
     result = pipeline_status(pipeline, source_end_lsn=source_end_lsn(pipeline) if source else None)
-    typer.echo(to_json(result) if as_json else render_text(result))
+    if prometheus:
+        typer.echo(to_prometheus(result), nl=False)
+    else:
+        typer.echo(to_json(result) if as_json else render_text(result))
 
 
 @app.command()

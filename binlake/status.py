@@ -147,5 +147,67 @@ def source_end_lsn(config: PipelineConfig) -> int | None:
         conn.close()
 
 
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+_METRICS = {
+    "binlake_capture_running": "1 while the capture runs (its status file says running).",
+    "binlake_capture_lag_seconds": "Source commit time of the last event read to now, as the capture saw it.",
+    "binlake_capture_events_per_second": "Binlog events read per second (last interval).",
+    "binlake_capture_changelog_files": "Change-log files in the lake.",
+    "binlake_capture_status_age_seconds": "Seconds since the capture last wrote its status (stale = not running).",
+    "binlake_merge_batch_id": "Last micro-batch the merge finished.",
+    "binlake_merge_applied_lsn": "Source position (lsn) up to which every change is in the lake.",
+    "binlake_source_end_lsn": "The source's binlog end (lsn), with --source.",
+    "binlake_table_snapshot_complete": "1 when the table's full load is complete.",
+    "binlake_table_snapshot_rows": "Rows the full load wrote.",
+    "binlake_table_applied_lsn": "Last source position merged into the table.",
+    "binlake_table_lag_seconds": "Source commit to Delta commit of the table's last merged change.",
+    "binlake_table_last_batch_rows": "Rows the last batch inserted, updated and deleted (label op).",
+    "binlake_table_error": "1 when the table's last merge reported an error.",
+}
+
+
+def to_prometheus(status: dict[str, Any]) -> str:
+    """The status in the Prometheus text exposition format (gauges), e.g. for node_exporter's
+    textfile collector: ``binlake status --prometheus > /var/lib/node_exporter/binlake.prom``.
+    Every sample carries ``pipeline``; table samples also ``table``. Unknown values are left out."""
+    pipeline = f'pipeline="{_label(str(status["pipeline"]))}"'
+    samples: dict[str, list[str]] = {name: [] for name in _METRICS}
+
+    def add(name: str, value: Any, labels: str = "") -> None:
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, int | float):
+            samples[name].append(f"{name}{{{pipeline}{labels}}} {value}")
+
+    capture, merge = status["capture"], status["merge"]
+    add("binlake_capture_running", capture.get("state") == "running")
+    add("binlake_capture_lag_seconds", capture.get("lag_seconds"))
+    add("binlake_capture_events_per_second", capture.get("events_per_second"))
+    add("binlake_capture_changelog_files", capture.get("changelog_files"))
+    add("binlake_capture_status_age_seconds", capture.get("status_age_seconds"))
+    add("binlake_merge_batch_id", merge.get("batch_id"))
+    add("binlake_merge_applied_lsn", merge.get("applied_lsn"))
+    add("binlake_source_end_lsn", status.get("source_end_lsn"))
+    for table in status["tables"]:
+        labels = f',table="{_label(table["table"])}"'
+        batch = table.get("last_batch") or {}
+        add("binlake_table_snapshot_complete", table["snapshot"] == "complete", labels)
+        add("binlake_table_snapshot_rows", table.get("snapshot_rows"), labels)
+        add("binlake_table_applied_lsn", table.get("applied_lsn"), labels)
+        add("binlake_table_lag_seconds", table.get("lag_seconds"), labels)
+        for op in ("inserted", "updated", "deleted"):
+            add("binlake_table_last_batch_rows", batch.get(op), f'{labels},op="{op}"')
+        add("binlake_table_error", bool(table.get("last_error")), labels)
+    lines: list[str] = []
+    for name, help_text in _METRICS.items():
+        if samples[name]:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples[name]]
+    return "\n".join(lines) + "\n"
+
+
 def to_json(status: dict[str, Any]) -> str:
     return json.dumps(status, indent=2, default=str)

@@ -10,7 +10,7 @@ from binlake.config import parse_config
 from binlake.lake import CHECKPOINT_KEY, MERGE_STATUS_KEY, STATUS_KEY, Lake, changelog_key, snapshot_state_key
 from binlake.positions import make_lsn
 from binlake.progress import applied_lsn, read_progress
-from binlake.status import lsn_text, pipeline_status, render_text
+from binlake.status import lsn_text, pipeline_status, render_text, to_prometheus
 
 L1 = make_lsn("binlog.000002", 1000)
 L2 = make_lsn("binlog.000002", 2000)
@@ -67,3 +67,35 @@ def test_status_reads_every_part(tmp_path: Path) -> None:
     assert orders_line.split()[5:8] == ["3", "2", "1"]
     assert "capture: running" in text and "events/s 42.0" in text
     assert lsn_text(L2) == "000002:2000"
+
+
+def test_prometheus_text_has_one_sample_per_known_value_with_escaped_labels() -> None:
+    status = {
+        "pipeline": "demo", "lake": "/l", "source_end_lsn": L3,
+        "capture": {"state": "running", "lag_seconds": 0.5, "events_per_second": 42.0, "changelog_files": 7,
+                    "status_age_seconds": None},
+        "merge": {"batch_id": 9, "applied_lsn": L2},
+        "tables": [
+            {"table": "shop.orders", "snapshot": "complete", "snapshot_rows": 1234, "applied_lsn": L2,
+             "lag_seconds": 1.5, "last_batch": {"inserted": 3, "updated": 2, "deleted": 1}, "last_error": None},
+            {"table": 'we"ird\\name', "snapshot": "loading", "snapshot_rows": None, "applied_lsn": None,
+             "lag_seconds": None, "last_batch": None, "last_error": "boom"},
+        ],
+    }
+    text = to_prometheus(status)
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert samples['binlake_capture_running{pipeline="demo"}'] == "1"
+    assert samples['binlake_capture_lag_seconds{pipeline="demo"}'] == "0.5"
+    assert samples['binlake_merge_applied_lsn{pipeline="demo"}'] == str(L2)
+    assert samples['binlake_source_end_lsn{pipeline="demo"}'] == str(L3)
+    assert samples['binlake_table_snapshot_rows{pipeline="demo",table="shop.orders"}'] == "1234"
+    assert samples['binlake_table_last_batch_rows{pipeline="demo",table="shop.orders",op="deleted"}'] == "1"
+    assert samples['binlake_table_snapshot_complete{pipeline="demo",table="we\\"ird\\\\name"}'] == "0"
+    assert samples['binlake_table_error{pipeline="demo",table="we\\"ird\\\\name"}'] == "1"
+    assert samples['binlake_table_error{pipeline="demo",table="shop.orders"}'] == "0"
+    assert not any("status_age" in key for key in samples)             # unknown values are left out
+    assert [key for key in samples if "ird" in key] == [
+        'binlake_table_snapshot_complete{pipeline="demo",table="we\\"ird\\\\name"}',
+        'binlake_table_error{pipeline="demo",table="we\\"ird\\\\name"}']
+    assert len(samples) == 7 + 8 + 2
+    assert text.count("# TYPE binlake_table_last_batch_rows gauge") == 1 and text.endswith("\n")
