@@ -99,3 +99,24 @@ def test_prometheus_text_has_one_sample_per_known_value_with_escaped_labels() ->
         'binlake_table_error{pipeline="demo",table="we\\"ird\\\\name"}']
     assert len(samples) == 7 + 8 + 2
     assert text.count("# TYPE binlake_table_last_batch_rows gauge") == 1 and text.endswith("\n")
+
+
+def test_status_command_prints_prometheus_from_the_lake(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from binlake.cli import app
+
+    lake, _ = _lake(tmp_path / "lake")
+    lake.put_bytes(snapshot_state_key("shop", "orders"), json.dumps({
+        "status": "complete", "source": {"schema": "shop", "table": "orders"},
+        "target": {"schema": "shop", "table": "orders"}, "rows": 77, "max_lsn": L1}).encode())
+    config = tmp_path / "p.yaml"
+    config.write_text(f"lake:\n  root: {tmp_path / 'lake'}\ntable_mappings:\n  rules:\n"
+                      "    - {rule-type: selection, rule-id: '1', rule-action: include,\n"
+                      "       object-locator: {schema-name: shop, table-name: '%'}}\n")
+    shown = CliRunner().invoke(app, ["status", "--config", str(config), "--prometheus"])
+    assert shown.exit_code == 0, shown.output
+    assert 'binlake_table_snapshot_rows{pipeline="binlake",table="shop.orders"} 77' in shown.output.splitlines()
+    assert 'binlake_capture_running{pipeline="binlake"} 0' in shown.output.splitlines()
+    both = CliRunner().invoke(app, ["status", "--config", str(config), "--prometheus", "--json"])
+    assert both.exit_code != 0 and "choose one of --json and --prometheus" in both.output
