@@ -101,6 +101,16 @@ def capture_until(config: PipelineConfig, end: BinlogPosition) -> CaptureThread:
     return capture
 
 
+def binlog_with_a_big_transaction(
+    db: LocalMariaDB, schema: str
+) -> tuple[BinlogPosition, BinlogPosition, BinlogPosition, str, BinlogPosition]:
+    """Tables and seed rows, then the big transaction: (start, before it, after it, its GTID, end)."""
+    run_sql(db, schema, SCHEMA_SQL + SEED)
+    start = master_position(db)
+    before, after, gtid = big_transaction(db, schema)
+    return start, before, after, gtid, master_position(db)
+
+
 def files_in(lake: Lake, first: BinlogPosition, last: BinlogPosition) -> list[str]:
     """Change-log files whose records start inside ``(first, last]``."""
     return [key for key in list_changelog(lake) if first.lsn < parse_changelog_name(key)[0] <= last.lsn]
@@ -109,10 +119,7 @@ def files_in(lake: Lake, first: BinlogPosition, last: BinlogPosition) -> list[st
 def test_a_spilled_transaction_equals_the_in_memory_capture_and_the_oracle(
     mariadb: LocalMariaDB, source_db: str, tmp_path: Path, make_config: MakeConfig
 ) -> None:
-    run_sql(mariadb, source_db, SCHEMA_SQL + SEED)
-    start = master_position(mariadb)
-    before, after, gtid = big_transaction(mariadb, source_db)
-    end = master_position(mariadb)
+    start, before, after, gtid, end = binlog_with_a_big_transaction(mariadb, source_db)
     spill_dir = tmp_path / "spill"
 
     def config(name: str, bound: int) -> PipelineConfig:
@@ -167,10 +174,7 @@ def kill_when(process: Any, ready: Callable[[], bool], what: str) -> None:
 def test_sigkill_while_spilling_and_while_writing_spilled_parts(
     mariadb: LocalMariaDB, source_db: str, tmp_path: Path, make_config: MakeConfig
 ) -> None:
-    run_sql(mariadb, source_db, SCHEMA_SQL + SEED)
-    start = master_position(mariadb)
-    before, after, gtid = big_transaction(mariadb, source_db)
-    end = master_position(mariadb)
+    start, before, after, gtid, end = binlog_with_a_big_transaction(mariadb, source_db)
     spill_dir = tmp_path / "spill"
     config = make_config(tmp_path / "lake", include_schema_rules(source_db), capture={
         "start": "checkpoint", "flush_seconds": 0.3, "max_transaction_rows_in_memory": 200,
