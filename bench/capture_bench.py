@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from full_load_bench import SCHEMA  # the retail_trans table of every bench
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
@@ -46,11 +47,6 @@ from binlake.devdb import LocalMariaDB, free_port
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition, make_lsn
 
-SCHEMA = """
-CREATE TABLE retail_trans (
-  trans_id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id VARCHAR(12), event VARCHAR(10), sku VARCHAR(10),
-  amount INT, device VARCHAR(10), trans_datetime DATETIME
-)"""
 SINGLE_PROC = """
 CREATE PROCEDURE single_trx(n INT)
 BEGIN

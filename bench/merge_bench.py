@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from full_load_bench import FILL, SCHEMA  # the retail_trans table of every bench
+
 from binlake.capture.checkpoint import load_checkpoint
 from binlake.capture.runner import CaptureRunner
 from binlake.config import PipelineConfig, parse_config
@@ -42,17 +44,6 @@ from binlake.devdb import LocalMariaDB, free_port
 from binlake.lake import MERGE_STATUS_KEY, Lake
 from binlake.positions import BinlogPosition
 
-SCHEMA = """
-CREATE TABLE retail_trans (
-  trans_id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id VARCHAR(12), event VARCHAR(10), sku VARCHAR(10),
-  amount INT, device VARCHAR(10), trans_datetime DATETIME
-)"""
-FILL = """
-INSERT INTO retail_trans (customer_id, event, sku, amount, device, trans_datetime)
-SELECT CONCAT('C', LPAD(seq MOD 100000, 9, '0')), ELT(1 + seq MOD 4, 'view', 'cart', 'purchase', 'return'),
-       CONCAT('SKU', LPAD(seq MOD 9973, 5, '0')), seq MOD 1000, ELT(1 + seq MOD 3, 'mobile', 'web', 'pos'),
-       TIMESTAMP('2024-01-01') + INTERVAL (seq MOD 31536000) SECOND
-FROM seq_1_to_{rows}"""
 UPDATE_PROC = """
 CREATE PROCEDURE update_trx(n INT, max_id BIGINT)
 BEGIN
