@@ -12,24 +12,40 @@ four event types that make up a transaction itself:
   :meth:`binlake.capture.records.Layouts.route` → :class:`~binlake.capture.records.RawRowsEvent`
   holding the undecoded row images; ``SKIP`` → dropped before any row is read.
 
-Everything else (rotate, format description, queries, new table maps, heartbeats, rows the compiled
-decoder does not handle, events with unexpected post-header lengths) goes through the library's
-own per-packet code, reproduced in :meth:`FastStreamReader._library_event` from
-mysql-replication 1.0.17 (pinned in pyproject.toml; it relies on that version's private names).
+The event types the library decodes for the capture (rotate, format description, queries, new
+table maps, heartbeats, rows the compiled decoder does not handle, events with unexpected
+post-header lengths) go through the library's own per-packet code, reproduced in
+:meth:`FastStreamReader._library_event` from mysql-replication 1.0.17 (pinned in pyproject.toml
+and checked when a reader is built: it relies on that version's private names).
+
+Every other type is settled here, before the library could drop it as ``NotImplementedEvent``
+(:mod:`binlake.capture.eventtypes` says which and why): MariaDB's compressed query/rows events are
+inflated by :mod:`binlake.capture.compressed` into the equivalent uncompressed packet, which then
+takes the same paths as above (fast rows, library query); types that carry no data are skipped;
+anything else raises :class:`~binlake.capture.eventtypes.UnsupportedEventError`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
+from pymysql.protocol import MysqlPacket
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import BINLOG
 from pymysqlreplication.packet import BinLogPacketWrapper
 
+from binlake.capture import eventtypes
+from binlake.capture.compressed import COMPRESSED_TYPES, decompress_packet
 from binlake.capture.records import FAST, SKIP, RawRowsEvent
 from binlake.changelog import OP_DELETE, OP_INSERT, OP_UPDATE
+
+log = logging.getLogger(__name__)
+
+LIBRARY_VERSION = "1.0.17"  # the mysql-replication release whose private names this module uses
 
 _ROWS_OPS = {
     BINLOG.WRITE_ROWS_EVENT_V2: (OP_INSERT, 10), BINLOG.UPDATE_ROWS_EVENT_V2: (OP_UPDATE, 10),
@@ -38,6 +54,15 @@ _ROWS_OPS = {
 }
 _HEADER = 20  # the OK byte of the packet + the 19-byte event header
 _PRIVATE = "_BinLogStreamReader__"
+_LIBRARY_TYPES = eventtypes.DECODED_TYPES - COMPRESSED_TYPES  # decoded by the library (or the fast paths)
+
+
+def check_library_version(installed: str | None = None) -> None:
+    """Refuse a mysql-replication release other than :data:`LIBRARY_VERSION` (its internals differ)."""
+    installed = installed or version("mysql-replication")
+    if installed != LIBRARY_VERSION:
+        raise RuntimeError(f"binlake's binlog reader needs mysql-replication {LIBRARY_VERSION}, found {installed}: "
+                           f"pip install mysql-replication=={LIBRARY_VERSION}")
 
 
 @dataclass(slots=True)
@@ -81,8 +106,10 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
     log_file: str | None
 
     def __init__(self, *args: Any, route: Callable[[Any], int], **kwargs: Any) -> None:
+        check_library_version()
         super().__init__(*args, **kwargs)
         self.route = route
+        self._warned_types: set[int] = set()
 
     def _private(self, name: str) -> Any:
         return getattr(self, _PRIVATE + name)
@@ -128,7 +155,31 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
             return FastXid(int.from_bytes(data[20:28], "little"), int.from_bytes(data[1:5], "little"), log_pos)
         if event_type in _ROWS_OPS:
             return self._rows_event(data, event_type, log_pos)
-        return None
+        if event_type in _LIBRARY_TYPES:
+            return None
+        return self._other_event(data, event_type, log_pos)
+
+    def _other_event(self, data: bytes, event_type: int, log_pos: int) -> Any:
+        """A type the library would drop: inflate a compressed event, skip a dataless one, or stop."""
+        size = int.from_bytes(data[10:14], "little")
+        start = log_pos - size if log_pos >= size else 0
+        if event_type in COMPRESSED_TYPES:
+            inflated = MysqlPacket(decompress_packet(
+                data, self._BinLogStreamReader__post_header_lengths, self._BinLogStreamReader__use_checksum,
+                f"{self.log_file}:{start}"), None)
+            event = self._fast_event(inflated)
+            return event if event is not None else self._library_event(inflated)
+        flags = int.from_bytes(data[18:20], "little")
+        unknown_ignorable = event_type not in eventtypes.CATALOGUE and flags & eventtypes.LOG_EVENT_IGNORABLE_F
+        if event_type not in eventtypes.IGNORED_TYPES and not unknown_ignorable:
+            raise eventtypes.unsupported_event(event_type, self.log_file, start, log_pos)
+        if unknown_ignorable and event_type not in self._warned_types:
+            self._warned_types.add(event_type)
+            log.warning("%s:%d: skipping binlog event type %d, unknown to binlake but flagged ignorable by the "
+                        "server (LOG_EVENT_IGNORABLE_F); logged for the first such event only",
+                        self.log_file, start, event_type)
+        self.log_pos = log_pos
+        return _SKIPPED
 
     def _rows_event(self, data: bytes, event_type: int, log_pos: int) -> Any:
         op, post_header = _ROWS_OPS[event_type]

@@ -16,6 +16,12 @@ How the library is used, and why (see also shared/NOTES.md):
   dropped by the library before any row is decoded.
 * :class:`~binlake.capture.fastreader.FastStreamReader` handles GTID, XID, known table maps and
   row events of selected tables without the library's per-event objects (see that module).
+* ``only_events`` (:data:`EVENTS`) only chooses which of the library's *decoded* classes are
+  built. Event types the library does not decode never reach that filter: the fast reader inflates
+  MariaDB's compressed events, skips the dataless types listed in
+  :mod:`binlake.capture.eventtypes`, and stops the capture on any other
+  (:class:`~binlake.capture.eventtypes.UnsupportedEventError`) — nothing is dropped as
+  ``NotImplementedEvent``.
 * The library reconnects by itself after some errors, restarting from its own notion of the
   position (possibly inside a transaction). The capture wants to resume only at transaction
   boundaries, so :class:`_ConnectionFactory` turns such a silent reconnect into
