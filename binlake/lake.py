@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from binlake.config import PipelineConfig, S3Config
+from binlake.names import encode_name
 
 BINLAKE_DIR = "_binlake"
 CHANGELOG_DIR = f"{BINLAKE_DIR}/changelog"
@@ -39,22 +40,26 @@ MERGE_CHECKPOINT_DIR = f"{MERGE_DIR}/checkpoint"
 MERGE_STATUS_KEY = f"{MERGE_DIR}/status.json"
 MERGE_METRICS_DIR = f"{MERGE_DIR}/metrics"
 TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
+CATALOG_KEY = f"{BINLAKE_DIR}/tables.json"  # source table → lake table, binlake.catalog
 
 TMP_PREFIX = "_tmp-"
 
 
-_UNSAFE_IN_FOLDER = str.maketrans({"`": "_", ":": "_", "/": "_"})
-
-
 def folder_name(name: str) -> str:
-    """A schema or table name as a folder name: ``` ` ```, ``:`` and ``/`` become ``_`` (Delta writes
-    paths into SQL text unescaped, and Hadoop paths cannot hold ``:`` in a name); all else is kept."""
-    return name.translate(_UNSAFE_IN_FOLDER)
+    """A schema or table name as one path segment: :func:`binlake.names.encode_name` (reversible,
+    distinct on case-insensitive stores; ``a-z 0-9 _`` names are kept as they are)."""
+    return encode_name(name)
+
+
+def table_segments(schema: str, table: str) -> str:
+    """``<schema segment>/<table segment>``: the one place a table's names become a relative path.
+    Every per-table path (Delta table, tombstones, full-load state, merge hand-off) ends with it."""
+    return f"{encode_name(schema)}/{encode_name(table)}"
 
 
 def table_key(schema: str, table: str) -> str:
     """Folder of the Delta table for target ``schema.table``."""
-    return f"{folder_name(schema)}/{folder_name(table)}"
+    return table_segments(schema, table)
 
 
 def changelog_key(lsn_first: int, lsn_last: int, file_id: str | None = None) -> str:
@@ -76,12 +81,12 @@ def parse_changelog_name(key: str) -> tuple[int, int]:
 
 def snapshot_state_key(schema: str, table: str) -> str:
     """Full-load state of one source table."""
-    return f"{SNAPSHOTS_DIR}/{schema}/{table}.json"
+    return f"{SNAPSHOTS_DIR}/{table_segments(schema, table)}.json"
 
 
 def tombstones_key(schema: str, table: str) -> str:
     """Delta table of deleted keys of target table ``schema.table``."""
-    return f"{TOMBSTONES_DIR}/{schema}/{table}"
+    return f"{TOMBSTONES_DIR}/{table_segments(schema, table)}"
 
 
 class Storage(Protocol):

@@ -13,9 +13,17 @@ unchanged::
 
 Semantics (as in DMS):
 
+* Wildcards, in the schema, table and column locators of ``include``/``exclude`` selection rules
+  and of transformation rules, exactly as the DMS documentation ("Wildcards in table mapping")
+  defines them: ``%`` zero or more characters, ``_`` a single character, ``[_]`` a literal
+  underscore, ``[ab]`` a set of characters (``a`` or ``b``), ``[a-d]`` a range (``a``, ``b``, ``c``
+  or ``d``). Every other character stands for itself. So a locator ``my_table`` also matches
+  ``myXtable`` (as in DMS); write ``my[_]table`` for the underscore alone. A set cannot be empty
+  or unclosed, and ``[^…]``/``[!…]`` (negation, not in the DMS documentation) are refused. An
+  ``explicit`` rule names one table: its names are compared literally and ``%`` is refused.
+  Names are compared case-sensitively, as DMS does (and MySQL on Linux).
 * Selection: a table is selected when at least one ``include``/``explicit`` rule matches it and no
-  ``exclude`` rule does. ``%`` in a locator matches any run of characters (``explicit`` allows no
-  wildcard). Names are compared case-sensitively, as MySQL on Linux does.
+  ``exclude`` rule does.
 * Transformation: rules whose locator matches the *source* names apply in ascending ``rule-id``
   order, each to the result of the previous one. Targets ``schema``, ``table`` and ``column``;
   actions ``rename`` (``value``), ``remove-column``, ``add-prefix``/``remove-prefix``/
@@ -45,13 +53,64 @@ _SELECTION_ACTIONS = {"include", "exclude", "explicit"}
 _TARGETS = {"schema", "table", "column"}
 
 
+def _character_set(members: str, locator: str) -> str:
+    """The regular-expression class of the inside of a ``[...]`` wildcard (``ab``, ``a-d``, ``_``)."""
+    if members[0] in "^!":
+        raise RuleError(f"locator {locator!r}: [{members}] — negated sets are not DMS wildcards; list the "
+                        "characters to match instead")
+    parts: list[str] = []
+    i = 0
+    while i < len(members):
+        if i + 2 < len(members) and members[i + 1] == "-":
+            low, high = members[i], members[i + 2]
+            if low > high:
+                raise RuleError(f"locator {locator!r}: range [{low}-{high}] is empty ({low!r} sorts after {high!r})")
+            parts.append(f"{re.escape(low)}-{re.escape(high)}")
+            i += 3
+        else:
+            parts.append(re.escape(members[i]))
+            i += 1
+    return "[" + "".join(parts) + "]"
+
+
 @lru_cache(maxsize=1024)
 def _pattern(locator: str) -> re.Pattern[str]:
-    return re.compile("".join(".*" if ch == "%" else re.escape(ch) for ch in locator), re.DOTALL)
+    """The regular expression of a DMS locator; :class:`RuleError` for a malformed ``[...]``."""
+    out: list[str] = []
+    i = 0
+    while i < len(locator):
+        ch = locator[i]
+        if ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        elif ch == "[":
+            end = locator.find("]", i + 1)
+            if end < 0:
+                raise RuleError(f"locator {locator!r}: '[' at {i} opens a character set that is never closed "
+                                "(DMS reads [ab] as 'a or b'; a literal '[' is written [[])")
+            if end == i + 1:
+                raise RuleError(f"locator {locator!r}: '[]' is an empty character set")
+            out.append(_character_set(locator[i + 1:end], locator))
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def check_locator(locator: str) -> None:
+    """Raise :class:`RuleError` when ``locator`` is not a well-formed DMS wildcard pattern."""
+    _pattern(locator)
 
 
 def matches(locator: str, name: str) -> bool:
-    """Does a DMS locator (``%`` = any run of characters) match ``name`` exactly?"""
+    """Does DMS locator ``locator`` (wildcards ``%``, ``_``, ``[_]``, ``[ab]``, ``[a-d]``, see the module
+    docstring) match the whole of ``name``?
+
+    >>> matches("t[_]%", "t_1"), matches("t[_]%", "tx1"), matches("t_1", "tx1")
+    (True, False, True)
+    """
     return _pattern(locator).fullmatch(name) is not None
 
 
@@ -105,7 +164,12 @@ class SelectionRule:
     table: str
     action: str
 
+    def matches_schema(self, schema: str) -> bool:
+        return self.schema == schema if self.action == "explicit" else matches(self.schema, schema)
+
     def matches(self, schema: str, table: str) -> bool:
+        if self.action == "explicit":
+            return (self.schema, self.table) == (schema, table)
         return matches(self.schema, schema) and matches(self.table, table)
 
 
@@ -170,6 +234,18 @@ def _locator(rule: Mapping[str, Any], key: str, where: str, default: str | None 
     value = locator.get(key, default)
     if not isinstance(value, str) or not value:
         raise RuleError(f"{where}: object-locator.{key} is missing")
+    try:
+        check_locator(value)
+    except RuleError as exc:
+        raise RuleError(f"{where}: object-locator.{key}: {exc}") from None
+    return value
+
+
+def _literal(rule: Mapping[str, Any], key: str, where: str) -> str:
+    locator = rule.get("object-locator")
+    value = locator.get(key) if isinstance(locator, Mapping) else None
+    if not isinstance(value, str) or not value:
+        raise RuleError(f"{where}: object-locator.{key} is missing")
     return value
 
 
@@ -179,9 +255,12 @@ def _parse_selection(rule: Mapping[str, Any], rule_id: int, where: str) -> Selec
         raise RuleError(f"{where}: selection rule-action must be one of {sorted(_SELECTION_ACTIONS)}, got {action!r}")
     if rule.get("filters"):
         raise RuleError(f"{where}: selection filters (row filtering) are not supported; remove 'filters'")
-    schema, table = _locator(rule, "schema-name", where), _locator(rule, "table-name", where)
-    if action == "explicit" and ("%" in schema or "%" in table):
-        raise RuleError(f"{where}: an explicit selection rule cannot use % wildcards")
+    if action == "explicit":  # literal names: no wildcard syntax to check
+        schema, table = _literal(rule, "schema-name", where), _literal(rule, "table-name", where)
+        if "%" in schema or "%" in table:
+            raise RuleError(f"{where}: an explicit selection rule names one table and cannot use % wildcards")
+    else:
+        schema, table = _locator(rule, "schema-name", where), _locator(rule, "table-name", where)
     return SelectionRule(rule_id, schema, table, action)
 
 
@@ -237,7 +316,7 @@ class TableMapping:
 
     def schema_may_match(self, schema: str) -> bool:
         """Cheap pre-filter: could any table of ``schema`` be selected?"""
-        return any(r.action != "exclude" and matches(r.schema, schema) for r in self.selections)
+        return any(r.action != "exclude" and r.matches_schema(schema) for r in self.selections)
 
     def _renamed(self, target: str, name: str, schema: str, table: str = "") -> str:
         for rule in self.transformations:

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from binlake.lake import CHANGELOG_DIR, MERGE_DIR, Lake, parse_changelog_name, snapshot_state_key
+from binlake.lake import CHANGELOG_DIR, MERGE_DIR, Lake, parse_changelog_name, snapshot_state_key, table_segments
 from binlake.merge.summary import TableName
 from binlake.snapshot.state import TableState
 
@@ -56,7 +56,8 @@ def read_handoff(lake: Lake, name: TableName) -> Handoff | None:
 
 
 def joined_key(name: TableName) -> str:
-    return f"{MERGE_DIR}/tables/{name.schema}/{name.table}.json"
+    """``_binlake/merge/tables/<schema>/<table>.json`` (target names, encoded as every table path)."""
+    return f"{MERGE_DIR}/tables/{table_segments(name.schema, name.table)}.json"
 
 
 def joined_load(lake: Lake, name: TableName) -> str | None:

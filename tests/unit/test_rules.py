@@ -44,11 +44,118 @@ def tr(rule_id: int, target: str, action: str, value: str | None = None, **locat
         ("s%p", "sp", True),
         ("s%p", "shops", False),
         ("a.b", "axb", False),
-        ("t_1", "tx1", False),
+        ("a.b", "a.b", True),
+        ("a$b", "a$b", True),
+        ("a(b)+", "a(b)+", True),
     ],
 )
 def test_locator_matching(locator: str, name: str, expected: bool) -> None:
     assert matches(locator, name) is expected
+
+
+# The table of "Wildcards in table mapping" (AWS DMS User Guide,
+# CHAP_Tasks.CustomizingTasks.TableMapping.SelectionTransformation.Wildcards):
+#   %      Zero or more characters
+#   _      A single character
+#   [_]    A literal underscore character
+#   [ab]   A set of characters. For example, [ab] matches either 'a' or 'b'.
+#   [a-d]  A range of characters. For example,[a-d] matches either 'a', 'b', 'c', or 'd'.
+@pytest.mark.parametrize(
+    ("locator", "name", "expected"),
+    [
+        ("%", "", True),                  # zero …
+        ("x%", "x", True),
+        ("x%", "xyz", True),              # … or more characters
+        ("_", "a", True),                 # a single character
+        ("_", "", False),
+        ("_", "ab", False),
+        ("_", "é", True),                 # one character, not one byte
+        ("t_1", "tx1", True),
+        ("t_1", "t_1", True),
+        ("my_table", "myXtable", True),   # what existing mappings now also select (README)
+        ("[_]", "_", True),               # a literal underscore character
+        ("[_]", "x", False),
+        ("t[_]%", "t_orders", True),      # the mapping issue 9 reported as selecting nothing
+        ("t[_]%", "tx_orders", False),
+        ("[ab]", "a", True),              # [ab] matches either 'a' or 'b'
+        ("[ab]", "b", True),
+        ("[ab]", "c", False),
+        ("[ab]", "ab", False),
+        ("[a-d]", "a", True),             # [a-d] matches either 'a', 'b', 'c', or 'd'
+        ("[a-d]", "b", True),
+        ("[a-d]", "c", True),
+        ("[a-d]", "d", True),
+        ("[a-d]", "e", False),
+        ("[a-d]", "-", False),
+        ("[a-d]", "A", False),            # DMS selection rules are case-sensitive
+        ("[a-]", "-", True),              # a '-' that closes no range is itself
+        ("[%]", "%", True),               # inside a set, % and _ are themselves
+        ("[%]", "x", False),
+        ("[[]x", "[x", True),
+        ("x]", "x]", True),
+        ("log_20[0-9][0-9]_%", "log_2024_jan", True),
+        ("log_20[0-9][0-9]_%", "log_20x4_jan", False),
+    ],
+)
+def test_dms_wildcards(locator: str, name: str, expected: bool) -> None:
+    assert matches(locator, name) is expected
+
+
+@pytest.mark.parametrize(
+    ("locator", "message"),
+    [
+        ("t[ab", "never closed"),
+        ("t[]", "empty character set"),
+        ("t[^a]", "negated"),
+        ("t[!a]", "negated"),
+        ("t[d-a]", "range"),
+    ],
+)
+def test_malformed_wildcards_are_refused_naming_the_rule(locator: str, message: str) -> None:
+    with pytest.raises(RuleError, match=rf"rule 's1' \(rules\[0\]\): object-locator.table-name: .*{message}"):
+        TableMapping.parse({"rules": [sel(1, "s", locator)]})
+
+
+def test_wildcards_in_schema_table_and_column_locators() -> None:
+    mapping = TableMapping.parse({"rules": [
+        sel(1, "shop_[0-9]", "order[_]%"),
+        sel(2, "shop_[0-9]", "order[_]tmp", "exclude"),
+        tr(3, "table", "add-prefix", "x_", schema_name="shop_[12]", table_name="order[_][ab]%"),
+        tr(4, "column", "rename", "note", schema_name="shop%", table_name="%", column_name="c_[0-9]"),
+    ]})
+    assert mapping.is_selected("shop_1", "order_a")
+    assert mapping.is_selected("shopX7", "order_a")              # '_' in the schema locator: one character
+    assert not mapping.is_selected("shop_1", "orderXa")          # '[_]': the underscore only
+    assert not mapping.is_selected("shop_1", "order_tmp")
+    assert not mapping.is_selected("shop_10", "order_a")
+    first, third = mapping.target_for("shop_1", "order_b1"), mapping.target_for("shop_3", "order_b1")
+    assert first is not None and first.table == "x_order_b1"
+    assert third is not None and third.table == "order_b1"
+    assert first.column_name("c_1") == "note" and first.column_name("cX1") == "note"
+    assert first.column_name("c_10") == "c_10"
+
+
+def test_schema_pre_filter_agrees_with_selection() -> None:
+    """The capture skips a schema's row events when ``schema_may_match`` says no: it must say yes for
+    every schema that holds a selected table, with the new wildcards too."""
+    mapping = TableMapping.parse({"rules": [sel(1, "db_[a-c]", "%"), sel(2, "hr", "staff", "explicit"),
+                                            sel(3, "%", "%", "exclude")]})
+    assert not mapping.schema_may_match("other")
+    mapping = TableMapping.parse({"rules": [sel(1, "db_[a-c]", "%"), sel(2, "h_", "staff_", "explicit")]})
+    for schema in ("db_a", "dbXc", "h_"):
+        assert mapping.schema_may_match(schema)
+    for schema in ("db_d", "db_ab", "hr"):
+        assert not mapping.schema_may_match(schema)
+    assert mapping.is_selected("dbXc", "t") and mapping.is_selected("h_", "staff_")
+    assert not mapping.is_selected("hr", "staff_") and not mapping.is_selected("h_", "staffX")
+
+
+def test_explicit_rules_compare_names_literally() -> None:
+    """DMS: "If explicit is specified, you can select and include only one object that corresponds to an
+    explicitly specified table and schema." — so '_' and '[' in an explicit rule are the characters."""
+    mapping = TableMapping.parse({"rules": [sel(1, "s", "my_t[1]", "explicit")]})
+    assert mapping.is_selected("s", "my_t[1]")
+    assert not mapping.is_selected("s", "myXt1")
 
 
 def test_include_and_exclude() -> None:
