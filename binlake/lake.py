@@ -34,6 +34,7 @@ CHANGELOG_DIR = f"{BINLAKE_DIR}/changelog"
 CAPTURE_DIR = f"{BINLAKE_DIR}/capture"
 CHECKPOINT_KEY = f"{CAPTURE_DIR}/checkpoint.json"
 STATUS_KEY = f"{CAPTURE_DIR}/status.json"
+HISTORY_KEY = f"{CAPTURE_DIR}/history.json"  # the binlog history (epoch) registry, binlake.capture.history
 SNAPSHOTS_DIR = f"{BINLAKE_DIR}/snapshots"
 MERGE_DIR = f"{BINLAKE_DIR}/merge"
 MERGE_CHECKPOINT_DIR = f"{MERGE_DIR}/checkpoint"

@@ -15,8 +15,9 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pymysql
@@ -25,6 +26,7 @@ from binlake.config import SourceConfig
 from binlake.positions import BinlogPosition
 
 Connection = pymysql.connections.Connection  # the connection class (generic in the stubs)
+log = logging.getLogger(__name__)
 
 ER_ACCESS_DENIED = 1045
 ER_SPECIFIC_ACCESS_DENIED = 1227
@@ -110,7 +112,7 @@ def global_variables(conn: Connection, names: Iterable[str]) -> dict[str, str | 
     return {name: found.get(name) for name in wanted}
 
 
-# setting → (required value, what to run)
+# setting → (required value, what to run); every server must have these
 _BINLOG_REQUIREMENTS = {
     "log_bin": ("ON", "start the server with log-bin (e.g. log-bin=binlog in my.cnf)"),
     "binlog_format": ("ROW", "SET GLOBAL binlog_format=ROW and binlog_format=ROW in my.cnf"),
@@ -121,26 +123,77 @@ _BINLOG_REQUIREMENTS = {
         "(needs MariaDB >= 10.5 or MySQL >= 8.0.14)",
     ),
 }
+# MySQL-only setting → (the value binlake needs when the server has it, what to run)
+_MYSQL_REQUIREMENTS = {
+    "binlog_transaction_compression": (
+        "OFF",
+        "SET GLOBAL binlog_transaction_compression=OFF and binlog_transaction_compression=OFF in my.cnf "
+        "(binlake does not decode zstd-compressed transactions yet; a session can still turn it on with "
+        "SET SESSION binlog_transaction_compression=ON, and the capture stops at such a transaction)",
+    ),
+    "binlog_row_value_options": (
+        "",
+        "SET GLOBAL binlog_row_value_options='' and binlog_row_value_options='' in my.cnf "
+        "(PARTIAL_JSON logs JSON updates as diffs; binlake needs full row images)",
+    ),
+}
+# read and logged by the pre-flight check; a server lacks the other flavour's (and newer) names
+BINLOG_SETTINGS = (
+    "version", *_BINLOG_REQUIREMENTS, "binlog_checksum",
+    "log_bin_compress", "log_bin_compress_min_len", *_MYSQL_REQUIREMENTS,
+    "gtid_mode", "enforce_gtid_consistency", "gtid_strict_mode", "gtid_domain_id",
+    "encrypt_binlog", "binlog_encryption",
+)
 
 
-def check_binlog_settings(conn: Connection) -> None:
-    """Refuse a server whose binlog binlake cannot read exactly.
+def binlog_settings_problems(values: Mapping[str, str | None]) -> list[str]:
+    """Each setting in ``values`` (from :data:`BINLOG_SETTINGS`) binlake cannot work with, and its fix (pure).
 
-    Requires ``log_bin=ON``, ``binlog_format=ROW``, ``binlog_row_image=FULL`` and
-    ``binlog_row_metadata=FULL`` (column names, signedness, ENUM/SET labels and primary keys come
-    only from that metadata). Raises :class:`SourceSettingsError` naming every wrong setting.
-    Note: GLOBAL settings apply to new sessions only; sessions open before a change keep writing
-    with their old settings.
+    ``values`` maps lower-case names to the server's value, ``None`` for a variable the server
+    does not have. The four settings every server needs are required; a MySQL-only setting is
+    checked only where it exists. ``log_bin_compress`` (MariaDB), ``binlog_checksum`` (NONE or
+    CRC32), GTID modes and binlog encryption (the server decrypts before sending) are all fine.
     """
-    values = global_variables(conn, _BINLOG_REQUIREMENTS)
     problems = []
     for name, (required, fix) in _BINLOG_REQUIREMENTS.items():
         actual = values.get(name)
         if (actual or "").upper() != required:
             shown = "missing (server too old)" if actual is None else actual
             problems.append(f"{name} is {shown}, binlake needs {required}: {fix}")
+    for name, (required, fix) in _MYSQL_REQUIREMENTS.items():
+        actual = values.get(name)
+        if actual is not None and actual.upper() != required:
+            problems.append(f"{name} is {actual}, binlake needs {required or 'it empty'}: {fix}")
+    return problems
+
+
+def describe_binlog_settings(values: Mapping[str, str | None]) -> str:
+    """``name=value, …`` of the settings the server has, then the names it lacks (pure; for the log)."""
+    present = ", ".join(f"{name}={value if value != '' else "''"}" for name, value in values.items()
+                        if value is not None)
+    absent = [name for name, value in values.items() if value is None]
+    return present + (f" (not on this server: {', '.join(absent)})" if absent else "")
+
+
+def check_binlog_settings(conn: Connection) -> dict[str, str | None]:
+    """Log every binlog setting that matters to the capture and refuse a server binlake cannot read exactly.
+
+    Requires ``log_bin=ON``, ``binlog_format=ROW``, ``binlog_row_image=FULL`` and
+    ``binlog_row_metadata=FULL`` (column names, signedness, ENUM/SET labels and primary keys come
+    only from that metadata); on MySQL also ``binlog_transaction_compression=OFF`` and an empty
+    ``binlog_row_value_options``. Raises :class:`SourceSettingsError` naming every wrong setting
+    and its fix; returns the values read (see :data:`BINLOG_SETTINGS`).
+    Note: GLOBAL settings apply to new sessions only; sessions open before a change keep writing
+    with their old settings, and a session may override ``binlog_format`` and
+    ``binlog_transaction_compression`` — the capture stops on what it cannot decode (see
+    :mod:`binlake.capture.eventtypes`) rather than skip it.
+    """
+    values = global_variables(conn, BINLOG_SETTINGS)
+    log.info("source binlog settings: %s", describe_binlog_settings(values))
+    problems = binlog_settings_problems(values)
     if problems:
         raise SourceSettingsError("the source's binlog cannot be captured: " + "; ".join(problems))
+    return values
 
 
 _PRIVILEGE_ALIASES = {
@@ -285,3 +338,21 @@ def check_binlog_available(conn: Connection, file: str) -> None:
 def server_id(conn: Connection) -> int:
     """The source's own ``@@server_id``."""
     return int(_query(conn, "SELECT @@server_id")[0][0])
+
+
+def server_uuid(conn: Connection) -> str | None:
+    """MySQL's ``@@server_uuid`` (``None`` on MariaDB, which has no such variable)."""
+    try:
+        value = _query(conn, "SELECT @@server_uuid")[0][0]
+    except pymysql.err.MySQLError:
+        return None
+    return str(value) if value else None
+
+
+def gtid_binlog_state(conn: Connection) -> str | None:
+    """MariaDB's ``@@gtid_binlog_state`` — the last GTID per domain *and server id* in the server's
+    binlog history (kept across PURGE, emptied by RESET MASTER); ``None`` on MySQL."""
+    if not is_mariadb(conn):
+        return None
+    value = _query(conn, "SELECT @@GLOBAL.gtid_binlog_state")[0][0]
+    return str(value).replace("\n", "") if value else None

@@ -17,7 +17,7 @@ from typing import Any
 from binlake.capture.report import status_report
 from binlake.config import PipelineConfig
 from binlake.lake import MERGE_STATUS_KEY, SNAPSHOTS_DIR, Lake
-from binlake.positions import split_lsn
+from binlake.positions import lsn_text
 from binlake.progress import read_json, read_progress
 
 
@@ -32,14 +32,6 @@ class TableStatus:
     lag_seconds: float | None       # source commit → Delta commit of that change
     last_batch: dict[str, Any] | None
     last_error: str | None
-
-
-def lsn_text(lsn: int | None) -> str:
-    """``(file sequence, offset)`` of an lsn as ``000003:1234``; ``-`` when unknown."""
-    if lsn is None:
-        return "-"
-    sequence, pos = split_lsn(lsn)
-    return f"{sequence:06d}:{pos}"
 
 
 def _snapshot_states(lake: Lake) -> list[dict[str, Any]]:

@@ -94,8 +94,8 @@ def file_for_sequence(template: str, sequence: int) -> str:
 
 
 def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
-    sequence, pos = split_lsn(lsn)
-    return BinlogPosition.of(file_for_sequence(template, sequence), pos)
+    epoch, sequence, pos = split_lsn(lsn)
+    return BinlogPosition.of(file_for_sequence(template, sequence), pos, epoch=epoch)
 
 
 def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState) -> tuple[DataFrame, Observation]:
@@ -252,7 +252,8 @@ class TableLoad:
         metrics = observation.get
         if self.ctx.after_commit:
             self.ctx.after_commit(self.table, chunk.id)
-        position = BinlogPosition.of(str(metrics["file"]), split_lsn(int(metrics["lsn"]))[1])
+        epoch, _, pos = split_lsn(int(metrics["lsn"]))
+        position = BinlogPosition.of(str(metrics["file"]), pos, epoch=epoch)
         if position.lsn != int(metrics["lsn"]):
             raise RuntimeError(f"{self.label}: snapshot position {position} does not match lsn {metrics['lsn']}")
         done = replace(chunk, status=COMMITTED, rows=int(metrics["rows"]), position=position,

@@ -1,0 +1,203 @@
+"""The binlog history registry, GTID-set containment and the resume / failover decision (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from binlake.capture.checkpoint import Checkpoint
+from binlake.capture.gtids import MariadbGtid, merge_sets, missing_gtids
+from binlake.capture.history import (
+    EXPLICIT_START,
+    FAILOVER_JOIN,
+    FIRST_START,
+    NO_CHECKPOINT,
+    START_AT_END,
+    History,
+    HistoryError,
+    Registry,
+    load_registry,
+    save_registry,
+)
+from binlake.capture.resume import HistoryRefused, ServerFacts, history_change, new_start_decision, resume_decision
+from binlake.lake import Lake
+from binlake.positions import BinlogPosition, epoch_base, make_lsn
+
+# -- GTID sets ---------------------------------------------------------------------------------------
+
+
+def test_gtid_containment_per_domain_and_server() -> None:
+    assert missing_gtids("0-1-42", "0-1-42") == []
+    assert missing_gtids("0-1-42", "0-1-50,0-2-60") == []
+    assert missing_gtids("0-1-42,1-1-7", "0-1-42,1-1-6") == ["1-1-7"]
+    # a lagging replica promoted: it has 0-1-40, then wrote 0-2-41.. itself — seq 43 >= 42 is not enough
+    assert missing_gtids("0-1-42", "0-1-40,0-2-43") == ["0-1-42"]
+    assert missing_gtids("0-1-42", None) == ["0-1-42"]  # RESET MASTER empties the state
+    assert missing_gtids(None, "0-1-1") == []
+    assert missing_gtids("0-1-42,5-3-9", "5-3-9") == ["0-1-42"]
+
+
+def test_gtid_parsing_refuses_other_forms() -> None:
+    assert MariadbGtid.parse(" 0-12-345 ") == MariadbGtid(0, 12, 345)
+    with pytest.raises(ValueError, match="domain-server-seq"):
+        MariadbGtid.parse("0-1")
+    with pytest.raises(ValueError, match="not implemented yet"):
+        missing_gtids("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5", "0-1-1")
+
+
+def test_merge_sets_keeps_the_last_gtid_per_domain() -> None:
+    assert merge_sets("0-1-42,1-1-3", ["0-1-43", "0-2-44"]) == "0-2-44,1-1-3"
+    assert merge_sets(None, []) is None
+
+
+# -- the registry ------------------------------------------------------------------------------------
+
+
+def _pos(file: str, pos: int, gtid: str | None = None, epoch: int = 0) -> BinlogPosition:
+    return BinlogPosition.of(file, pos, gtid, epoch)
+
+
+def test_registry_round_trips_through_the_lake(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    assert load_registry(lake) == Registry()
+    registry = Registry((History(0, 1, FIRST_START, _pos("binlog.000003", 100, "0-1-5"), created_at="t0"),
+                         History(1, 2, FAILOVER_JOIN, _pos("binlog.000001", 900, "0-1-9", 1), None, "0-1-9", "t1")))
+    save_registry(lake, registry)
+    assert load_registry(lake) == registry
+    assert load_registry(lake).latest == registry.histories[1]
+
+
+def test_registry_refuses_bad_entries() -> None:
+    start = _pos("binlog.000001", 4)
+    with pytest.raises(HistoryError, match="strictly increase"):
+        Registry((History(1, 1, FIRST_START, start.in_epoch(1)), History(1, 2, FAILOVER_JOIN, start.in_epoch(1))))
+    with pytest.raises(ValueError, match="another epoch"):
+        History(2, 1, EXPLICIT_START, start)
+    with pytest.raises(ValueError, match="unknown history beginning"):
+        History(0, 1, "sideways", start)
+
+
+def test_coverage_starts_at_the_latest_gap_and_failover_joins_continue_it() -> None:
+    first = History(0, 1, FIRST_START, _pos("binlog.000003", 100))
+    joined = History(1, 2, FAILOVER_JOIN, _pos("binlog.000001", 500, epoch=1))
+    restarted = History(2, 2, START_AT_END, _pos("binlog.000002", 77, epoch=2))
+    assert Registry().coverage_start() is None
+    assert Registry((first,)).coverage_start() == make_lsn("binlog.000003", 100)
+    assert Registry((first, joined)).coverage_start() == make_lsn("binlog.000003", 100)
+    assert Registry((first, joined, restarted)).coverage_start() == make_lsn("binlog.000002", 77, 2)
+    adopted = History(0, 1, FIRST_START, None)  # a lake from before the registry: trusted from the start
+    assert Registry((adopted,)).coverage_start() == 0
+
+
+# -- the decision ------------------------------------------------------------------------------------
+
+A_FILES = (("binlog.000007", 5000), ("binlog.000008", 9000))
+
+
+def _server(server_id: int = 1, binlogs: tuple[tuple[str, int], ...] = A_FILES, end: str = "binlog.000008:9000",
+            state: str | None = "0-1-42") -> ServerFacts:
+    file, pos = end.split(":")
+    return ServerFacts(server_id, None, binlogs, _pos(file, int(pos), state), state)
+
+
+CHECKPOINT = Checkpoint(_pos("binlog.000008", 4200, "0-1-42"), source_server_id=1)
+REGISTRY = Registry((History(0, 1, FIRST_START, _pos("binlog.000007", 4)),))
+
+
+def test_same_server_same_history_resumes_in_the_checkpoint_epoch() -> None:
+    assert history_change(CHECKPOINT, _server()) is None
+    decision = resume_decision(CHECKPOINT, REGISTRY, _server(), lambda: None)
+    assert (decision.epoch, decision.start, decision.gtid, decision.history) == (0, CHECKPOINT.position, None, None)
+
+
+def test_a_lake_without_registry_adopts_its_checkpoint_history() -> None:
+    decision = resume_decision(CHECKPOINT, Registry(), _server(), lambda: None)
+    assert decision.start == CHECKPOINT.position
+    assert decision.history is not None and decision.history.start is None and decision.history.epoch == 0
+
+
+def test_failover_to_a_replica_that_has_every_gtid_joins_by_gtid_in_a_new_epoch() -> None:
+    replica = _server(2, (("binlog.000002", 3000),), "binlog.000002:3000", "0-1-42,0-2-3")
+    assert history_change(CHECKPOINT, replica) == "server_id 1 → 2"
+    decision = resume_decision(CHECKPOINT, REGISTRY, replica, lambda: "0-1-42")
+    assert (decision.epoch, decision.start, decision.gtid) == (1, None, "0-1-42")
+    assert decision.history is not None
+    assert (decision.history.began, decision.history.server_id, decision.history.start_gtid) == (FAILOVER_JOIN, 2,
+                                                                                               "0-1-42")
+    assert decision.history.start == _pos("binlog.000002", 3000, epoch=1)  # an upper bound of the join point
+    assert "failover: server_id 1 → 2" in decision.message and "epoch 1" in decision.message
+
+
+def test_failover_counts_records_written_after_the_checkpoint() -> None:
+    replica = _server(2, (("binlog.000002", 3000),), "binlog.000002:3000", "0-1-42")
+    with pytest.raises(HistoryRefused, match="GTID\\(s\\) 0-1-43 that the lake already holds"):
+        resume_decision(CHECKPOINT, REGISTRY, replica, lambda: "0-1-43")
+
+
+def test_failover_to_a_lagging_replica_is_refused_naming_the_missing_gtid() -> None:
+    lagging = _server(2, (("binlog.000002", 3000),), "binlog.000002:3000", "0-1-40,0-2-44")
+    with pytest.raises(HistoryRefused) as refused:
+        resume_decision(CHECKPOINT, REGISTRY, lagging, lambda: "0-1-42")
+    text = str(refused.value)
+    assert "0-1-42" in text and "server_id 2" in text and "capture.start: end" in text and "reload" in text
+
+
+def test_reset_master_on_the_same_server_is_another_history() -> None:
+    reset = _server(1, (("binlog.000001", 700),), "binlog.000001:700", None)
+    assert "RESET MASTER" in (history_change(CHECKPOINT, reset) or "")
+    with pytest.raises(HistoryRefused, match="not executed"):
+        resume_decision(CHECKPOINT, REGISTRY, reset, lambda: "0-1-42")
+    shorter = _server(1, (("binlog.000008", 100),), "binlog.000008:100", "0-1-42")
+    assert "shorter than the checkpoint offset" in (history_change(CHECKPOINT, shorter) or "")
+    no_gtids = _server(1, A_FILES, "binlog.000008:9000", "0-1-12")
+    assert "@@gtid_binlog_state" in (history_change(CHECKPOINT, no_gtids) or "")
+
+
+def test_a_checkpoint_without_gtid_cannot_follow_a_failover() -> None:
+    checkpoint = Checkpoint(_pos("binlog.000008", 4200), source_server_id=1)
+    with pytest.raises(HistoryRefused, match="carries no GTID"):
+        resume_decision(checkpoint, REGISTRY, _server(2), lambda: None)
+
+
+def test_a_join_registered_by_a_run_that_saved_no_checkpoint_is_reused() -> None:
+    replica = _server(2, (("binlog.000002", 3000),), "binlog.000002:3000", "0-1-42")
+    first = resume_decision(CHECKPOINT, REGISTRY, replica, lambda: "0-1-42")
+    assert first.history is not None
+    registry = REGISTRY.with_history(first.history)
+    again = resume_decision(CHECKPOINT, registry, replica, lambda: "0-1-42")
+    assert (again.epoch, again.gtid, again.history) == (1, "0-1-42", None)
+
+
+def test_a_newer_epoch_without_checkpoint_continues_only_with_gtids_the_server_has() -> None:
+    registry = REGISTRY.with_history(History(1, 2, FAILOVER_JOIN, _pos("binlog.000002", 80, epoch=1)))
+    with pytest.raises(HistoryRefused, match="0-2-43"):  # records of the other server, written after the checkpoint
+        resume_decision(CHECKPOINT, registry, _server(), lambda: "0-1-42,0-2-43")
+    decision = resume_decision(CHECKPOINT, registry, _server(), lambda: "0-1-42")
+    assert decision.epoch == 2 and decision.start == CHECKPOINT.position.in_epoch(2)
+
+
+def test_first_start_is_epoch_zero_and_later_explicit_starts_open_a_gap() -> None:
+    end = _server()
+    first = new_start_decision(None, Registry(), end, end.end, None, START_AT_END)
+    assert first.epoch == 0 and first.history is not None and first.history.began == FIRST_START
+    assert first.start == end.end
+    explicit = new_start_decision(CHECKPOINT, REGISTRY, end, _pos("binlog.000007", 300), None, EXPLICIT_START)
+    assert explicit.epoch == 1 and explicit.start == _pos("binlog.000007", 300, epoch=1)
+    assert explicit.history is not None and explicit.history.gap and "a gap" in explicit.message
+    lost = new_start_decision(None, REGISTRY, end, end.end, None, START_AT_END)
+    assert lost.epoch == 1 and lost.history is not None and lost.history.began == NO_CHECKPOINT
+
+
+def test_start_at_end_exactly_at_the_checkpoint_is_a_resume() -> None:
+    server = _server(end="binlog.000008:4200")
+    decision = new_start_decision(CHECKPOINT, REGISTRY, server, server.end, None, START_AT_END)
+    assert (decision.epoch, decision.start, decision.history) == (0, CHECKPOINT.position, None)
+
+
+def test_a_gtid_start_is_bounded_by_the_end_at_decision_time() -> None:
+    server = _server(end="binlog.000008:9000")
+    decision = new_start_decision(CHECKPOINT, REGISTRY, server, None, "0-1-30", EXPLICIT_START)
+    assert (decision.epoch, decision.start, decision.gtid) == (1, None, "0-1-30")
+    assert decision.history is not None and decision.history.start == server.end.in_epoch(1)
+    assert decision.history.start_lsn > epoch_base(1)
