@@ -169,8 +169,7 @@ def binlog_settings_problems(values: Mapping[str, str | None]) -> list[str]:
 
 def describe_binlog_settings(values: Mapping[str, str | None]) -> str:
     """``name=value, …`` of the settings the server has, then the names it lacks (pure; for the log)."""
-    present = ", ".join(f"{name}={value if value != '' else "''"}" for name, value in values.items()
-                        if value is not None)
+    present = ", ".join(f"{name}={value or repr('')}" for name, value in values.items() if value is not None)
     absent = [name for name, value in values.items() if value is None]
     return present + (f" (not on this server: {', '.join(absent)})" if absent else "")
 
