@@ -75,6 +75,17 @@ class LakeConfig(_Frozen):
         ..., description="Lake root: a local path (relative = from the config file's folder) or s3a://bucket/prefix."
     )
     s3: S3Config = Field(default_factory=S3Config, description="S3 settings, used when root is s3a://.")
+    retries: int = Field(
+        10, ge=0,
+        description="Retries of a write or read of binlake's own lake files (change log, checkpoint, state) that "
+        "failed with a transient error (S3 5xx, throttling, timeouts, connection resets); each retry is logged. "
+        "Persistent errors (access denied, no such bucket, disk full, read-only) are never retried.",
+    )
+    retry_max_seconds: float = Field(
+        30.0, gt=0,
+        description="Longest wait between two retries (the waits start at 0.5 s and double): with the defaults "
+        "the capture waits about 3 minutes for the lake before it stops.",
+    )
 
     @field_validator("root")
     @classmethod
@@ -143,10 +154,27 @@ class CaptureConfig(_Frozen):
         description="Records of one open transaction held in memory; beyond that its records so far go to a "
         "local spill file, so memory stays bounded whatever the transaction size.",
     )
+    max_transaction_bytes_in_memory: int = Field(
+        256 * 1024 * 1024, ge=1,
+        description="Bytes (estimated: encoded row images plus a small per-record overhead) of one open "
+        "transaction held in memory; beyond that its records so far go to a local spill file, like "
+        "max_transaction_rows_in_memory.",
+    )
+    flush_bytes: int = Field(
+        64 * 1024 * 1024, ge=1,
+        description="…or after this many bytes of committed records are waiting (the same estimate), so "
+        "large rows never pile up in memory before a flush.",
+    )
     spill_dir: str | None = Field(
         None,
         description="Local folder for spill files (the capture makes a private subfolder, removes it on exit and "
         "removes those of killed captures at start); unset = the system temp folder. Never the lake.",
+    )
+    local_status_file: str | None = Field(
+        None,
+        description="Local copy of the capture's status.json, written with every status update so binlake status "
+        "can show a failure even when the lake cannot be written; unset = binlake-status-NAME-HASH.json (pipeline "
+        "name, hash of lake.root) in spill_dir, or the system temp folder.",
     )
 
     @field_validator("spill_dir")
@@ -154,6 +182,13 @@ class CaptureConfig(_Frozen):
     def _local_spill_dir(cls, value: str | None) -> str | None:
         if value is not None and "://" in value:
             raise ValueError("must be a local folder (spill files are scratch, never in the lake)")
+        return value
+
+    @field_validator("local_status_file")
+    @classmethod
+    def _local_status_file(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            raise ValueError("must be a local path (it is the copy of the status that does not depend on the lake)")
         return value
 
 

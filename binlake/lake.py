@@ -16,18 +16,27 @@ Storage guarantees:
 * :meth:`Lake.list` never returns temporary objects (names starting with ``_tmp-`` or ``.``).
 * S3 is reached with boto3 using ``lake.s3`` (endpoint, region, path style); credentials come from
   the standard AWS chain, never from the config. Spark reads the same objects as ``s3a://``.
+* Every operation goes through the lake's :class:`~binlake.retry.RetryPolicy` (``lake.retries``,
+  ``lake.retry_max_seconds``): transient errors are retried with logged back-off (boto3's own
+  silent retries are off), and a failure that stays raises :class:`~binlake.retry.LakeError`
+  naming the object's URI and the cause. ``FileNotFoundError`` of a read is an answer, raised
+  as is. Best-effort writes (``durable=False``) are tried once.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from binlake.config import PipelineConfig, S3Config
+from binlake.config import LakeConfig, PipelineConfig, S3Config
 from binlake.names import encode_name
+from binlake.retry import NO_RETRY, RetryPolicy
+
+T = TypeVar("T")
 
 BINLAKE_DIR = "_binlake"
 CHANGELOG_DIR = f"{BINLAKE_DIR}/changelog"
@@ -177,7 +186,7 @@ class S3Storage:
             region_name=s3.region,
             config=Config(
                 s3={"addressing_style": "path" if s3.path_style else "auto"},
-                retries={"max_attempts": 8, "mode": "standard"},
+                retries={"total_max_attempts": 1, "mode": "standard"},  # Lake retries, and logs each retry
                 connect_timeout=10,
                 read_timeout=60,
             ),
@@ -233,11 +242,17 @@ def split_s3a(root: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
+def retry_policy(lake: LakeConfig) -> RetryPolicy:
+    """The retry policy the config asks for."""
+    return RetryPolicy(retries=lake.retries, max_seconds=lake.retry_max_seconds)
+
+
 class Lake:
     """The lake root: path helpers plus the storage behind it."""
 
-    def __init__(self, root: str, s3: S3Config | None = None) -> None:
+    def __init__(self, root: str, s3: S3Config | None = None, retry: RetryPolicy | None = None) -> None:
         self.root = root.rstrip("/")
+        self.retry = retry or RetryPolicy()
         self.storage: Storage
         if self.root.startswith("s3a://"):
             bucket, prefix = split_s3a(self.root)
@@ -247,7 +262,17 @@ class Lake:
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> Lake:
-        return cls(config.lake.root, config.lake.s3)
+        return cls(config.lake.root, config.lake.s3, retry_policy(config.lake))
+
+    def with_retry(self, retry: RetryPolicy) -> Lake:
+        """The same lake (same storage) with another retry policy."""
+        other = copy.copy(self)
+        other.retry = retry
+        return other
+
+    def _call(self, verb: str, key: str, operation: Callable[[], T], retry: bool = True) -> T:
+        policy = self.retry if retry else NO_RETRY
+        return policy.call(operation, verb, self.uri(key), passthrough=(FileNotFoundError,) if verb == "read" else ())
 
     @property
     def is_s3(self) -> bool:
@@ -261,21 +286,22 @@ class Lake:
         """Write ``data`` at ``key`` atomically and durably (see module docstring).
 
         ``durable=False`` (local only) skips the fsyncs: still atomic, but a machine crash may lose
-        it — for best-effort documents such as status.json.
+        it — for best-effort documents such as status.json, which are also tried only once (a
+        failing lake must not hold the caller up for a document the next update replaces).
         """
-        self.storage.put_bytes(key, data, durable)
+        self._call("write", key, lambda: self.storage.put_bytes(key, data, durable), retry=durable)
 
     def get_bytes(self, key: str) -> bytes:
         """The bytes at ``key``; ``FileNotFoundError`` when there are none."""
-        return self.storage.get_bytes(key)
+        return self._call("read", key, lambda: self.storage.get_bytes(key))
 
     def exists(self, key: str) -> bool:
-        return self.storage.exists(key)
+        return self._call("look up", key, lambda: self.storage.exists(key))
 
     def list(self, prefix: str) -> list[str]:
         """Keys under folder ``prefix`` (recursive, sorted, no temporary objects)."""
-        return self.storage.list(prefix)
+        return self._call("list", prefix, lambda: self.storage.list(prefix))
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error when it does not exist."""
-        self.storage.delete(key)
+        self._call("delete", key, lambda: self.storage.delete(key))

@@ -1,7 +1,9 @@
 """``binlake capture`` entry point: wiring only (config → lake → runner), logging and exit codes.
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for a problem the user must fix (config,
-source settings or grants, purged binlog, data binlake cannot capture exactly), 1 otherwise.
+source settings or grants, purged binlog, data binlake cannot capture exactly), 3 when the lake
+refused a change-log or checkpoint write (the checkpoint did not move: fix the lake, restart),
+1 otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from binlake.capture.records import CaptureDataError
 from binlake.capture.runner import CaptureRunner
+from binlake.capture.sink import LakeWriteError
 from binlake.config import ConfigError, load_config
 from binlake.source import SourceError
 from binlake.typemap import UnsupportedTypeError
@@ -43,6 +46,9 @@ def main(config_path: str | Path) -> int:
     except USER_ERRORS as exc:
         log.error("%s", exc)
         return 2
+    except LakeWriteError as exc:
+        log.error("%s", exc)
+        return 3
     except Exception:
         log.exception("capture failed")
         return 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -34,9 +35,9 @@ from binlake import source as src
 from binlake.capture.checkpoint import load_checkpoint
 from binlake.capture.records import CaptureDataError, Layouts
 from binlake.capture.schema import DeclaredTypesReader
-from binlake.capture.sink import ChangeLogSink, FlushPolicy
+from binlake.capture.sink import ChangeLogSink, FlushPolicy, LakeWriteError
 from binlake.capture.spill import SpillFolder
-from binlake.capture.status import CaptureMetrics, summary_line, write_status
+from binlake.capture.status import CaptureMetrics, StatusWriter, local_status_path, summary_line
 from binlake.capture.stream import EventDispatcher, StartPoint, StreamLost, open_stream
 from binlake.capture.transactions import TransactionAssembler
 from binlake.config import CaptureConfig, ConfigError, PipelineConfig, StartFrom
@@ -57,11 +58,6 @@ _FATAL_CODES = {1045, 1044, 1227}
 
 class StopRequested(Exception):
     """Raised inside a blocking read when a stop signal arrives."""
-
-
-class LakeWriteError(RuntimeError):
-    """Writing the change log or the checkpoint failed (never retried as a source problem: the
-    process stops, and a restart resumes from the last checkpoint)."""
 
 
 def _error_code(exc: BaseException) -> int | None:
@@ -96,9 +92,12 @@ class CaptureRunner:
 
     def __init__(self, config: PipelineConfig, lake: Lake | None = None) -> None:
         self.config = config
-        self.lake = lake or Lake.from_config(config)
+        lake = lake or Lake.from_config(config)
+        self.lake = lake.with_retry(replace(lake.retry, sleep=self._sleep))  # a stop ends a retry wait
         self.mapping = TableMapping.parse(config.table_mappings)
-        self.policy = FlushPolicy(config.capture.flush_rows, config.capture.flush_seconds)
+        self.policy = FlushPolicy(config.capture.flush_rows, config.capture.flush_seconds,
+                                  config.capture.flush_bytes)
+        self.status = StatusWriter(self.lake, local_status_path(config))
         self.metrics = CaptureMetrics()
         self.stopping = False
         self._interruptible = False
@@ -213,7 +212,8 @@ class CaptureRunner:
         self.sink = ChangeLogSink(self.lake, server_id, started_from=self.applied_start)
         initial = start.position or BinlogPosition.of("binlog.000001", 4, start.gtid)
         self.assembler = TransactionAssembler(self.layouts, initial, self._schema_changed, spill=spill,
-                                              max_rows_in_memory=self.config.capture.max_transaction_rows_in_memory)
+                                              max_rows_in_memory=self.config.capture.max_transaction_rows_in_memory,
+                                              max_bytes_in_memory=self.config.capture.max_transaction_bytes_in_memory)
         if start.position is None:
             self.assembler.position_known = False
         log.info("step 3: streaming from %s (server_id %d, flush every %d records or %.1fs, transactions above "
@@ -229,10 +229,11 @@ class CaptureRunner:
         self._stop()
 
     def _fail(self, exc: BaseException) -> None:
-        """Record a fatal error in status.json; keep the committed transactions already read."""
+        """Record a fatal error in the status; keep the committed transactions already read —
+        unless writing them is what failed (then nothing more is written: the checkpoint stays)."""
         self.metrics.state, self.metrics.error = "failed", str(exc)
         try:
-            if self.assembler is not None and self.sink is not None:
+            if self.assembler is not None and self.sink is not None and self.sink.failure is None:
                 self.assembler.discard_open("the capture is failing")
                 self._flush()
         except Exception as flush_error:  # the original error matters more
@@ -343,22 +344,30 @@ class CaptureRunner:
         elif (self._moved_since is None and assembler.position_known and not assembler.in_transaction
               and assembler.position_key != self._saved_key):
             self._moved_since = now
-        if self.policy.due(assembler.pending_rows, self._pending_since, self._moved_since, now):
+        if self.policy.due(assembler.pending_rows, self._pending_since, self._moved_since, now,
+                           assembler.pending_bytes):
             self._flush()
         if now - self._last_status >= STATUS_SECONDS:
             self.metrics.last_event_ts = assembler.last_event_ts or self.metrics.last_event_ts
             self._write_status()
 
     def _flush(self) -> None:
-        assert self.assembler is not None and self.sink is not None
-        transactions, position = self.assembler.take_pending()
-        self.metrics.records += sum(t.row_count for t in transactions)
+        """Write the pending transactions and the checkpoint; release them only once both are
+        durable (a failure keeps them pending, and the poisoned sink keeps the checkpoint)."""
+        assembler, sink = self.assembler, self.sink
+        assert assembler is not None and sink is not None
+        batch = assembler.pending_batch()
         try:
-            self.sink.flush(transactions, position if self.assembler.position_known else None)
-        except Exception as exc:
-            raise LakeWriteError(f"writing to the lake {self.lake.root} failed: {exc}") from exc
-        if self.sink.saved is not None:
-            self._saved_key = (self.sink.saved.file, self.sink.saved.pos)
+            sink.flush(batch.transactions, batch.position if assembler.position_known else None)
+        except (StopRequested, LakeWriteError):
+            raise
+        except Exception as exc:  # e.g. a spill file that cannot be read: never a source problem to retry
+            raise LakeWriteError(f"writing the change log to {self.lake.root} failed: {exc}; the checkpoint "
+                                 f"stays at {sink.saved}") from exc
+        assembler.release(batch)
+        self.metrics.records += batch.rows
+        if sink.saved is not None:
+            self._saved_key = (sink.saved.file, sink.saved.pos)
         self._pending_since = self._moved_since = None
 
     def _write_status(self) -> None:
@@ -375,10 +384,7 @@ class CaptureRunner:
             sink.files_written_total if sink else 0,
             sink.last_file if sink else None,
         )
-        try:
-            write_status(self.lake, status)
-        except Exception as exc:  # status is best effort; the change log and checkpoint are not
-            log.warning("could not write status.json: %s", exc)
+        self.status.write(status)  # best effort, never raises: the change log and checkpoint are not
         self._last_status = now
         if now - self._last_log >= LOG_SECONDS or self.metrics.state != "running":
             log.info(summary_line(status))
@@ -387,10 +393,24 @@ class CaptureRunner:
     # ------------------------------------------------------------------ step 5
 
     def _stop(self) -> None:
+        """Flush what is committed and save the checkpoint; a write that fails now fails the stop
+        (:class:`LakeWriteError`, non-zero exit). A stop that interrupted a lake retry wait writes
+        nothing more: the checkpoint stays, and a restart re-reads from it."""
         log.info("step 5: stopping")
-        if self.assembler is not None:
+        if self.assembler is not None and self.sink is not None:
             self.assembler.discard_open("the capture is stopping")
-            self._flush()
+            try:
+                if self.sink.failure is None:
+                    self._flush()
+            except StopRequested:  # a transient lake error, and the stop does not wait for retries
+                pass
+            except LakeWriteError as exc:
+                self._fail(exc)
+                raise
+            if self.sink.failure is not None:
+                log.warning("stopped while writing to the lake (%d committed transactions not written); the "
+                            "checkpoint stays at %s and a restart re-reads from there",
+                            len(self.assembler.pending), self.sink.saved)
         self.metrics.state = "stopped"
         self._write_status()
         self.schema.close()

@@ -1,16 +1,26 @@
 """Writing committed transactions to the change log, then the checkpoint — in that order.
 
-:class:`FlushPolicy` decides when (size or time bound, pure); :class:`ChangeLogSink` does it:
-one Parquet file for everything pending (whole transactions, never a partial event), then the
+:class:`FlushPolicy` decides when (size, bytes or time bound, pure); :class:`ChangeLogSink` does
+it: one Parquet file for everything pending (whole transactions, never a partial event), then the
 checkpoint at the position after the last transaction in those files. If the process dies between
 the two, the restart re-reads from the previous checkpoint and writes the same records again
 under a new file name (same ``(lsn, row_idx)``): duplicates, never gaps.
 
 A transaction with spilled parts (too large for memory, see :mod:`binlake.capture.spill`) is
-written as one file per part, in order, each stamped with the transaction's gtid/xid/commit time
-and deleted from the scratch folder once its file is durable; its in-memory rest joins the
-following transactions in the next file. The checkpoint still comes after all of them, so a crash
-half-way through a transaction's files re-reads the whole transaction and writes all of it again.
+written as one file per part, in order, each stamped with the transaction's gtid/xid/commit time;
+its in-memory rest joins the following transactions in the next file. The checkpoint still comes
+after all of them, so a crash half-way through a transaction's files re-reads the whole
+transaction and writes all of it again. The sink never deletes a spill file: the caller does,
+once :meth:`ChangeLogSink.flush` returned (:meth:`~binlake.capture.transactions.TransactionAssembler.release`).
+
+The checkpoint never passes what is not durable, by construction:
+
+* :meth:`ChangeLogSink.flush` saves the checkpoint only after every file of the call is written
+  (each write retried on transient lake errors by the lake's retry policy);
+* any failure inside a flush *poisons* the sink (:attr:`ChangeLogSink.failure`): every later flush
+  raises :class:`LakeWriteError` at once and writes nothing — no later checkpoint can skip over the
+  records that failed, whatever path (stop, failure, signal) calls it;
+* the caller keeps the transactions pending until flush returns (see the assembler).
 """
 
 from __future__ import annotations
@@ -23,17 +33,24 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from binlake.capture.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from binlake.capture.spill import read_part, remove_part
+from binlake.capture.spill import read_part
 from binlake.changelog import CommittedTransaction, stamp_commit, to_arrow, write_changelog
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition
+from binlake.retry import LakeError
 
 log = logging.getLogger(__name__)
 
 
+class LakeWriteError(RuntimeError):
+    """Writing the change log or the checkpoint failed; the checkpoint did not move past what is
+    not durable (never retried as a source problem: the capture stops, a restart resumes there)."""
+
+
 @dataclass(frozen=True)
 class FlushPolicy:
-    """Flush when ``max_rows`` records are pending, or the oldest pending one waited ``max_seconds``.
+    """Flush when ``max_rows`` records or ``max_bytes`` bytes (estimated) are pending, or the oldest
+    pending one waited ``max_seconds``.
 
     A position that advanced without records (transactions on unselected tables) is checkpointed
     at most every ``max_seconds``.
@@ -41,20 +58,21 @@ class FlushPolicy:
 
     max_rows: int
     max_seconds: float
+    max_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if self.max_rows < 1 or self.max_seconds <= 0:
-            raise ValueError("max_rows must be >= 1 and max_seconds > 0")
+        if self.max_rows < 1 or self.max_seconds <= 0 or self.max_bytes < 1:
+            raise ValueError("max_rows and max_bytes must be >= 1 and max_seconds > 0")
 
     def due(self, pending_rows: int, pending_since: float | None, position_moved_since: float | None,
-            now: float) -> bool:
+            now: float, pending_bytes: int = 0) -> bool:
         """Should the capture flush now?
 
         ``pending_since``: when the oldest pending record was committed (``None`` = none pending);
         ``position_moved_since``: when the position first moved past the saved checkpoint without
-        records (``None`` = it did not).
+        records (``None`` = it did not); ``pending_bytes``: estimated bytes of the pending records.
         """
-        if pending_rows >= self.max_rows:
+        if pending_rows >= self.max_rows or pending_bytes >= self.max_bytes:
             return True
         if pending_since is not None and now - pending_since >= self.max_seconds:
             return True
@@ -76,13 +94,29 @@ class ChangeLogSink:
         self.saved: BinlogPosition | None = previous.position if previous else None
         self.last_file: str | None = None
         self.last_flush_at: float | None = None
+        self.failure: BaseException | None = None  # set by a failed flush: nothing is written after it
 
     def flush(self, transactions: Sequence[CommittedTransaction], position: BinlogPosition | None) -> None:
         """Write ``transactions`` (if any) to the change log, then checkpoint ``position`` (if known).
 
         In-memory transactions go to one file; each spilled part of a transaction to its own file
-        (see module doc). Files are written in transaction order.
+        (see module doc). Files are written in transaction order. Any error leaves the checkpoint
+        where it was and poisons the sink (module doc); a lake failure is raised as
+        :class:`LakeWriteError`, anything else (e.g. a stop signal during a retry wait) as is.
         """
+        if self.failure is not None:
+            raise LakeWriteError(f"not writing to the change log after an earlier failure ({self.failure}); "
+                                 f"the checkpoint stays at {self.saved}")
+        try:
+            self._flush(transactions, position)
+        except BaseException as exc:
+            self.failure = exc
+            if isinstance(exc, LakeError | OSError):
+                raise LakeWriteError(f"{exc}; the checkpoint stays at {self.saved} and nothing after it is "
+                                     "lost: fix the lake, then restart the capture (it resumes there)") from exc
+            raise
+
+    def _flush(self, transactions: Sequence[CommittedTransaction], position: BinlogPosition | None) -> None:
         group: list[CommittedTransaction] = []
         for txn in transactions:
             if not txn.spilled:
@@ -92,7 +126,6 @@ class ChangeLogSink:
             group = []
             for part in txn.spilled:
                 self._write(stamp_commit(read_part(part), txn))
-                remove_part(part)
             if txn.events:
                 group.append(txn.in_memory())
         self._write_group(group)

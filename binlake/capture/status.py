@@ -1,4 +1,4 @@
-"""Capture metrics: ``_binlake/capture/status.json`` and a periodic log line.
+"""Capture metrics: ``_binlake/capture/status.json``, its local copy, and a periodic log line.
 
 ``status.json`` (written every few seconds and on stop) holds: ``state`` (starting, running,
 reconnecting, stopped, failed), ``position`` (last transaction boundary read) and
@@ -7,18 +7,32 @@ event read; 0 once a heartbeat says the capture is caught up), ``events_per_seco
 ``records_per_second`` over the last interval, totals, ``files_written``, ``last_file``,
 ``reconnects``, ``spilled_transactions`` and ``spill_files`` (transactions too large for memory, and
 the scratch files they took, since start), ``error`` and times. Never any credential.
+
+The lake may be what is failing, so every document also goes to a local file first
+(:func:`local_status_path`: ``capture.local_status_file``, by default in the spill folder's parent)
+— written atomically, never fsync'ed. :class:`StatusWriter` writes both (the lake copy once, no
+retry: a status must never hold the capture up); :func:`read_status` returns the newer of the two,
+so ``binlake status`` on the capture's machine shows a failure the lake never received.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from binlake.config import PipelineConfig
 from binlake.lake import STATUS_KEY, Lake
 from binlake.positions import BinlogPosition
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,18 +93,76 @@ class CaptureMetrics:
         }
 
 
-def write_status(lake: Lake, status: dict[str, Any]) -> None:
-    """Replace ``status.json`` atomically."""
-    lake.put_bytes(STATUS_KEY, json.dumps(status, indent=2).encode(), durable=False)
+def local_status_path(config: PipelineConfig) -> Path:
+    """Where the capture of ``config`` keeps the local copy of its status (see module doc)."""
+    if config.capture.local_status_file:
+        return Path(config.capture.local_status_file).expanduser()
+    folder = Path(config.capture.spill_dir).expanduser() if config.capture.spill_dir else Path(tempfile.gettempdir())
+    root = hashlib.sha256(config.lake.root.encode()).hexdigest()[:12]
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.name)
+    return folder / f"binlake-status-{name}-{root}.json"
 
 
-def read_status(lake: Lake) -> dict[str, Any] | None:
-    """The last status document, or ``None`` when the capture never wrote one."""
+def _write_local(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class StatusWriter:
+    """Writes each status document to the local copy, then to the lake (both best effort)."""
+
+    def __init__(self, lake: Lake, local: Path | None) -> None:
+        self.lake, self.local = lake, local
+        self._failing: set[str] = set()  # copies whose last write failed (logged once until it works again)
+
+    def write(self, status: dict[str, Any]) -> None:
+        """Write ``status``; never raises (a warning when a copy starts or stops failing)."""
+        data = json.dumps(status, indent=2).encode()
+        local = self.local
+        if local is not None:
+            self._attempt(str(local), lambda: _write_local(local, data))
+        self._attempt(self.lake.uri(STATUS_KEY), lambda: self.lake.put_bytes(STATUS_KEY, data, durable=False))
+
+    def _attempt(self, where: str, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except Exception as exc:
+            if where not in self._failing:
+                log.warning("could not write the capture status to %s: %s", where, exc)
+            self._failing.add(where)
+            return
+        if where in self._failing:
+            log.info("the capture status is written to %s again", where)
+            self._failing.discard(where)
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
-        data = json.loads(lake.get_bytes(STATUS_KEY))
-    except FileNotFoundError:
+        data = json.loads(raw)
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_status(lake: Lake, local: Path | None = None) -> dict[str, Any] | None:
+    """The newest status document (by ``updated_at``) of the lake copy and the local copy, or
+    ``None`` when neither exists. An unreachable lake counts as no lake copy; the answer then
+    carries ``lake_error`` (why the lake copy could not be read)."""
+    lake_error = None
+    try:
+        from_lake = _parse(lake.get_bytes(STATUS_KEY))
+    except FileNotFoundError:
+        from_lake = None
+    except Exception as exc:  # the lake is down: the local copy may still say why
+        from_lake, lake_error = None, str(exc)
+    from_local = _parse(local.read_bytes()) if local is not None and local.is_file() else None
+    copies = [copy for copy in (from_lake, from_local) if copy is not None]
+    if not copies:
+        return {"state": "unknown", "lake_error": lake_error} if lake_error else None
+    newest = max(copies, key=lambda copy: float(copy.get("updated_at") or 0))
+    return {**newest, "lake_error": lake_error} if lake_error else newest
 
 
 def summary_line(status: dict[str, Any]) -> str:

@@ -4,7 +4,11 @@
 :mod:`binlake.capture.stream`) and holds:
 
 * the open transaction: records of its row events so far, its GTID;
-* ``pending``: committed transactions not yet written to the change log;
+* ``pending``: committed transactions not yet durable in the change log. The sink is handed a
+  :class:`PendingBatch` (:meth:`TransactionAssembler.pending_batch`), and only once it confirms the
+  files *and* the checkpoint does :meth:`TransactionAssembler.release` drop those transactions
+  (and delete their spill files). A failed write therefore leaves them pending: nothing is ever
+  forgotten before it is durable;
 * ``position``: the binlog position right after the last transaction whose commit it has seen
   (``pending`` included) — where a reconnect resumes. Only transaction boundaries ever become a
   position, so a resume never starts inside a transaction.
@@ -14,7 +18,9 @@ DDL statement itself). An open transaction is discarded, never written, if the s
 new transaction starts without its commit (a server crash can leave such a tail).
 
 Memory is bounded whatever the transaction size: once the open transaction holds
-``max_rows_in_memory`` records, its events so far go to a spill file
+``max_rows_in_memory`` records or ``max_bytes_in_memory`` bytes (:func:`approx_bytes`: the length
+of the encoded row images plus :data:`RECORD_OVERHEAD` per record — counted as the records are
+produced, no extra pass), its events so far go to a spill file
 (:class:`~binlake.capture.spill.SpillFolder`) and leave memory. The committed transaction refers
 to its spilled parts (in order, before its in-memory events); discarding an open transaction
 deletes its parts.
@@ -31,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from binlake.capture import ddl
 from binlake.capture.gtids import GtidTracker
@@ -44,6 +50,30 @@ from binlake.positions import BinlogPosition
 log = logging.getLogger(__name__)
 
 MARIADB_FL_STANDALONE = 0x01
+RECORD_OVERHEAD = 100
+"""Bytes counted per record on top of its images: the Python string and list slots holding it."""
+
+
+def approx_bytes(changes: EventChanges) -> int:
+    """Estimated memory of one event's records: image lengths plus :data:`RECORD_OVERHEAD` each."""
+    size = RECORD_OVERHEAD * changes.row_count
+    if changes.before is not None:
+        size += sum(map(len, changes.before))
+    if changes.after is not None:
+        size += sum(map(len, changes.after))
+    if changes.ddl is not None:
+        size += len(changes.ddl)
+    return size
+
+
+class PendingBatch(NamedTuple):
+    """What a flush writes: the pending transactions (in commit order), the position right after
+    the last of them (later transactions without records included), their records and bytes."""
+
+    transactions: tuple[CommittedTransaction, ...]
+    position: BinlogPosition
+    rows: int
+    bytes: int
 
 
 @dataclass
@@ -52,6 +82,7 @@ class _OpenTransaction:
     explicit: bool = False  # a multi-statement group: ends with XID/COMMIT, not with its first statement
     events: list[EventChanges] = field(default_factory=list)
     rows: int = 0  # records in ``events``
+    bytes: int = 0  # approx_bytes of ``events``
     spilled: list[SpilledPart] = field(default_factory=list)
 
     @property
@@ -75,13 +106,15 @@ class TransactionAssembler:
         records: Callable[[Any, TableLayout, str], EventChanges] = event_changes,
         spill: SpillFolder | None = None,
         max_rows_in_memory: int = 100_000,
+        max_bytes_in_memory: int = 256 * 1024 * 1024,
     ) -> None:
-        if max_rows_in_memory < 1:
-            raise ValueError("max_rows_in_memory must be >= 1")
+        if max_rows_in_memory < 1 or max_bytes_in_memory < 1:
+            raise ValueError("max_rows_in_memory and max_bytes_in_memory must be >= 1")
         self.layouts = layouts
         self.records = records
         self.spill = spill  # None: the open transaction is never spilled (held in memory whole)
         self.max_rows_in_memory = max_rows_in_memory
+        self.max_bytes_in_memory = max_bytes_in_memory
         self.spilled_transactions = 0
         self.spill_files = 0
         self.file = start.file
@@ -92,7 +125,8 @@ class TransactionAssembler:
         self.on_schema_change = on_schema_change
         self.open: _OpenTransaction | None = None
         self.pending: list[CommittedTransaction] = []
-        self.pending_rows = 0
+        self.pending_rows = 0  # records of ``pending``, spilled ones included
+        self.pending_bytes = 0  # approx_bytes of ``pending``'s in-memory events
         self.transactions_seen = 0
         self.last_event_ts = 0
 
@@ -121,10 +155,23 @@ class TransactionAssembler:
             self.open.drop_spilled()
         self.open = None
 
-    def take_pending(self) -> tuple[list[CommittedTransaction], BinlogPosition]:
-        """Hand over the committed transactions not yet written, and the position after them."""
-        pending, self.pending, self.pending_rows = self.pending, [], 0
-        return pending, self.position
+    def pending_batch(self) -> PendingBatch:
+        """The committed transactions not yet durable and the position after them; they stay
+        pending until :meth:`release`."""
+        return PendingBatch(tuple(self.pending), self.position, self.pending_rows, self.pending_bytes)
+
+    def release(self, batch: PendingBatch) -> None:
+        """``batch`` is durable (files and checkpoint): drop it from ``pending`` and delete its
+        spill files. Call only after the sink confirmed the whole batch."""
+        count = len(batch.transactions)
+        if tuple(self.pending[:count]) != batch.transactions:
+            raise RuntimeError("release of a batch that is not the oldest pending one")
+        del self.pending[:count]
+        self.pending_rows -= batch.rows
+        self.pending_bytes -= batch.bytes
+        for txn in batch.transactions:
+            for part in txn.spilled:
+                remove_part(part)
 
     def _begin(self, gtid: str | None, explicit: bool) -> None:
         if self.open is not None:
@@ -143,6 +190,7 @@ class TransactionAssembler:
                                              tuple(txn.spilled))
             self.pending.append(committed)
             self.pending_rows += committed.row_count
+            self.pending_bytes += txn.bytes
             if committed.spilled:
                 log.info("transaction %s committed: %d records, %d of them in %d spill files",
                          txn.gtid, committed.row_count, txn.spilled_rows, len(txn.spilled))
@@ -152,15 +200,16 @@ class TransactionAssembler:
         txn, spill = self.open, self.spill
         assert txn is not None and spill is not None
         txn.spilled.append(spill.write(txn.events))
-        txn.events, txn.rows = [], 0
+        txn.events, txn.rows, txn.bytes = [], 0, 0
         self.spill_files += 1
         count = len(txn.spilled)
         if count == 1:
             self.spilled_transactions += 1
         if count & (count - 1) == 0:  # 1, 2, 4, 8 … spill files: a few lines even for a huge transaction
-            log.info("transaction %s holds more than %d records (capture.max_transaction_rows_in_memory): "
-                     "%d records so far, %d spill files in %s", txn.gtid, self.max_rows_in_memory,
-                     txn.spilled_rows, count, spill.path)
+            log.info("transaction %s holds more than %d records or %d bytes (capture.max_transaction_rows_"
+                     "in_memory, capture.max_transaction_bytes_in_memory): %d records so far, %d spill files "
+                     "in %s", txn.gtid, self.max_rows_in_memory, self.max_bytes_in_memory, txn.spilled_rows,
+                     count, spill.path)
 
     # ------------------------------------------------------------------ event handlers
 
@@ -191,9 +240,11 @@ class TransactionAssembler:
         if self.open is None:  # no GTID/BEGIN seen (should not happen at a transaction boundary)
             self.open = _OpenTransaction(None, explicit=True)
         changes = self.records(event, layout, self.file)
-        self.open.events.append(changes)
-        self.open.rows += changes.row_count
-        if self.open.rows >= self.max_rows_in_memory and self.spill is not None:
+        txn = self.open
+        txn.events.append(changes)
+        txn.rows += changes.row_count
+        txn.bytes += approx_bytes(changes)
+        if (txn.rows >= self.max_rows_in_memory or txn.bytes >= self.max_bytes_in_memory) and self.spill is not None:
             self._spill_open()
 
     def on_query(self, query: str, schema: str, log_pos: int, timestamp: int) -> None:
@@ -222,7 +273,7 @@ class TransactionAssembler:
                             "changes; its %d records are discarded", self.file, log_pos,
                             self.open.rows + self.open.spilled_rows)
                 self.open.events.clear()
-                self.open.rows = 0
+                self.open.rows = self.open.bytes = 0
                 self.open.drop_spilled()
             self._commit(log_pos, timestamp, None)
         elif verb == "XA":
@@ -263,6 +314,7 @@ class TransactionAssembler:
                 before=None, after=None, ddl=query, ddl_kind=statement.kind, first_row_idx=index,
             ))
             self.open.rows += 1
+            self.open.bytes += RECORD_OVERHEAD + len(query)
         self._commit(log_pos, timestamp, None)
 
     def _ddl_tables(self, statement: ddl.Statement) -> list[tuple[ddl.TableRef, Any]]:

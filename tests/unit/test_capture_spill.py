@@ -19,7 +19,7 @@ import pytest
 
 from binlake.capture.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from binlake.capture.records import Layouts
-from binlake.capture.sink import ChangeLogSink
+from binlake.capture.sink import ChangeLogSink, LakeWriteError
 from binlake.capture.spill import BATCH_ROWS, LOCK_NAME, SpillFolder, read_part, remove_stale
 from binlake.capture.transactions import TransactionAssembler
 from binlake.changelog import (
@@ -94,8 +94,9 @@ def workload(asm: TransactionAssembler) -> None:
 
 
 def flush_all(asm: TransactionAssembler, lake: Lake) -> None:
-    pending, position = asm.take_pending()
-    ChangeLogSink(lake, 1).flush(pending, position)
+    batch = asm.pending_batch()
+    ChangeLogSink(lake, 1).flush(batch.transactions, batch.position)
+    asm.release(batch)
 
 
 def test_a_spilled_transaction_holds_at_most_the_bound_in_memory(tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def test_a_spilled_transaction_holds_at_most_the_bound_in_memory(tmp_path: Path)
             assert asm.open is not None and asm.open.rows < 10
         assert len(spill.parts()) == 5 and [p.rows for p in asm.open.spilled] == [12] * 5
         asm.on_xid(3, 4_000, 1_700_000_003)
-        (txn,), _ = asm.take_pending()
+        (txn,), _ = asm.pending_batch()[:2]
     assert txn.row_count == 60 and txn.events == ()
     assert [(p.first_lsn, p.last_lsn) for p in txn.spilled][:2] == [
         (make_lsn(FILE, 2_000), make_lsn(FILE, 2_300)), (make_lsn(FILE, 2_400), make_lsn(FILE, 2_700))]
@@ -122,7 +123,7 @@ def test_spilled_change_log_equals_the_in_memory_one_and_carries_the_commit(tmp_
         workload(asm)
         assert asm.spilled_transactions == 1 and asm.spill_files == 5 and len(spill.parts()) == 5
         flush_all(asm, lake)
-        assert spill.parts() == []                                   # each part deleted once written
+        assert spill.parts() == []                                   # each part deleted once durable
     got = read_changelog(lake, dedupe=False)
     assert got.equals(read_changelog(reference, dedupe=False))
     big = [r for r in records(got) if r["gtid"] == "0-1-3"]
@@ -176,7 +177,7 @@ def test_discarded_open_transactions_delete_their_spill_files(tmp_path: Path) ->
         for n in range(3):
             asm.on_rows(rows(OP_INSERT, "orders", 500 + n, n, n + 100))
         asm.on_query("ROLLBACK", "shop", 600, 1)
-        assert spill.parts() == [] and asm.take_pending()[0] == []
+        assert spill.parts() == [] and asm.pending_batch().transactions == ()
 
 
 class FailingLake(Lake):
@@ -202,7 +203,7 @@ def test_a_crash_between_spilled_parts_keeps_the_checkpoint_and_a_replay_dedupes
     with SpillFolder(tmp_path / "spill") as spill:
         asm = assembler(spill, bound=10)
         workload(asm)
-        with pytest.raises(OSError, match="disk gone"):
+        with pytest.raises(LakeWriteError, match="disk gone"):
             flush_all(asm, lake)
     checkpoint = load_checkpoint(lake)
     assert checkpoint is not None and checkpoint.position == BinlogPosition.of(FILE, 4)
