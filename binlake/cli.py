@@ -73,6 +73,22 @@ def validate(
                            *(["--json"] if as_json else [])]))
 
 
+@app.command()
+def tables(
+    config: Path = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List the selected source tables: lake table, lake path, state (not loaded / loading / loaded /
+    joined). Exit status 1 when two tables collide or a name cannot become a lake path."""
+    from binlake.config import load_config
+    from binlake.tables import list_tables, render_text, to_json
+
+    rows = list_tables(load_config(config))
+    typer.echo(to_json(rows) if as_json else render_text(rows))
+    if any(row.problem for row in rows):
+        raise typer.Exit(1)
+
+
 @app.command("config-reference")
 def config_reference() -> None:
     """Print the config reference (Markdown), generated from the declared keys."""

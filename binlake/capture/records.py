@@ -23,6 +23,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 from binlake import typemap
 from binlake.capture.rowdecode import TableLayout
 from binlake.changelog import OP_DELETE, OP_INSERT, OP_UPDATE, EventChanges
+from binlake.names import LakeNameError, TargetClaims, TargetCollisionError, encode_name
 from binlake.positions import make_lsn
 from binlake.rules import TableMapping, TableTarget
 
@@ -80,12 +81,31 @@ class Layouts:
         self.declared_types = declared_types
         self._targets: dict[tuple[str, str], TableTarget | None] = {}
         self._layouts: dict[int, TableLayout] = {}
+        self._claims = TargetClaims()
+
+    def claim(self, targets: Sequence[TableTarget]) -> None:
+        """Check the selected tables the source holds now (at start): :class:`CaptureDataError` when
+        two share a lake table or a name cannot become a lake path — before anything is written."""
+        for target in targets:
+            self._claim(target)
+
+    def _claim(self, target: TableTarget) -> None:
+        try:
+            for name in (target.source_schema, target.source_table, target.schema, target.table):
+                encode_name(name)
+            self._claims.claim((target.source_schema, target.source_table), (target.schema, target.table))
+        except (TargetCollisionError, LakeNameError) as exc:
+            raise CaptureDataError(str(exc)) from None
 
     def target(self, schema: str, table: str) -> TableTarget | None:
-        """The rules' target for a source table (``None`` = not selected); cached."""
+        """The rules' target for a source table (``None`` = not selected); cached. A table met for the
+        first time (e.g. created while the capture runs) is checked as :meth:`claim` does."""
         key = (schema, table)
         if key not in self._targets:
-            self._targets[key] = self.mapping.target_for(schema, table)
+            target = self.mapping.target_for(schema, table)
+            if target is not None:
+                self._claim(target)
+            self._targets[key] = target
         return self._targets[key]
 
     def clear(self) -> None:

@@ -44,6 +44,7 @@ from binlake.config import CaptureConfig, ConfigError, PipelineConfig, StartFrom
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition
 from binlake.rules import TableMapping
+from binlake.snapshot.discovery import selected_targets
 from binlake.typemap import UnsupportedTypeError
 
 log = logging.getLogger("binlake.capture")
@@ -144,6 +145,7 @@ class CaptureRunner:
             if server_id == source.server_id:
                 raise ConfigError(f"source.server_id {source.server_id} equals the source's own server_id; "
                                   "pick a unique id for the capture")
+            self.layouts.claim(selected_targets(conn, self.mapping))  # refuse two tables → one lake table
             log.info("step 2: choosing the start point (capture.start=%s)", self.config.capture.start.value)
             start = self._start_point(conn, server_id)
         return server_id, start

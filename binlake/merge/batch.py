@@ -27,6 +27,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from binlake.catalog import TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
 from binlake.merge.handoff import WAITING, catchup_keys, joined_load, read_handoff, record_join
@@ -57,6 +58,7 @@ class BatchProcessor:
         self.maintenance = maintenance
         self._app_id = app_id
         self._joined: dict[TableName, str] = {}
+        self.tables = TableGuard(ctx.lake)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         if self._app_id is not None:  # known once the query has started (it lives in the checkpoint)
@@ -77,6 +79,8 @@ class BatchProcessor:
         records = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             summaries = summarize(records)
+            self.tables.check((s.name.source_schema, s.name.source_table, s.name.schema, s.name.table)
+                              for s in summaries)  # before any table is written
             batch_max = max((s.max_lsn for s in summaries), default=0)
             metrics = [self._table(batch_id, changes, records, batch_max) for changes in summaries]
         finally:

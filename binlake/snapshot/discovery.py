@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from binlake.names import check_distinct_targets
 from binlake.rules import TableMapping, TableTarget
 from binlake.source import Connection
 from binlake.typemap import ColumnType, column_type_from_information_schema
@@ -128,11 +129,20 @@ def describe_table(
     )
 
 
+def _selected(conn: Connection, mapping: TableMapping) -> list[tuple[TableTarget, str, int, int]]:
+    return [(target, engine, rows, size) for schema, table, engine, rows, size in _candidate_tables(conn, mapping)
+            if (target := mapping.target_for(schema, table)) is not None]
+
+
+def selected_targets(conn: Connection, mapping: TableMapping) -> list[TableTarget]:
+    """The target of every base table the mapping selects, in (schema, table) order (not checked:
+    see :func:`binlake.names.check_distinct_targets`)."""
+    return [target for target, *_ in _selected(conn, mapping)]
+
+
 def discover_tables(conn: Connection, mapping: TableMapping) -> list[SourceTable]:
-    """Every base table the mapping selects, in (schema, table) order, described."""
-    tables = []
-    for schema, table, engine, rows, size in _candidate_tables(conn, mapping):
-        target = mapping.target_for(schema, table)
-        if target is not None:
-            tables.append(describe_table(conn, target, engine, rows, size))
-    return tables
+    """Every base table the mapping selects, in (schema, table) order, described. Two tables that
+    the mapping sends to one lake table are refused first, before anything is read or written."""
+    selected = _selected(conn, mapping)
+    check_distinct_targets(((t.source_schema, t.source_table), (t.schema, t.table)) for t, *_ in selected)
+    return [describe_table(conn, target, engine, rows, size) for target, engine, rows, size in selected]

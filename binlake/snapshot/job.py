@@ -7,8 +7,10 @@
    positions available — MariaDB —, SELECT granted);
 2. discover the tables the table mapping selects (columns after transformation rules, primary keys);
 3. apply the no-primary-key policy (``full_load.no_primary_key``: ``load_whole`` warns and loads the
-   table as one chunk, ``refuse`` stops before anything is written, naming every such table) and
-   warn about non-transactional tables;
+   table as one chunk, ``refuse`` stops before anything is written, naming every such table),
+   warn about non-transactional tables, refuse tables an older binlake wrote under another lake
+   layout (:mod:`binlake.catalog`) and record the selected tables in ``_binlake/tables.json``
+   (two tables mapped to one lake table were already refused in step 2);
 4. load the tables, ``full_load.tables_in_parallel`` at a time, each in parallel chunks
    (see :mod:`binlake.snapshot.loader`), with progress lines after every chunk;
 5. print the per-table report (rows, bytes, seconds, rows/s, snapshot position).
@@ -28,9 +30,11 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
+from binlake.catalog import CatalogEntry, LegacyLayoutError, check_no_legacy_layout, write_catalog
 from binlake.config import PipelineConfig
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, snapshot_state_key
+from binlake.names import LakeNameError, TargetCollisionError
 from binlake.rules import TableMapping
 from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
@@ -126,10 +130,19 @@ def run_full_load(
         check_snapshot_support(conn)
         check_grants(conn, need_replication=False)
         log.info("step 2/5: discovering tables selected by the table mapping")
-        tables = discover_tables(conn, TableMapping.parse(config.table_mappings))
+        try:
+            tables = discover_tables(conn, TableMapping.parse(config.table_mappings))
+        except (TargetCollisionError, LakeNameError) as exc:
+            raise FullLoadError(str(exc)) from None
     log.info("%d table(s) selected: %s", len(tables), ", ".join(t.qualified for t in tables) or "none")
-    log.info("step 3/5: checking primary keys and storage engines")
+    log.info("step 3/5: checking primary keys, storage engines and lake paths")
     check_tables(tables, config)
+    entries = [CatalogEntry(t.schema, t.name, t.target.schema, t.target.table) for t in tables]
+    try:
+        check_no_legacy_layout(lake, entries)
+    except LegacyLayoutError as exc:
+        raise FullLoadError(str(exc)) from None
+    write_catalog(lake, entries, now())
     if restart:
         for table in tables:
             lake.delete(snapshot_state_key(table.schema, table.name))

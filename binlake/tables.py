@@ -1,0 +1,108 @@
+"""``binlake tables``: every source table the mapping selects → its target name → its lake path, with
+its state as binlake's own files tell it (no Spark).
+
+States: ``not loaded`` (no full-load state), ``loading``, ``loaded`` (full load complete, the merge
+has not joined it yet: its changes wait in the change log), ``joined`` (the merge applies its
+changes), ``old layout`` (an older binlake loaded it under paths that changed: migrate, see
+:mod:`binlake.catalog`), ``collision`` (another selected table has the same lake table: refused by
+the full load, the capture and the merge), ``bad name`` (the name cannot become a lake path).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from binlake.catalog import CatalogEntry, current_paths, find_legacy_state
+from binlake.config import PipelineConfig
+from binlake.lake import Lake
+from binlake.names import LakeNameError, TargetClaims, TargetCollisionError
+from binlake.progress import read_json
+from binlake.rules import TableMapping, TableTarget
+
+
+@dataclass(frozen=True)
+class TableRow:
+    source_schema: str
+    source_table: str
+    schema: str
+    table: str
+    path: str | None          # the Delta table's URI (None: the name cannot become a path)
+    state: str
+    load_id: str | None = None
+    problem: str | None = None
+
+
+def _state(lake: Lake, entry: CatalogEntry) -> tuple[str, str | None]:
+    snapshot = read_json(lake, entry.state_key)
+    if snapshot is None:
+        return ("old layout", None) if find_legacy_state(lake, entry) else ("not loaded", None)
+    load_id = str(snapshot.get("load_id")) if snapshot.get("load_id") else None
+    if snapshot.get("status") != "complete":
+        return "loading", load_id
+    joined = read_json(lake, current_paths(entry)["joined"])
+    return ("joined" if joined and joined.get("load_id") == load_id else "loaded"), load_id
+
+
+def table_rows(lake: Lake, targets: Sequence[TableTarget]) -> list[TableRow]:
+    """One row per selected table (``targets`` from :func:`binlake.snapshot.discovery.selected_targets`)."""
+    claims = TargetClaims()
+    problems: dict[tuple[str, str], tuple[str, str]] = {}
+    for t in targets:
+        try:
+            claims.claim((t.source_schema, t.source_table), (t.schema, t.table))
+        except TargetCollisionError as exc:
+            problems[(t.source_schema, t.source_table)] = ("collision", str(exc))
+    owners: dict[tuple[str, str], tuple[str, str]] = {}
+    for t in targets:
+        owner = owners.setdefault((t.schema, t.table), (t.source_schema, t.source_table))
+        if owner != (t.source_schema, t.source_table):
+            problems.setdefault(owner, problems[(t.source_schema, t.source_table)])
+    rows = []
+    for t in targets:
+        entry = CatalogEntry(t.source_schema, t.source_table, t.schema, t.table)
+        problem = problems.get((t.source_schema, t.source_table))
+        try:
+            path = lake.uri(entry.path)
+            state, load_id = _state(lake, entry) if problem is None else (problem[0], None)
+        except LakeNameError as exc:
+            path, state, load_id, problem = None, "bad name", None, ("bad name", str(exc))
+        rows.append(TableRow(t.source_schema, t.source_table, t.schema, t.table, path, state, load_id,
+                             problem[1] if problem else None))
+    return rows
+
+
+def list_tables(config: PipelineConfig, lake: Lake | None = None) -> list[TableRow]:
+    """Ask the source which tables the mapping selects now; their rows."""
+    from binlake.snapshot.discovery import selected_targets
+    from binlake.source import connect
+
+    with connect(config.source) as conn:
+        targets = selected_targets(conn, TableMapping.parse(config.table_mappings))
+    return table_rows(lake or Lake.from_config(config), targets)
+
+
+def to_json(rows: Sequence[TableRow]) -> str:
+    return json.dumps([_json_row(row) for row in rows], indent=1, ensure_ascii=False)
+
+
+def _json_row(row: TableRow) -> dict[str, Any]:
+    data = asdict(row)
+    return {"source": {"schema": data.pop("source_schema"), "table": data.pop("source_table")},
+            "target": {"schema": data.pop("schema"), "table": data.pop("table")}, **data}
+
+
+def render_text(rows: Sequence[TableRow]) -> str:
+    """Aligned columns: source, target, state, lake path; then the problems, one a line."""
+    def q(schema: str, table: str) -> str:
+        return f"{schema}.{table}"
+
+    lines = [("source table", "lake table", "state", "lake path")]
+    lines += [(q(r.source_schema, r.source_table), q(r.schema, r.table), r.state, r.path or "-") for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths, strict=True)) + "  " + line[3]
+            for line in lines]
+    problems = sorted({r.problem for r in rows if r.problem})
+    return "\n".join(text + [f"! {p}" for p in problems]) if rows else "no table is selected by the table mapping"
