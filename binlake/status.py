@@ -14,10 +14,11 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from binlake.capture.history import Registry, load_registry, snapshot_gap
 from binlake.capture.report import status_report
 from binlake.config import PipelineConfig
 from binlake.lake import MERGE_STATUS_KEY, SNAPSHOTS_DIR, Lake
-from binlake.positions import lsn_text
+from binlake.positions import BinlogPosition, lsn_text
 from binlake.progress import read_json, read_progress
 
 
@@ -32,6 +33,7 @@ class TableStatus:
     lag_seconds: float | None       # source commit → Delta commit of that change
     last_batch: dict[str, Any] | None
     last_error: str | None
+    gap: str | None = None          # why the change log cannot complete this snapshot (the table is not merged)
 
 
 def _snapshot_states(lake: Lake) -> list[dict[str, Any]]:
@@ -44,8 +46,16 @@ def _snapshot_states(lake: Lake) -> list[dict[str, Any]]:
     return states
 
 
+def _gap(registry: Registry, state: dict[str, Any]) -> str | None:
+    low = state.get("min_position") or state.get("low_watermark")
+    if state.get("status") != "complete" or not low:
+        return None
+    return snapshot_gap(registry, BinlogPosition.from_dict(low), state.get("source_server_id"))
+
+
 def table_statuses(lake: Lake) -> list[TableStatus]:
     merge = read_json(lake, MERGE_STATUS_KEY) or {}
+    registry = load_registry(lake)
     merged_tables: dict[str, dict[str, Any]] = merge.get("tables", {})
     rows: dict[str, TableStatus] = {}
     for state in _snapshot_states(lake):
@@ -61,6 +71,7 @@ def table_statuses(lake: Lake) -> list[TableStatus]:
             lag_seconds=(entry or {}).get("lag_seconds"),
             last_batch=entry,
             last_error=(entry or {}).get("error") or merge.get("last_error"),
+            gap=_gap(registry, state),
         )
     for target, entry in merged_tables.items():
         if target not in rows:
@@ -88,6 +99,7 @@ def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
             "last_error": merge.get("last_error"),
         },
         "source_end_lsn": source_end_lsn,
+        "history": [h.to_dict() for h in load_registry(lake).histories],
         "tables": [asdict(t) for t in table_statuses(lake)],
     }
 
@@ -111,6 +123,12 @@ def render_text(status: dict[str, Any]) -> str:
     ]
     if status.get("source_end_lsn") is not None:
         lines.append(f"source:  binlog end {lsn_text(status['source_end_lsn'])}")
+    histories = status.get("history") or []
+    if histories:
+        latest = histories[-1]
+        start = latest.get("start") or {}
+        lines.append(f"history: epoch {latest['epoch']} (server_id {latest['server_id']}, {latest['began']} at "
+                     f"{start.get('file', '?')}:{start.get('pos', '?')}); {len(histories)} binlog histories")
     header = f"{'table':<34} {'snapshot':<10} {'rows loaded':>11} {'applied':>16} {'lag s':>7} " \
              f"{'ins':>6} {'upd':>6} {'del':>6}  error"
     lines += ["", header, "-" * len(header)]
@@ -122,19 +140,27 @@ def render_text(status: dict[str, Any]) -> str:
             f"{_num(batch.get('inserted')):>6} {_num(batch.get('updated')):>6} {_num(batch.get('deleted')):>6}  "
             f"{table['last_error'] or ''}"
         )
+    gaps = [table for table in status["tables"] if table.get("gap")]
+    if gaps:
+        lines += ["", "NOT MERGED — the change log cannot complete these snapshots:"]
+        lines += [f"  {table['table']}: {table['gap']}" for table in gaps]
     return "\n".join(lines)
 
 
 def source_end_lsn(config: PipelineConfig) -> int | None:
     """The source's current binlog end as an lsn (``None`` when the source cannot be reached)."""
-    from binlake.source import SourceError, connect, master_position
+    from binlake.source import SourceError, connect, master_position, server_id, server_uuid
 
     try:
         conn = connect(config.source)
     except SourceError:
         return None
     try:
-        return master_position(conn).lsn
+        end = master_position(conn)
+        latest = load_registry(Lake.from_config(config)).latest  # the end in the capture's current epoch
+        if latest is not None and latest.same_server(server_id(conn), server_uuid(conn)):
+            end = end.in_epoch(latest.epoch)
+        return end.lsn
     finally:
         conn.close()
 

@@ -182,6 +182,50 @@ def stamped(history: History, created_at: str) -> History:
     return replace(history, created_at=created_at)
 
 
+def snapshot_history(registry: Registry, server_id: int, server_uuid: str | None) -> History | None:
+    """The history a snapshot read now from this server belongs to (``None``: no registry yet — the
+    capture never ran — and the snapshot is labelled epoch 0, checked against the server when the
+    capture registers epoch 0, see :func:`snapshot_gap`).
+
+    Raises :class:`HistoryError` when the capture's latest history is another server's: the change
+    log does not follow this server (yet), so a snapshot of it could not be ordered against it."""
+    latest = registry.latest
+    if latest is None:
+        return None
+    if not latest.same_server(server_id, server_uuid):
+        raise HistoryError(
+            f"the source is server_id {server_id}, but the capture's current binlog history is {latest.describe()}: "
+            "a snapshot of this server cannot be ordered against the change log. Start (or restart) the capture "
+            "against this server first — after a failover it follows the new server by GTID — then reload")
+    return latest
+
+
+def snapshot_gap(registry: Registry, min_position: BinlogPosition, server_id: int | None) -> str | None:
+    """Why a table whose snapshot starts at ``min_position`` (read from ``server_id``) cannot be
+    completed from the change log, or ``None`` when it can.
+
+    It can when the change log is continuous from at or below the snapshot: ``min_position.lsn >=``
+    :meth:`Registry.coverage_start`, and the snapshot's epoch is a history of the server it was
+    read from. Without a registry (no capture ran yet, or a change log written by hand) there is
+    nothing to check against (``None``); once the capture starts, it registers where the change
+    log begins, and a table loaded before that is caught then."""
+    coverage = registry.coverage_start()
+    if coverage is None:
+        return None
+    fix = "run the capture first, then reload this table (a full load with a mapping selecting only it)"
+    if min_position.lsn < coverage:
+        gap = registry.latest_gap
+        start = "?" if gap is None or gap.start is None else f"{gap.start.file}:{gap.start.pos}"
+        began = "" if gap is None else f" ({gap.began}, epoch {gap.epoch})"
+        return (f"snapshot at {min_position} is older than the start of the change log at {start}{began}: "
+                f"changes in between are missing — {fix}")
+    history = registry.entry(min_position.epoch)
+    if history is not None and server_id is not None and history.server_id != server_id:
+        return (f"snapshot was read from server_id {server_id}, but epoch {min_position.epoch} of the change log is "
+                f"server_id {history.server_id}'s binlog — {fix}")
+    return None
+
+
 def lake_gtids(lake: Lake, checkpoint: Checkpoint) -> str | None:
     """Every GTID the lake holds: the checkpoint's set plus the GTIDs of change-log records written
     after it (a process that died between a file and its checkpoint leaves such records)."""

@@ -22,6 +22,7 @@ records them.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import signal
 import time
@@ -33,7 +34,9 @@ import pymysql
 
 from binlake import source as src
 from binlake.capture.checkpoint import load_checkpoint
+from binlake.capture.history import EXPLICIT_START, START_AT_END, lake_gtids, load_registry, save_registry, stamped
 from binlake.capture.records import CaptureDataError, Layouts
+from binlake.capture.resume import new_start_decision, read_server_facts, resume_decision
 from binlake.capture.schema import DeclaredTypesReader
 from binlake.capture.sink import ChangeLogSink, FlushPolicy, LakeWriteError
 from binlake.capture.spill import SpillFolder
@@ -153,31 +156,44 @@ class CaptureRunner:
     def _start_point(self, conn: Any, server_id: int) -> StartPoint:
         """``checkpoint``: the saved checkpoint, else the current end. ``position``: the configured
         start the first time; once a run applied it, later runs with the same setting resume from
-        the checkpoint (a changed setting applies again). ``end``: the current end, every run."""
+        the checkpoint (a changed setting applies again). ``end``: the current end, every run.
+
+        Resuming follows the source across a failover or a reset by GTID, in a new epoch, and
+        refuses when the source lacks transactions the lake holds; a start that leaves a gap opens a
+        new epoch too (:mod:`binlake.capture.resume`). A new epoch is registered in the lake's
+        history (:mod:`binlake.capture.history`) before anything is streamed."""
         capture = self.config.capture
         checkpoint = load_checkpoint(self.lake)
+        registry = load_registry(self.lake)
+        server = read_server_facts(conn)
         label = explicit_start_label(capture) if capture.start == StartFrom.POSITION else None
         applied_before = label is not None and checkpoint is not None and checkpoint.started_from == label
         if checkpoint is not None and (capture.start == StartFrom.CHECKPOINT or applied_before):
-            if checkpoint.source_server_id not in (None, server_id):
-                raise src.SourceError(
-                    f"the checkpoint was written reading server_id {checkpoint.source_server_id}, but the "
-                    f"source is server_id {server_id}: start from a GTID (capture.start: position, "
-                    "capture.start_gtid) or run a new full load")
-            src.check_binlog_available(conn, checkpoint.position.file)
             if applied_before:
                 log.info("capture.start=position (%s) was applied by an earlier run", label)
-            log.info("resuming from the checkpoint at %s", checkpoint.position)
-            return StartPoint(position=checkpoint.position)
-        if capture.start == StartFrom.CHECKPOINT:
-            log.info("no checkpoint yet: starting at the current end of the binlog")
-        elif checkpoint is not None:
-            log.warning("capture.start=%s: the saved checkpoint is ignored", capture.start.value)
-        if capture.start == StartFrom.POSITION:
-            start = self._explicit_start(conn)
-            self.applied_start = label
-            return start
-        return StartPoint(position=src.master_position(conn))
+            saved = checkpoint
+            decision = resume_decision(saved, registry, server, lambda: lake_gtids(self.lake, saved))
+        else:
+            if capture.start == StartFrom.CHECKPOINT:
+                log.info("no checkpoint yet: starting at the current end of the binlog")
+            elif checkpoint is not None:
+                log.warning("capture.start=%s: the saved checkpoint is ignored", capture.start.value)
+            if capture.start == StartFrom.POSITION:
+                wanted, began = self._explicit_start(conn), EXPLICIT_START
+                self.applied_start = label
+            else:
+                wanted, began = StartPoint(position=server.end), START_AT_END
+            decision = new_start_decision(checkpoint, registry, server, wanted.position, wanted.gtid, began)
+        if decision.start is not None:
+            src.check_binlog_available(conn, decision.start.file)
+        if decision.history is not None:
+            entry = stamped(decision.history, datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+            save_registry(self.lake, registry.with_history(entry))
+        new_epoch = checkpoint is not None and decision.epoch != checkpoint.position.epoch
+        (log.warning if new_epoch else log.info)("%s", decision.message)
+        if decision.start is not None:
+            return StartPoint(position=decision.start)
+        return StartPoint(gtid=decision.gtid, epoch=decision.epoch)
 
     def _explicit_start(self, conn: Any) -> StartPoint:
         capture = self.config.capture
@@ -212,7 +228,7 @@ class CaptureRunner:
 
     def _run_with(self, server_id: int, start: StartPoint, spill: SpillFolder) -> None:
         self.sink = ChangeLogSink(self.lake, server_id, started_from=self.applied_start)
-        initial = start.position or BinlogPosition.of("binlog.000001", 4, start.gtid)
+        initial = start.position or BinlogPosition.of("binlog.000001", 4, start.gtid, start.epoch)
         self.assembler = TransactionAssembler(self.layouts, initial, self._schema_changed, spill=spill,
                                               max_rows_in_memory=self.config.capture.max_transaction_rows_in_memory,
                                               max_bytes_in_memory=self.config.capture.max_transaction_bytes_in_memory)
@@ -284,6 +300,11 @@ class CaptureRunner:
         assert self.assembler is not None
         with src.connect(self.config.source) as conn:
             src.check_binlog_settings(conn)
+            if self.sink is not None and src.server_id(conn) != self.sink.source_server_id:
+                raise src.SourceError(
+                    f"the source answered as server_id {src.server_id(conn)} after reconnecting, but this run read "
+                    f"server_id {self.sink.source_server_id} (a failover behind the same address): restart the "
+                    "capture — it follows the new server by GTID, or says why it cannot")
             if self.assembler.position_known:
                 src.check_binlog_available(conn, self.assembler.position.file)
 

@@ -78,17 +78,23 @@ class StreamLost(ConnectionError):
 
 @dataclass(frozen=True)
 class StartPoint:
-    """Where a stream starts: after ``position`` (file/pos), or after GTID set ``gtid``."""
+    """Where a stream starts: after ``position`` (file/pos), or after GTID set ``gtid``; ``epoch``:
+    the binlog history the records belong to (:mod:`binlake.positions`; a position carries its own)."""
 
     position: BinlogPosition | None = None
     gtid: str | None = None
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         if (self.position is None) == (self.gtid is None):
             raise ValueError("a start point is either a position or a GTID set")
+        if self.position is not None and self.position.epoch != self.epoch:
+            object.__setattr__(self, "epoch", self.position.epoch)
 
     def __str__(self) -> str:
-        return str(self.position) if self.position is not None else f"after GTID set {self.gtid}"
+        if self.position is not None:
+            return str(self.position)
+        return f"after GTID set {self.gtid}" + (f" (epoch {self.epoch})" if self.epoch else "")
 
 
 class SchemaFilter:

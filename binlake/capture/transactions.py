@@ -45,7 +45,7 @@ from binlake.capture.records import CaptureDataError, Layouts, event_changes, ls
 from binlake.capture.rowdecode import TableLayout
 from binlake.capture.spill import SpillFolder, remove_part
 from binlake.changelog import OP_DDL, CommittedTransaction, EventChanges, SpilledPart
-from binlake.positions import BinlogPosition
+from binlake.positions import BinlogPosition, epoch_base, lsn_text
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,9 @@ class TransactionAssembler:
         self.spilled_transactions = 0
         self.spill_files = 0
         self.file = start.file
+        self.epoch = start.epoch  # every record's lsn carries it (binlake.positions)
+        self._epoch_base = epoch_base(start.epoch)
+        self.floor_lsn = start.lsn  # every record must order after this (the start, then the last record)
         self.position_key: tuple[str, int] = (start.file, start.pos)  # cheap form of ``position``
         self._position: BinlogPosition | None = start
         self.position_known = True  # False after a GTID start until the first commit is seen
@@ -136,7 +139,7 @@ class TransactionAssembler:
     def position(self) -> BinlogPosition:
         """Right after the last transaction boundary seen, with the executed GTID set there."""
         if self._position is None:
-            self._position = BinlogPosition.of(*self.position_key, self.gtids.text)
+            self._position = BinlogPosition.of(*self.position_key, self.gtids.text, self.epoch)
         return self._position
 
     def _move(self, file: str, pos: int) -> None:
@@ -180,6 +183,8 @@ class TransactionAssembler:
 
     def _commit(self, log_pos: int, timestamp: int, xid: int | None) -> None:
         txn, self.open = self.open, None
+        if txn is not None and (txn.events or txn.spilled):
+            self._check_order(txn)  # before the position moves past it: a refusal never skips it
         self.transactions_seen += 1
         if txn is not None and txn.gtid:
             self.gtids.add(txn.gtid)
@@ -194,6 +199,18 @@ class TransactionAssembler:
             if committed.spilled:
                 log.info("transaction %s committed: %d records, %d of them in %d spill files",
                          txn.gtid, committed.row_count, txn.spilled_rows, len(txn.spilled))
+
+    def _check_order(self, txn: _OpenTransaction) -> None:
+        """The order invariant: a transaction's records order after the start (the checkpoint) and
+        after every record before them; else the binlog went backwards and nothing is written."""
+        first = txn.spilled[0].first_lsn if txn.spilled else txn.events[0].lsn
+        if first <= self.floor_lsn:
+            raise CaptureDataError(
+                f"{self.file}: transaction {txn.gtid} would be written at lsn {lsn_text(first)}, at or before "
+                f"{lsn_text(self.floor_lsn)} (the checkpoint or the previous record): the binlog position went "
+                "backwards within one binlog history — binlake refuses to write it. Restart the capture: it "
+                "checks the source's history again (failover, RESET MASTER) and says how to recover")
+        self.floor_lsn = txn.events[-1].lsn if txn.events else txn.spilled[-1].last_lsn
 
     def _spill_open(self) -> None:
         """Move the open transaction's events to a new spill file (see module doc)."""
@@ -240,6 +257,8 @@ class TransactionAssembler:
         if self.open is None:  # no GTID/BEGIN seen (should not happen at a transaction boundary)
             self.open = _OpenTransaction(None, explicit=True)
         changes = self.records(event, layout, self.file)
+        if self._epoch_base:
+            changes.lsn |= self._epoch_base
         txn = self.open
         txn.events.append(changes)
         txn.rows += changes.row_count
@@ -305,7 +324,7 @@ class TransactionAssembler:
         self.layouts.clear()
         if self.open is None:
             self.open = _OpenTransaction(None)
-        lsn = lsn_of(self.file, log_pos)
+        lsn = lsn_of(self.file, log_pos) | self._epoch_base
         for index, (source, target) in enumerate(self._ddl_tables(statement)):
             self.open.events.append(EventChanges(
                 lsn=lsn, binlog_file=self.file, binlog_pos=log_pos, op=OP_DDL,

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
+from binlake.capture.history import HistoryError, load_registry, snapshot_history
 from binlake.catalog import CatalogEntry, LegacyLayoutError, check_no_legacy_layout, write_catalog
 from binlake.config import PipelineConfig
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
@@ -40,7 +41,16 @@ from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
 from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
 from binlake.snapshot.report import Progress, TableReport, format_report
-from binlake.source import Connection, SourceError, check_grants, connect, describe, is_mariadb
+from binlake.source import (
+    Connection,
+    SourceError,
+    check_grants,
+    connect,
+    describe,
+    is_mariadb,
+    server_id,
+    server_uuid,
+)
 
 log = logging.getLogger("binlake.snapshot")
 
@@ -129,6 +139,13 @@ def run_full_load(
     with connector() as conn:
         check_snapshot_support(conn)
         check_grants(conn, need_replication=False)
+        source_id = server_id(conn)
+        try:
+            history = snapshot_history(load_registry(lake), source_id, server_uuid(conn))
+        except HistoryError as exc:
+            raise FullLoadError(str(exc)) from None
+        if history is not None:
+            log.info("snapshot positions belong to binlog history %s", history.describe())
         log.info("step 2/5: discovering tables selected by the table mapping")
         try:
             tables = discover_tables(conn, TableMapping.parse(config.table_mappings))
@@ -151,9 +168,11 @@ def run_full_load(
              len(tables), config.full_load.tables_in_parallel, parallel, config.lake.root)
     progress = Progress(len(tables), clock)
     with ThreadPoolExecutor(parallel, thread_name_prefix="chunk") as chunk_pool:
-        ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc_source(config), connect=connector,
+        jdbc = jdbc_source(config, epoch=0 if history is None else history.epoch)
+        ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc, connect=connector,
                           chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
-                          after_commit=after_commit, after_record=after_record)
+                          after_commit=after_commit, after_record=after_record, history=history,
+                          server_id=source_id)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
     failed = [r for r in reports if r.status == "failed"]

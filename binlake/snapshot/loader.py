@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from binlake.capture.history import History
 from binlake.chunks import render_predicate
 from binlake.config import PipelineConfig, PrepMode
 from binlake.lake import Lake, snapshot_state_key, table_key
@@ -70,6 +71,8 @@ class LoadContext:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     after_commit: ChunkHook | None = None  # test hooks: called after a chunk's Delta commit …
     after_record: ChunkHook | None = None  # … and after its state-file record
+    history: History | None = None  # the binlog history positions are labelled with (None: epoch 0, no registry)
+    server_id: int | None = None  # the source's @@server_id, kept in the state file
 
 
 def _iso(moment: datetime) -> str:
@@ -148,7 +151,7 @@ class TableLoad:
         with self.ctx.connect() as conn:
             with conn.cursor() as cur:
                 cur.execute("SET time_zone = '+00:00'")
-            low = master_position(conn)
+            low = self._in_history(master_position(conn))
             plan = plan_chunks(conn, self.table, self.ctx.config.full_load.chunk_rows)
         log.info("%s: %d chunk(s) for ~%s rows (%s); low watermark %s", self.label, len(plan.ranges),
                  f"{plan.rows:,}", plan.method, low)
@@ -159,13 +162,28 @@ class TableLoad:
             load_id=uuid.uuid4().hex, source_schema=self.table.schema, source_table=self.table.name,
             schema=self.table.target.schema, table=self.table.target.table, path=self.path,
             prep_mode=mode.value, key_columns=self.table.key_columns, low_watermark=low,
-            started_at=_iso(self.ctx.now()), chunks=chunks, prepared=False,
+            started_at=_iso(self.ctx.now()), chunks=chunks, prepared=False, source_server_id=self.ctx.server_id,
         )
         write_state(self.ctx.lake, state)  # first: a previous "complete" must not outlive the drop
         self._prepare(mode, chunks[0])
         state = replace(state, prepared=True)
         write_state(self.ctx.lake, state)
         return state
+
+    def _in_history(self, low: BinlogPosition) -> BinlogPosition:
+        """``low`` labelled with the capture's binlog history of this server; refuses a server whose
+        binlog is before that history's start (reset since the capture registered it)."""
+        history = self.ctx.history
+        if history is None:
+            return low
+        labelled = low.in_epoch(history.epoch)
+        if labelled.lsn < history.start_lsn:
+            raise RuntimeError(
+                f"{self.label}: the source's binlog end {low} is before the start of {history.describe()} — its "
+                "binlog was reset (RESET MASTER) after the capture registered it, so this snapshot could not be "
+                "ordered against the change log. Restart the capture against this server (capture.start: end), "
+                "then run the full load again")
+        return labelled
 
     def _prepare(self, mode: PrepMode, first: ChunkState) -> None:
         spark, path = self.ctx.spark, self.path
@@ -287,7 +305,7 @@ class TableLoad:
                     gtids[pos] = gtid_at(conn, pos.file, pos.pos)
         for chunk in state.chunks:
             pos = chunk.position
-            with_gtid = None if pos is None else BinlogPosition.of(pos.file, pos.pos, gtids.get(pos))
+            with_gtid = None if pos is None else BinlogPosition.of(pos.file, pos.pos, gtids.get(pos), pos.epoch)
             state = state.with_chunk(replace(chunk, position=with_gtid,
                                              delta_version=commits[chunk.id].version if chunk.id in commits else None))
         size = sum(commit.bytes for commit in commits.values())

@@ -4,7 +4,8 @@ Each chunk is read by one Spark task on its own JDBC connection. The connection 
 :data:`SESSION_INIT`: UTC session time zone, REPEATABLE READ, ``START TRANSACTION WITH CONSISTENT
 SNAPSHOT, READ ONLY``, and — inside that transaction — it stores the transaction's binlog
 position (``BINLOG_SNAPSHOT_FILE`` / ``BINLOG_SNAPSHOT_POSITION`` from
-``information_schema.SESSION_STATUS``, MariaDB) as an lsn, and the time, in user variables. Then
+``information_schema.SESSION_STATUS``, MariaDB) as an lsn in the epoch of the server's binlog
+history (:mod:`binlake.positions`), and the time, in user variables. Then
 it runs the one statement of :func:`chunk_query`, in the same transaction::
 
     SELECT _s.*, _b.* FROM
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
+from binlake.positions import epoch_base
 from binlake.snapshot.discovery import SourceTable
 from binlake.typemap import source_select_sql, spark_parse_sql
 
@@ -43,17 +45,25 @@ LSN_COLUMN = "_binlake_lsn"
 COMMIT_TS_COLUMN = "_binlake_commit_ts"
 
 _STATUS = "(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = '{}')"
-SESSION_INIT = (
-    "SET time_zone = '+00:00'; "
-    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; "
-    "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY; "
-    f"SELECT {_STATUS.format('BINLOG_SNAPSHOT_FILE')}, "
-    f"CAST({_STATUS.format('BINLOG_SNAPSHOT_POSITION')} AS UNSIGNED), "
-    "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED) "
-    "INTO @binlake_snap_file, @binlake_snap_pos, @binlake_read_ts; "
-    "SET @binlake_snap_lsn = CAST((CAST(SUBSTRING_INDEX(@binlake_snap_file, '.', -1) AS UNSIGNED) << 32) "
-    "| @binlake_snap_pos AS SIGNED)"
-)
+
+
+def session_init(epoch: int = 0) -> str:
+    """The session-init statement; the lsn it computes is :func:`binlake.positions.make_lsn` of the
+    snapshot's file and position in binlog history ``epoch`` (``epoch << 52 | file << 32 | pos``)."""
+    return (
+        "SET time_zone = '+00:00'; "
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; "
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY; "
+        f"SELECT {_STATUS.format('BINLOG_SNAPSHOT_FILE')}, "
+        f"CAST({_STATUS.format('BINLOG_SNAPSHOT_POSITION')} AS UNSIGNED), "
+        "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED) "
+        "INTO @binlake_snap_file, @binlake_snap_pos, @binlake_read_ts; "
+        f"SET @binlake_snap_lsn = CAST({epoch_base(epoch)} "
+        "| (CAST(SUBSTRING_INDEX(@binlake_snap_file, '.', -1) AS UNSIGNED) << 32) | @binlake_snap_pos AS SIGNED)"
+    )
+
+
+SESSION_INIT = session_init(0)
 # The snapshot's binlog file, lsn and read time, as a one-row SELECT (after SESSION_INIT); a chunk
 # statement LEFT JOINs its rows to it, so even an empty chunk reports the position it is consistent with.
 SNAPSHOT_POSITION_ROW = (
@@ -93,10 +103,11 @@ class JdbcSource:
     properties: dict[str, str]
 
 
-def jdbc_source(config: PipelineConfig, fetch_size: int | None = None) -> JdbcSource:
+def jdbc_source(config: PipelineConfig, fetch_size: int | None = None, epoch: int = 0) -> JdbcSource:
     """``jdbc:mysql://host:port/`` (backtick quoting in Spark's MySQL dialect) + connection properties.
 
-    The password goes only into ``properties``, never into the URL.
+    The password goes only into ``properties``, never into the URL. ``epoch``: the binlog history
+    the snapshot positions are labelled with (:func:`binlake.capture.history.snapshot_history`).
     """
     source = config.source
     properties = dict(DRIVER_PROPERTIES)
@@ -105,7 +116,7 @@ def jdbc_source(config: PipelineConfig, fetch_size: int | None = None) -> JdbcSo
             "user": source.user,
             "password": source.password(),
             "fetchsize": str(fetch_size or config.full_load.jdbc_fetch_size),
-            "sessionInitStatement": SESSION_INIT,
+            "sessionInitStatement": session_init(epoch),
             "connectTimeout": str(source.connect_timeout_s * 1000),
             "socketTimeout": str(max(source.read_timeout_s, 3600) * 1000),
         }

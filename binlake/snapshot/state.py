@@ -11,6 +11,7 @@ by the merge to hand off from snapshot to change stream. Format (version 1)::
       "target": {"schema": …, "table": …, "path": "<root>/<schema>/<table>"},
       "prep_mode": "DROP_AND_CREATE",
       "prepared": true,                    # false while the prep mode runs (a resume then starts over)
+      "source_server_id": 1 | null,        # @@server_id the chunks were read from (null: older state files)
       "key_columns": ["id"],               # source primary key ([] = none, loaded whole)
       "low_watermark": {"file", "pos", "gtid", "lsn"},   # binlog end read before the first chunk
       "min_position"/"max_position": {"file", "pos", "gtid", "lsn"} | null,  # over all chunks
@@ -24,6 +25,7 @@ by the merge to hand off from snapshot to change stream. Format (version 1)::
 Every committed chunk has a ``position`` (the binlog position its snapshot is consistent at): the
 exact one, or — only for an empty chunk recovered after a crash — the low watermark, which is a
 lower bound. ``min_lsn`` is therefore never above the true minimum of the chunk snapshots.
+Positions carry the epoch of the binlog history they were read in (:mod:`binlake.capture.history`).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class TableState:
     seconds: float | None = None
     size_bytes: int | None = None
     prepared: bool = True  # False between writing the first state and finishing the prep mode
+    source_server_id: int | None = None  # @@server_id of the server the chunks were read from
 
     @property
     def complete(self) -> bool:
@@ -182,6 +185,7 @@ class TableState:
             "finished_at": self.finished_at,
             "seconds": self.seconds,
             "prepared": self.prepared,
+            "source_server_id": self.source_server_id,
             "chunks": [chunk.to_dict() for chunk in self.chunks],
         }
 
@@ -212,6 +216,7 @@ class TableState:
             seconds=data.get("seconds"),
             size_bytes=data.get("bytes"),
             prepared=bool(data.get("prepared", True)),
+            source_server_id=None if data.get("source_server_id") is None else int(data["source_server_id"]),
         )
 
     @classmethod

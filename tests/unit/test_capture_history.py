@@ -20,7 +20,9 @@ from binlake.capture.history import (
     load_registry,
     save_registry,
 )
+from binlake.capture.records import CaptureDataError
 from binlake.capture.resume import HistoryRefused, ServerFacts, history_change, new_start_decision, resume_decision
+from binlake.capture.transactions import TransactionAssembler
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition, epoch_base, make_lsn
 
@@ -201,3 +203,39 @@ def test_a_gtid_start_is_bounded_by_the_end_at_decision_time() -> None:
     assert (decision.epoch, decision.start, decision.gtid) == (1, None, "0-1-30")
     assert decision.history is not None and decision.history.start == server.end.in_epoch(1)
     assert decision.history.start_lsn > epoch_base(1)
+
+
+# -- the assembler writes the epoch and keeps the order invariant ------------------------------------
+
+
+def _assembler(start: BinlogPosition) -> TransactionAssembler:
+    from test_capture_assembler import FakeLayouts, fake_records
+
+    return TransactionAssembler(FakeLayouts(), start, records=fake_records)
+
+
+def test_records_and_positions_carry_the_start_epoch() -> None:
+    from test_capture_assembler import rows
+
+    asm = _assembler(_pos("binlog.000001", 4, "0-1-42", epoch=2))
+    asm.on_gtid("0-2-43", 0)
+    asm.on_rows(rows("orders", 200, 1))
+    asm.on_xid(1, 250, 1)
+    asm.on_gtid("0-2-44", 1)
+    asm.on_query("ALTER TABLE orders ADD c INT", "shop", 300, 1)
+    batch = asm.pending_batch()
+    (txn, ddl), position = batch.transactions, batch.position
+    assert txn.events[0].lsn == make_lsn("binlog.000001", 200, epoch=2)
+    assert ddl.events[0].lsn == make_lsn("binlog.000001", 300, epoch=2)
+    assert position == _pos("binlog.000001", 300, epoch=2) and position.epoch == 2
+
+
+def test_a_record_at_or_before_the_start_is_refused_and_the_position_does_not_move() -> None:
+    from test_capture_assembler import rows
+
+    asm = _assembler(_pos("binlog.000005", 1000, "0-1-42"))
+    asm.on_gtid("0-1-43", 0)
+    asm.on_rows(rows("orders", 900, 1))  # the binlog went backwards under the capture
+    with pytest.raises(CaptureDataError, match="at or before"):
+        asm.on_xid(1, 950, 1)
+    assert asm.position == _pos("binlog.000005", 1000) and asm.pending == []
