@@ -3,6 +3,8 @@
 Workloads on the ``retail_trans`` table of a private MariaDB (started by this script):
 
 * ``single``: 100K single-row INSERT transactions;
+* ``update``: 100K single-row UPDATE transactions (before and after images: the backlog the
+  Debezium figures in the README were measured on);
 * ``bulk``: 1M rows in 1000-row INSERT statements;
 * ``spill``: one transaction updating 1M rows (``UPDATE retail_trans SET amount = amount + 1``),
   captured in a child process twice — with the default ``capture.max_transaction_rows_in_memory``
@@ -13,13 +15,15 @@ Workloads on the ``retail_trans`` table of a private MariaDB (started by this sc
 For each, the same binlog range is read by
 
 1. binlake's capture (``CaptureRunner``: decode, canonical values, Parquet files in a local lake,
-   checkpoint) — timed from start until the checkpoint covers the range;
+   checkpoint) — timed from start until the checkpoint covers the range; also ``binlake capture``
+   as a user runs it (a fresh process: interpreter start, imports, pre-flight included), timed from
+   the process start until its checkpoint covers the range;
 2. stock pymysqlreplication, decode only (iterate events, decode every row; default settings), and
    the same with ``freeze_schema=True`` for reference;
 3. ``mariadb-binlog -v`` on the same binlog files and positions, output discarded.
 
 Usage: ``python bench/capture_bench.py [--single N] [--bulk-rows N] [--spill-rows N]
-[--only single,bulk,spill] [--keep DIR]``.
+[--only single,update,bulk,spill] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,18 @@ BEGIN
     VALUES (CONCAT('C', LPAD(i % 100000, 8, '0')), ELT(1 + i % 3, 'view', 'cart', 'purchase'),
             CONCAT('SKU', i % 997), i % 1000, ELT(1 + i % 2, 'mobile', 'web'),
             '2024-01-01 00:00:00' + INTERVAL i SECOND);
+    SET i = i + 1;
+  END WHILE;
+END"""
+
+UPDATE_PROC = """
+CREATE PROCEDURE update_trx(n INT)
+BEGIN
+  DECLARE i INT DEFAULT 0;
+  DECLARE top BIGINT;
+  SELECT MAX(trans_id) INTO top FROM retail_trans;
+  WHILE i < n DO
+    UPDATE retail_trans SET amount = amount + 1 WHERE trans_id = 1 + (i % top);
     SET i = i + 1;
   END WHILE;
 END"""
@@ -129,6 +145,30 @@ def run_capture(data: dict[str, object], end_lsn: int) -> Result:
     return Result(seconds, runner.sink.records_written, runner.sink.files_written)
 
 
+def capture_process(db: LocalMariaDB, lake: Path, start: BinlogPosition, end: BinlogPosition) -> Result:
+    """``binlake capture --config`` in a fresh process, timed until its checkpoint covers ``end``."""
+    lake.mkdir(parents=True, exist_ok=True)
+    config = lake.parent / f"{lake.name}.json"  # JSON is YAML
+    config.write_text(json.dumps(capture_config(db.port, lake, start)))
+    binlake = Path(sys.executable).with_name("binlake")
+    lake_store = Lake(str(lake))
+    began = time.perf_counter()
+    process = subprocess.Popen([str(binlake), "capture", "--config", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            checkpoint = load_checkpoint(lake_store)
+            if checkpoint is not None and checkpoint.position.lsn >= end.lsn:
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"binlake capture exited early with code {process.returncode}")
+            time.sleep(0.05)
+        seconds = time.perf_counter() - began
+    finally:
+        process.terminate()
+        process.wait(30)
+    return Result(seconds, 0, 0)
+
+
 def stock_decode(db: LocalMariaDB, start: BinlogPosition, end: BinlogPosition, freeze: bool) -> Result:
     stream = BinLogStreamReader(
         connection_settings={"host": "127.0.0.1", "port": db.port, "user": "root", "password": ""},
@@ -165,6 +205,8 @@ def measure(name: str, db: LocalMariaDB, workdir: Path, workload: Callable[[], N
     print(f"[{name}] workload written in {time.perf_counter() - began:.1f}s", flush=True)
     end = position(db)
     results = {"binlake capture": capture(db, workdir / f"lake-{name}", start, end)}
+    process = capture_process(db, workdir / f"lake-{name}-process", start, end)
+    results["binlake capture (process)"] = Result(process.seconds, results["binlake capture"].rows)
     results["stock pymysqlreplication"] = stock_decode(db, start, end, freeze=False)
     results["stock, freeze_schema=True"] = stock_decode(db, start, end, freeze=True)
     results["mariadb-binlog -v"] = mariadb_binlog(db, start, end, results["binlake capture"].rows)
@@ -247,7 +289,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=100_000, help="single-row transactions")
     parser.add_argument("--bulk-rows", type=int, default=1_000_000, help="rows of the bulk workload")
     parser.add_argument("--spill-rows", type=int, default=1_000_000, help="rows of the one-transaction UPDATE")
-    parser.add_argument("--only", default="single,bulk,spill", help="comma-separated workloads to run")
+    parser.add_argument("--only", default="single,update,bulk,spill", help="comma-separated workloads to run")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--spill-child", nargs=2, metavar=("CONFIG_JSON", "END_LSN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -265,9 +307,16 @@ def main() -> None:
         db.execute(SCHEMA, "retail")
         db.execute("DROP PROCEDURE IF EXISTS single_trx", "retail")
         db.execute(SINGLE_PROC, "retail")
+        db.execute("DROP PROCEDURE IF EXISTS update_trx", "retail")
+        db.execute(UPDATE_PROC, "retail")
         if "single" in only:
             single = measure("single", db, workdir, lambda: run_single(db, args.single))
             report(f"{args.single:,} single-row transactions", single)
+        if "update" in only:
+            if not db.execute("SELECT 1 FROM retail_trans LIMIT 1", "retail"):
+                run_bulk(db, args.single)
+            update = measure("update", db, workdir, lambda: db.execute(f"CALL update_trx({args.single})", "retail"))
+            report(f"{args.single:,} single-row UPDATE transactions", update)
         if "bulk" in only:
             bulk = measure("bulk", db, workdir, lambda: run_bulk(db, args.bulk_rows))
             report(f"{args.bulk_rows:,} rows in 1000-row INSERTs", bulk)
