@@ -1,4 +1,5 @@
-"""MariaDB ``log_bin_compress=ON``: compressed query and rows events replicate exactly.
+"""Nothing that could carry data is skipped: MariaDB's compressed events replicate exactly, and an
+event the capture cannot decode stops it.
 
 The server-wide switch is turned on (with ``log_bin_compress_min_len`` at 10 bytes, so nearly every
 event is compressed) only for the duration of each test and restored in ``finally``.
@@ -10,6 +11,8 @@ event is compressed) only for the duration of each test and restored in ``finall
    of ``packed`` must equal both binlake's and the stock library's records of ``plain``.
 2. End to end (slow): capture, full load, the same workload with compression on, merge — the lake
    equals the source value for value (row compare and ``binlake validate``).
+3. A statement-format LOAD DATA (BEGIN_LOAD_QUERY_EVENT) stops the capture with the event's type and
+   position; the change log and checkpoint hold exactly what came before it.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ from conftest import include_schema_rules
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import NotImplementedEvent
 
+from binlake.capture.checkpoint import load_checkpoint
 from binlake.capture.compressed import COMPRESSED_TYPES
+from binlake.capture.eventtypes import UnsupportedEventError
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
+from binlake.lake import Lake
 from binlake.positions import BinlogPosition, make_lsn
 
 MakeConfig = Callable[..., PipelineConfig]
@@ -195,3 +201,33 @@ def test_compressed_binlog_through_capture_full_load_and_merge(
         assert lake_rows == source, table
     results = validate(spark, config)
     assert sorted((r.table.split(".")[-1], r.status) for r in results) == [("early", "OK"), ("wide", "OK")]
+
+
+def test_an_event_the_capture_cannot_decode_stops_it_after_what_came_before(
+        mariadb: LocalMariaDB, source_db: str, lake_dir: Any, make_config: MakeConfig) -> None:
+    """A session writing LOAD DATA in statement format (BEGIN_LOAD_QUERY / EXECUTE_LOAD_QUERY events,
+    which carry the file's rows) stops the capture with the type and position — never a skip."""
+    data_file = mariadb.outfile_dir / f"{source_db}.tsv"
+    data_file.unlink(missing_ok=True)
+    mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
+    mariadb.execute("INSERT INTO t VALUES (1, 'before')", source_db)
+    mariadb.execute(f"SELECT 2, 'loaded' INTO OUTFILE '{data_file}'", source_db)
+    start = master_position(mariadb)
+    config = make_config(lake_dir, include_schema_rules(source_db),
+                         capture={"start": "position", "start_file": start.file, "start_pos": start.pos,
+                                  "flush_seconds": 0.2})
+    mariadb.execute("INSERT INTO t VALUES (3, 'row format')", source_db)
+    before_load = master_position(mariadb)
+    with mariadb.connect(source_db) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cur.execute(f"LOAD DATA INFILE '{data_file}' INTO TABLE t")
+    mariadb.execute("INSERT INTO t VALUES (4, 'after')", source_db)
+
+    capture = CaptureThread(config).start()
+    wait_for(lambda: capture.error is not None, 30, "the capture to stop")
+    with pytest.raises(UnsupportedEventError, match=rf"^{before_load.file}:\d+: binlog event type 17 "
+                       r"\(BEGIN_LOAD_QUERY_EVENT, ends at \d+\) cannot be captured: a statement-format LOAD DATA"):
+        capture.stop()
+    assert [(r["op"], r["after"]) for r in captured(config)] == [("I", {"id": "3", "v": "row format"})]
+    checkpoint = load_checkpoint(Lake.from_config(config))
+    assert checkpoint is not None and checkpoint.position.lsn == before_load.lsn  # a restart reads the LOAD again
