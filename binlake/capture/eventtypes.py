@@ -95,7 +95,8 @@ CATALOGUE: dict[int, EventKind] = {
     38: EventKind("XA_PREPARE_LOG_EVENT", DECODE),
     39: EventKind("PARTIAL_UPDATE_ROWS_EVENT", DECODE),  # refused for selected tables by the dispatcher
     40: EventKind("TRANSACTION_PAYLOAD_EVENT", STOP, f"a zstd-compressed MySQL transaction: {_COMPRESSION_FIX}"),
-    41: EventKind("HEARTBEAT_LOG_EVENT_V2", IGNORE, "a keep-alive of MySQL 8.0.26+, no data"),
+    41: EventKind("HEARTBEAT_LOG_EVENT_V2", IGNORE, "MySQL's keep-alive for replicas that ask for it "
+                  "(binlake does not), no data"),
     42: EventKind("GTID_TAGGED_LOG_EVENT", STOP, "a MySQL 8.3+ tagged GTID, which binlake cannot read yet: "
                   "stop using tagged GTIDs (SET gtid_next with a tag) on the source"),
     160: EventKind("ANNOTATE_ROWS_EVENT", IGNORE, "MariaDB's SQL text of the rows events that follow "

@@ -40,6 +40,7 @@ from pymysqlreplication.packet import BinLogPacketWrapper
 
 from binlake.capture import eventtypes
 from binlake.capture.compressed import COMPRESSED_TYPES, decompress_packet
+from binlake.capture.compressed import ROWS_TYPES as COMPRESSED_ROWS_TYPES
 from binlake.capture.records import FAST, SKIP, RawRowsEvent
 from binlake.changelog import OP_DELETE, OP_INSERT, OP_UPDATE
 
@@ -164,6 +165,11 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
         size = int.from_bytes(data[10:14], "little")
         start = log_pos - size if log_pos >= size else 0
         if event_type in COMPRESSED_TYPES:
+            if event_type in COMPRESSED_ROWS_TYPES:
+                table = self.table_map.get(int.from_bytes(data[20:26], "little"))
+                if table is None or self.route(table) == SKIP:  # not selected: not worth inflating
+                    self.log_pos = log_pos
+                    return _SKIPPED
             inflated = MysqlPacket(decompress_packet(
                 data, self._BinLogStreamReader__post_header_lengths, self._BinLogStreamReader__use_checksum,
                 f"{self.log_file}:{start}"), None)

@@ -19,7 +19,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from binlake.capture import compressed, eventtypes, stream
 from binlake.capture.fastreader import _SKIPPED, LIBRARY_VERSION, FastStreamReader, check_library_version
-from binlake.capture.records import FAST, LIBRARY, CaptureDataError, RawRowsEvent
+from binlake.capture.records import FAST, LIBRARY, SKIP, CaptureDataError, RawRowsEvent
 
 TABLE_ID = 0x1234
 POST_HEADERS = [0] * 171
@@ -259,3 +259,15 @@ def test_an_unknown_event_flagged_ignorable_is_skipped_with_one_warning(caplog: 
     assert [r.getMessage() for r in caplog.records if "type 250" in r.getMessage()] == [
         "binlog.000009:867: skipping binlog event type 250, unknown to binlake but flagged ignorable by the server "
         "(LOG_EVENT_IGNORABLE_F); logged for the first such event only"]
+
+
+def test_compressed_rows_of_unselected_tables_are_skipped_before_inflating() -> None:
+    not_zlib = rows_head(23) + bytes([0x81, 200]) + b"never inflated"
+    skipping = reader(SKIP)
+    assert read(skipping, packet(166, not_zlib, True, log_pos=640)) is _SKIPPED
+    assert skipping.log_pos == 640
+    unknown_table = bytearray(packet(166, not_zlib, True))
+    unknown_table[20] ^= 0xFF  # a table id whose table map was filtered out
+    assert read(reader(FAST), bytes(unknown_table)) is _SKIPPED
+    with pytest.raises(CaptureDataError, match="does not inflate"):
+        read(reader(FAST), packet(166, not_zlib, True))
