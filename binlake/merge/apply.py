@@ -2,14 +2,17 @@
 
 Guarantees, per table:
 
-* every rows step is one MERGE (plus one tombstone MERGE when it has deletes), committed with
-  the step's transaction version, so a step is applied exactly once even when the batch is
-  replayed after a crash;
-* a DDL step or a schema change is applied only while the step is not yet committed (checked
-  against the table's recorded transaction version) and only when it is newer than the table's
-  last schema change (``binlake.merge.schemaLsn``), so a replayed or late record never rolls the
-  schema back;
-* records at or below ``floor`` (snapshot lsn, last TRUNCATE/DROP) are never applied.
+* the steps are planned from the batch's records and the table's floor as it was before the
+  batch (:func:`plan_table`), so every attempt of a batch has the same steps with the same
+  transactions (:func:`~binlake.merge.plan.step_txn`);
+* a step whose transaction the table already has (an earlier attempt committed it) is skipped
+  before any work (a batch's lone rows step: by Delta, at its MERGE); otherwise a rows step is one
+  MERGE (after its tombstone append when it has deletes) and a wipe one DELETE/UPDATE, each
+  committed with the step's transaction;
+* a DDL step or a schema change runs only while its step is not committed, only when it is newer
+  than the table's last schema change (``binlake.merge.schemaLsn``) and is idempotent by state,
+  so a replayed or late record never rolls the schema back;
+* records at or below the floor (snapshot lsn, TRUNCATE/DROP of an earlier batch) are never applied.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from binlake.merge.ddlstep import DdlApplier
 from binlake.merge.decode import decode, expand, latest_per_key
 from binlake.merge.layout import SCD2_COLUMNS, Layout, layouts_union, plan_evolution
 from binlake.merge.metrics import JOINED, MERGED, TableMetrics, lag
-from binlake.merge.plan import DdlStep, RowsStep, plan_steps, txn_version
+from binlake.merge.plan import DdlStep, RowsStep, Step, StepTxn, plan_steps, step_txn
 from binlake.merge.sql import col, sql_string
 from binlake.merge.summary import OP_DDL, TableChanges, TableName, segment_groups
 from binlake.merge.target import (
@@ -76,12 +79,14 @@ class _Run:
     scd2: bool
     counts: MergeCounts = field(default_factory=MergeCounts)
     ddl: int = 0
-    _committed: int | None = None
+    _committed: dict[str, int] = field(default_factory=dict)
 
-    def committed(self) -> int:
-        if self._committed is None:
-            self._committed = committed_version(self.ctx.spark, self.path, self.ctx.app_id)
-        return self._committed
+    def done(self, txn: StepTxn) -> bool:
+        """Did an earlier attempt of this batch commit the step with ``txn``? (The table's
+        transaction versions as they were when this attempt started, read once per app id.)"""
+        if txn.app_id not in self._committed:
+            self._committed[txn.app_id] = committed_version(self.ctx.spark, self.path, txn.app_id)
+        return self._committed[txn.app_id] >= txn.version
 
     def reload(self) -> None:
         self.table = TargetTable.load(self.ctx.spark, self.path)
@@ -89,6 +94,18 @@ class _Run:
     def commit_done(self, version: int) -> None:
         if self.ctx.after_commit is not None:
             self.ctx.after_commit(self.path, version)
+
+
+def batch_tag(app_id: str, batch_id: int) -> str:
+    """``<app id>/<batch id>``: names a batch in table properties."""
+    return f"{app_id}/{batch_id}"
+
+
+def plan_table(changes: TableChanges, snapshot_lsn: int, table: TargetTable, batch: str, history: bool) -> list[Step]:
+    """The table's steps for batch ``batch`` (pure): a function of the batch's records (``changes``,
+    layout groups split at DDLs), the snapshot lsn and the table's floor as it was before
+    ``batch`` — never of what ``batch`` itself committed — so every attempt plans the same steps."""
+    return plan_steps(changes, max(snapshot_lsn, table.floor_before(batch)), history)
 
 
 def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records: DataFrame, snapshot_lsn: int,
@@ -106,18 +123,21 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
         scd2.prepare(ctx.spark, path, sorted(run.table.metadata_columns))
         run.reload()
     if changes.straddling():
-        groups = segment_groups(records, [d.lsn for d in changes.ddls])
-        changes = dataclasses.replace(changes, groups=tuple(groups))
-    floor = max(snapshot_lsn, run.table.truncate_lsn)
-    ddl = DdlApplier(ctx, changes.name)
-    for index, step in enumerate(plan_steps(changes, floor)):
-        version = txn_version(batch_id, index)
+        changes = dataclasses.replace(changes, groups=tuple(segment_groups(records)))
+    batch = batch_tag(ctx.app_id, batch_id)
+    ddl = DdlApplier(ctx, changes.name, batch)
+    steps = plan_table(changes, snapshot_lsn, run.table, batch, run.scd2)
+    for index, step in enumerate(steps):
+        txn = step_txn(ctx.app_id, batch_id, index)
         if isinstance(step, DdlStep):
             run.ddl += 1
-            if run.committed() < version:
-                run.table = ddl.apply(run.table, step.record, run.scd2, version)
-        else:
-            _apply_rows(run, step, records, version)
+            if not run.done(txn):
+                run.table = ddl.apply(run.table, step, run.scd2, txn)
+                run.commit_done(txn.version)
+        elif len(steps) == 1 or not run.done(txn):
+            # a lone rows step (every batch without DDL) leaves the skip to Delta: the MERGE carries
+            # the transaction, and reading the table's transactions first would cost every batch
+            _apply_rows(run, step, records, txn)
     merged_at = ctx.clock()
     return TableMetrics(
         batch_id=batch_id, schema=name.schema, table=name.table, status=JOINED if joining else MERGED,
@@ -129,16 +149,17 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
     )
 
 
-def _evolve(run: _Run, step: RowsStep, version: int) -> bool:
+def _evolve(run: _Run, step: RowsStep, txn: StepTxn) -> bool:
     """Bring the table to the step's latest layout when that layout is newer than the table's
-    last schema change. False when the step is already committed (skip it)."""
+    last schema change (idempotent by state: a replay finds the change made). False when the step
+    is already committed (skip it)."""
     latest = step.latest
     if latest.max_lsn <= run.table.schema_lsn:
         return True
     evolution = plan_evolution(run.table.source_columns, Layout.parse(latest.columns))
     if evolution.empty:
         return True
-    if run.committed() >= version:
+    if run.done(txn):
         return False
     log.info("%s: schema change at lsn %d: %s", run.path, latest.min_lsn, evolution)
     apply_evolution(run.ctx.spark, run.table, evolution)
@@ -159,8 +180,10 @@ def _keep_mergeable(run: _Run) -> None:
         run.reload()
 
 
-def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> None:
-    if not _evolve(run, step, version):
+def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, txn: StepTxn) -> None:
+    """One rows step: schema evolution, tombstones, then the tagged MERGE (which Delta skips when
+    an earlier attempt committed it)."""
+    if not _evolve(run, step, txn):
         return
     _keep_mergeable(run)
     ctx = run.ctx
@@ -174,10 +197,12 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> 
         rows = rows.filter(lsn < F.lit(step.before_lsn))
     decoded = decode(expand(rows, key), columns, optional)
     tomb_path = ctx.lake.uri(tombstones_key(run.name.schema, run.name.table))
-    tombs = tombstones.read(ctx.spark, tomb_path, key)
     table_columns = list(run.table.columns)
-    history = scd2.history_source(ctx.spark, run.path, decoded, key, tombs) if run.scd2 else None
     reduced = latest_per_key(decoded, key).persist()
+    tombs = tombstones.read(ctx.spark, tomb_path, key)
+    if tombs is not None and step.deletes:  # as before the step: a replay finds its own appended
+        tombs = tombstones.excluding_own(tombs, reduced, key)
+    history = scd2.history_source(ctx.spark, run.path, decoded, key, tombs) if run.scd2 else None
     try:
         if step.deletes:  # before the MERGE: a committed step always has its tombstones
             key_fields = [(k, _type_of(run.table, k)) for k in key]
@@ -185,17 +210,17 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, version: int) -> 
             tombstones.record_deletes(ctx.spark, tomb_path, reduced, key)
         if history is not None:
             counts = scd2.merge_history(ctx.spark, run.path, history, key, columns, optional, table_columns,
-                                        ctx.app_id, version)
+                                        txn.app_id, txn.version)
             history.unpersist()
         else:
             source = tombstones.without_tombstoned(reduced, tombs, key)
             bounds = key_bounds(reduced, key, run.table) if has_pk else None
             counts = merge_changes(ctx.spark, run.path, source, key, columns, optional, table_columns,
-                                   ctx.app_id, version, bounds)
+                                   txn.app_id, txn.version, bounds)
     finally:
         reduced.unpersist()
     run.counts = run.counts + counts
-    run.commit_done(version)
+    run.commit_done(txn.version)
 
 
 _RANGE_TYPES = {"tinyint", "smallint", "int", "bigint", "string"}

@@ -3,7 +3,9 @@
 For micro-batch ``b`` (a DataFrame of change-log records):
 
 1. summarize it per table (one small Spark job, :mod:`binlake.merge.summary`);
-2. for each table, in name order: leave it alone while its full load is not complete; join it
+2. for each table, in name order: leave it alone while its full load is not complete, or while
+   the change log has a gap after its snapshot (an error in the log and in ``binlake status``,
+   see :mod:`binlake.merge.handoff`); join it
    (catch up from its snapshot lsn, :mod:`binlake.merge.handoff`) the first time it is complete;
    otherwise apply its steps (:mod:`binlake.merge.apply`) — one MERGE per table per step, all
    with transaction versions derived from ``b``;
@@ -11,8 +13,9 @@ For micro-batch ``b`` (a DataFrame of change-log records):
 4. run maintenance when due.
 
 If anything fails, ``status.json`` records the error and the exception stops the query; the
-checkpoint has not recorded ``b`` as done, so a restart replays ``b`` and the transaction versions
-skip every commit that already happened.
+checkpoint has not recorded ``b`` as done, so a restart replays ``b``: every table plans the same
+steps as in the first attempt (a table that joined in ``b`` joins again) and the steps' transactions
+skip every commit that already happened (docs/merge.md, "Replays").
 """
 
 from __future__ import annotations
@@ -27,10 +30,20 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from binlake.capture.history import Registry, load_registry
 from binlake.catalog import TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
-from binlake.merge.handoff import WAITING, catchup_keys, joined_load, read_handoff, record_join
+from binlake.merge.handoff import (
+    GAP,
+    WAITING,
+    catchup_keys,
+    gap,
+    joined_in_batch,
+    joined_load,
+    read_handoff,
+    record_join,
+)
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.source import read_changelog_files
@@ -58,6 +71,7 @@ class BatchProcessor:
         self.maintenance = maintenance
         self._app_id = app_id
         self._joined: dict[TableName, str] = {}
+        self._registry = Registry()  # the capture's binlog histories, read once per batch
         self.tables = TableGuard(ctx.lake)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -79,6 +93,7 @@ class BatchProcessor:
         records = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             summaries = summarize(records)
+            self._registry = load_registry(self.ctx.lake)
             self.tables.check((s.name.source_schema, s.name.source_table, s.name.schema, s.name.table)
                               for s in summaries)  # before any table is written
             batch_max = max((s.max_lsn for s in summaries), default=0)
@@ -102,11 +117,15 @@ class BatchProcessor:
         if not is_delta_table(self.ctx.spark, self.ctx.lake.uri(table_key(name.schema, name.table))):
             log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
             return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows, lsn=changes.max_lsn)
+        missing = gap(self._registry, handoff)
+        if missing is not None:  # never joined or merged: the change log cannot complete its snapshot
+            log.error("%s: not merged — %s", name.qualified, missing)
+            return TableMetrics(batch_id, name.schema, name.table, GAP, records=changes.rows, lsn=changes.max_lsn)
         if name not in self._joined or self._joined[name] != handoff.load_id:
             self._joined.pop(name, None)
             joined = joined_load(self.ctx.lake, name)
-            if joined is not None:
-                self._joined[name] = joined
+            if joined is not None and joined_in_batch(self.ctx.lake, name) != batch_id:
+                self._joined[name] = joined  # (a replay of the joining batch joins again: same steps)
         table_records = records.filter(_is_table(name))
         if self._joined.get(name) == handoff.load_id:
             return apply_table(self.ctx, batch_id, changes, table_records, handoff.min_lsn, joining=False)

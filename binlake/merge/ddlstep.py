@@ -9,7 +9,8 @@ ALTER … ADD / MODIFY            applied when the first row with the new layout
                                 DDL text is not needed: the row's ``columns`` say it all);
                                 type changes use Delta type widening, else a rewrite with CAST
 TRUNCATE                        every row older than the statement deleted (SCD2: versions
-                                closed); later replays of older changes are ignored
+                                closed); later replays of older changes are ignored; several
+                                in one batch fold into the last (current-state tables)
 DROP TABLE                      as TRUNCATE, and ``binlake.merge.droppedLsn`` set; the Delta
                                 table and its history stay; a re-created source table of the
                                 same name merges into it again (its layout from its rows)
@@ -26,19 +27,17 @@ transformation rules.
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING
 
 from binlake.lake import tombstones_key
 from binlake.merge import scd2
 from binlake.merge.ddl import parse_alter
 from binlake.merge.layout import LSN_COLUMN
+from binlake.merge.plan import DdlStep, StepTxn
 from binlake.merge.sql import delta_ref
 from binlake.merge.summary import DdlRecord, TableName
 from binlake.merge.target import (
-    DROPPED_LSN,
     SCHEMA_LSN,
-    TRUNCATE_LSN,
     TargetTable,
     drop_columns,
     is_delta_table,
@@ -52,25 +51,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_CREATE_OR_REPLACE = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s", re.IGNORECASE)
-
 
 class DdlApplier:
-    """Applies DDL records of one table (see the module docstring for what each does)."""
+    """Applies DDL records of one table (see the module docstring for what each does).
 
-    def __init__(self, ctx: MergeContext, name: TableName) -> None:
+    ``batch``: ``<app id>/<batch id>`` of the batch applying them (recorded with a wipe, see
+    :meth:`TargetTable.floor_before`)."""
+
+    def __init__(self, ctx: MergeContext, name: TableName, batch: str) -> None:
         self.ctx = ctx
         self.name = name
+        self.batch = batch
         target = ctx.mapping.target_for(name.source_schema, name.source_table)
         self._column_name = target.column_name if target is not None else (lambda c: c)
 
-    def apply(self, table: TargetTable, record: DdlRecord, scd2_table: bool, version: int) -> TargetTable:
-        """Apply ``record``; returns the table as it is afterwards."""
-        kind = record.kind.upper()
-        if kind in ("TRUNCATE", "DROP") or (kind == "CREATE" and _CREATE_OR_REPLACE.match(record.ddl)):
-            return self._wipe(table, record, kind == "DROP", scd2_table, version)
+    def apply(self, table: TargetTable, step: DdlStep, scd2_table: bool, txn: StepTxn) -> TargetTable:
+        """Apply ``step``; returns the table as it is afterwards."""
+        record = step.record
+        if record.wipes:
+            return self._wipe(table, step, scd2_table, txn)
         if record.lsn <= table.schema_lsn:
             return table
+        kind = record.kind.upper()
         if kind == "ALTER":
             return self._alter(table, record)
         if kind == "RENAME":
@@ -78,20 +80,20 @@ class DdlApplier:
                         "run a full load for the new name", self.name.qualified, record.ddl)
         return table
 
-    def _wipe(self, table: TargetTable, record: DdlRecord, dropped: bool, scd2_table: bool,
-              version: int) -> TargetTable:
+    def _wipe(self, table: TargetTable, step: DdlStep, scd2_table: bool, txn: StepTxn) -> TargetTable:
+        """Properties first (idempotent, so a crash before the tagged commit just sets them again),
+        then the one tagged commit that empties the table."""
         spark = self.ctx.spark
-        props = {TRUNCATE_LSN: str(record.lsn), SCHEMA_LSN: str(max(record.lsn, table.schema_lsn))}
-        if dropped:
-            props[DROPPED_LSN] = str(record.lsn)
-        set_properties(spark, table.path, props)
+        record = step.record
+        set_properties(spark, table.path, table.wipe_properties(record.lsn, self.batch, step.dropped_lsn))
         if scd2_table:
             when = (record.commit_ts or self.ctx.clock()).strftime("%Y-%m-%d %H:%M:%S")
-            scd2.close_all(spark, table.path, record.lsn, when, self.ctx.app_id, version)
+            scd2.close_all(spark, table.path, record.lsn, when, txn.app_id, txn.version)
         else:
-            with idempotent(spark, self.ctx.app_id, version):
+            with idempotent(spark, txn.app_id, txn.version):
                 spark.sql(f"DELETE FROM {delta_ref(table.path)} WHERE {LSN_COLUMN} < {int(record.lsn)}")
-        log.info("%s: %s at lsn %d applied", self.name.qualified, record.kind, record.lsn)
+        folded = f" (and {len(step.folded)} earlier wipe(s) of the batch)" if step.folded else ""
+        log.info("%s: %s at lsn %d applied%s", self.name.qualified, record.kind, record.lsn, folded)
         return TargetTable.load(spark, table.path)
 
     def _alter(self, table: TargetTable, record: DdlRecord) -> TargetTable:

@@ -1,13 +1,23 @@
-"""The ordered steps that apply one table's part of a micro-batch (pure).
+"""The ordered steps that apply one table's part of a micro-batch, and their Delta transactions (pure).
 
 A table's records in a batch are cut at its DDL records: rows before a DDL are merged with the
 table as it was, the DDL is applied, and the rows after it are merged with the new layout.
-Records at or below ``floor`` (the snapshot's lsn, or a later TRUNCATE/DROP) are left out: they
-are already in the table, or were wiped by a later statement.
+Records at or below ``floor`` (the snapshot's lsn, or a TRUNCATE/DROP applied by an *earlier*
+batch) are left out: they are already in the table, or were wiped by a later statement.
 
-Each step is applied exactly once across restarts: step ``i`` of batch ``b`` commits with the
-Delta transaction version :func:`txn_version` ``(b, i)``, and a step whose version the table has
-already committed is skipped (see :mod:`binlake.merge.txn`).
+Current-state tables only need what follows the batch's last *wipe* (TRUNCATE, DROP, CREATE OR
+REPLACE): rows before it are deleted by it, so they are not merged at all, and the earlier wipes
+are folded into it (:attr:`DdlStep.folded`); column DDL before it is still applied, in order. A
+staging table truncated and refilled thousands of times in one batch is therefore two steps. SCD2
+tables keep every step (the versions between two wipes are history).
+
+Replay stability: :func:`plan_steps` is a pure function of the batch's records (through
+:class:`TableChanges`), the floor the table had *before* the batch and whether the table keeps
+history — never of what the batch's own commits wrote. Step ``i`` of batch ``b`` commits with
+:func:`step_txn` ``(app_id, b, i)``, so the same step gets the same Delta transaction on every
+attempt, and a step whose transaction the table already has is skipped (see
+:mod:`binlake.merge.txn`). There is no limit on the number of steps: steps beyond
+:data:`STEP_SLOTS` use an app id of their own per part of :data:`STEP_SLOTS` steps.
 """
 
 from __future__ import annotations
@@ -17,14 +27,23 @@ from dataclasses import dataclass
 from binlake.merge.summary import DdlRecord, LayoutGroup, TableChanges
 
 STEP_SLOTS = 1000
-"""Transaction versions reserved per batch: a table's batch may have at most this many steps."""
+"""Transaction versions reserved per batch and app id: steps ``0..999`` of batch ``b`` are versions
+``b * 1000 + i`` of the merge's app id, steps ``1000..1999`` the same versions of ``<app id>#1``…"""
 
 
 @dataclass(frozen=True)
 class DdlStep:
-    """Apply one DDL control record."""
+    """Apply one DDL control record; ``folded``: earlier wipes of the batch this wipe stands for
+    (their rows are gone with it)."""
 
     record: DdlRecord
+    folded: tuple[DdlRecord, ...] = ()
+
+    @property
+    def dropped_lsn(self) -> int | None:
+        """Lsn of the last DROP TABLE among the record and the wipes folded into it."""
+        drops = [d.lsn for d in (*self.folded, self.record) if d.kind.upper() == "DROP"]
+        return max(drops, default=None)
 
 
 @dataclass(frozen=True)
@@ -52,14 +71,30 @@ class RowsStep:
 Step = DdlStep | RowsStep
 
 
-def plan_steps(changes: TableChanges, floor: int) -> list[Step]:
-    """The steps for ``changes``, skipping everything at or below lsn ``floor``.
+@dataclass(frozen=True)
+class StepTxn:
+    """The Delta transaction ``(txnAppId, txnVersion)`` a step commits with."""
+
+    app_id: str
+    version: int
+
+
+def plan_steps(changes: TableChanges, floor: int, history: bool = False) -> list[Step]:
+    """The steps for ``changes``, skipping everything at or below lsn ``floor``; ``history``: the
+    table keeps history (SCD2), so rows before a wipe are merged too.
 
     Layout groups must not span a DDL (see :meth:`TableChanges.straddling`).
     """
-    steps: list[Step] = []
+    ddls = [d for d in changes.ddls if d.lsn > floor]
     low = floor
-    ddls: list[DdlRecord | None] = [d for d in changes.ddls if d.lsn > floor]
+    steps: list[Step] = []
+    wipes = [d for d in ddls if d.wipes]
+    if wipes and not history:
+        last = wipes[-1]
+        steps = [DdlStep(d) for d in ddls if d.lsn < last.lsn and not d.wipes]
+        steps.append(DdlStep(last, tuple(wipes[:-1])))
+        ddls = [d for d in ddls if d.lsn > last.lsn]
+        low = last.lsn
     for ddl in [*ddls, None]:
         high = ddl.lsn if ddl is not None else None
         groups = tuple(g for g in changes.groups if g.max_lsn > low and (high is None or g.min_lsn < high))
@@ -68,17 +103,15 @@ def plan_steps(changes: TableChanges, floor: int) -> list[Step]:
         if ddl is not None:
             steps.append(DdlStep(ddl))
             low = ddl.lsn
-    if len(steps) > STEP_SLOTS:
-        raise ValueError(f"{changes.name.qualified}: {len(steps)} steps in one batch exceed {STEP_SLOTS}; "
-                         "lower merge.max_files_per_batch")
     return steps
 
 
-def txn_version(batch_id: int, step_index: int) -> int:
-    """The Delta transaction version of step ``step_index`` of batch ``batch_id`` (strictly
-    increasing over batches and steps, so Delta skips exactly the commits already made)."""
-    if not 0 <= step_index < STEP_SLOTS:
-        raise ValueError(f"step_index must be in 0..{STEP_SLOTS - 1}, got {step_index}")
+def step_txn(app_id: str, batch_id: int, step_index: int) -> StepTxn:
+    """The transaction of step ``step_index`` of batch ``batch_id``: for each app id the versions
+    strictly increase over batches and steps, so Delta skips exactly the commits already made."""
+    if step_index < 0:
+        raise ValueError(f"step_index must be >= 0, got {step_index}")
     if batch_id < 0:
         raise ValueError(f"batch_id must be >= 0, got {batch_id}")
-    return batch_id * STEP_SLOTS + step_index
+    part, slot = divmod(step_index, STEP_SLOTS)
+    return StepTxn(app_id if part == 0 else f"{app_id}#{part}", batch_id * STEP_SLOTS + slot)

@@ -8,14 +8,15 @@ summary without looking at the rows again.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+import re
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 OP_DDL = "DDL"
 OP_DELETE = "D"
+_CREATE_OR_REPLACE = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True, order=True)
@@ -40,6 +41,12 @@ class DdlRecord:
     kind: str
     ddl: str
     commit_ts: datetime.datetime | None = None
+
+    @property
+    def wipes(self) -> bool:
+        """Does the statement empty the table (TRUNCATE, DROP TABLE, CREATE OR REPLACE TABLE)?"""
+        kind = self.kind.upper()
+        return kind in ("TRUNCATE", "DROP") or (kind == "CREATE" and bool(_CREATE_OR_REPLACE.match(self.ddl)))
 
 
 @dataclass(frozen=True)
@@ -136,14 +143,20 @@ def summarize(batch: DataFrame) -> list[TableChanges]:
     ]
 
 
-def segment_groups(records: DataFrame, ddl_lsns: Sequence[int]) -> list[LayoutGroup]:
-    """Layout groups of one table's ``records`` split at ``ddl_lsns`` (so none spans a DDL)."""
-    segment = F.lit(0)
-    for lsn in ddl_lsns:
-        segment = segment + (F.col("lsn") > F.lit(lsn)).cast("int")
+def segment_groups(records: DataFrame) -> list[LayoutGroup]:
+    """Layout groups of one table's ``records`` split at its DDL records (so none spans a DDL).
+
+    A row's segment is the number of DDL records before it in lsn order (a running count, so the
+    expression stays the same size however many DDLs the batch holds; duplicate DDL records only
+    leave gaps in the numbering). One sort of the table's records, on one partition.
+    """
+    is_ddl = F.col("op") == OP_DDL
+    before = Window.orderBy(F.col("lsn"), is_ddl.cast("int"), F.col("row_idx")).rowsBetween(
+        Window.unboundedPreceding, Window.currentRow)
     rows = (
-        records.filter(F.col("op") != OP_DDL)
-        .groupBy("columns", segment.alias("segment"))
+        records.withColumn("segment", F.sum(is_ddl.cast("long")).over(before))
+        .filter(~is_ddl)
+        .groupBy("columns", "segment")
         .agg(*_group_aggregates())
         .collect()
     )

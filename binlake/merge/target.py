@@ -7,7 +7,11 @@ Bookkeeping lives in the Delta table's own properties, so it moves with the tabl
 * ``binlake.merge.truncateLsn`` — lsn of the last TRUNCATE/DROP/CREATE OR REPLACE applied: every
   change at or below it is gone from the source and is never applied again;
 * ``binlake.merge.droppedLsn`` — set when the source table was dropped (cleared by nothing: the
-  lake table is kept, empty, with its history; a re-created source table merges into it again).
+  lake table is kept, empty, with its history; a re-created source table merges into it again);
+* ``binlake.merge.truncateBatch`` / ``binlake.merge.truncateLsnBefore`` — the batch (``<app id>/<batch
+  id>``) that last moved ``truncateLsn``, and ``truncateLsn`` as it was before that batch: a replay
+  of that batch plans from the floor it started with (:meth:`TargetTable.floor_before`), not from
+  the one its own first attempt wrote. Written in the same commit as ``truncateLsn``.
 
 Every change here is idempotent by state (a column already renamed, dropped or added is left as it
 is), so re-applying it after a crash is harmless.
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 SCHEMA_LSN = "binlake.merge.schemaLsn"
 TRUNCATE_LSN = "binlake.merge.truncateLsn"
 DROPPED_LSN = "binlake.merge.droppedLsn"
+TRUNCATE_BATCH = "binlake.merge.truncateBatch"
+TRUNCATE_LSN_BEFORE = "binlake.merge.truncateLsnBefore"
 RETYPE_PREFIX = "__binlake_retype_"
 TYPE_WIDENING = "delta.enableTypeWidening"
 
@@ -68,6 +74,21 @@ class TargetTable:
     @property
     def dropped_lsn(self) -> int:
         return self._lsn_property(DROPPED_LSN)
+
+    def floor_before(self, batch: str) -> int:
+        """``truncateLsn`` as it was before batch ``batch`` (``<app id>/<batch id>``) wrote to it."""
+        if self.properties.get(TRUNCATE_BATCH) == batch:
+            return self._lsn_property(TRUNCATE_LSN_BEFORE)
+        return self.truncate_lsn
+
+    def wipe_properties(self, lsn: int, batch: str, dropped_lsn: int | None) -> dict[str, str]:
+        """The properties a wipe at ``lsn`` by batch ``batch`` sets (one commit, idempotent: the
+        same values when set again by a replay of the batch)."""
+        props = {TRUNCATE_LSN: str(max(lsn, self.truncate_lsn)), SCHEMA_LSN: str(max(lsn, self.schema_lsn)),
+                 TRUNCATE_BATCH: batch, TRUNCATE_LSN_BEFORE: str(self.floor_before(batch))}
+        if dropped_lsn is not None:
+            props[DROPPED_LSN] = str(max(dropped_lsn, self.dropped_lsn))
+        return props
 
     @property
     def source_columns(self) -> dict[str, str]:

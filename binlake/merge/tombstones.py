@@ -97,6 +97,21 @@ def without_tombstoned(reduced: DataFrame, tombstones: DataFrame | None, key: Se
     return reduced.join(tomb, condition, "left_anti")
 
 
+def excluding_own(tombstones: DataFrame, reduced: DataFrame, key: Sequence[str]) -> DataFrame:
+    """``tombstones`` without those equal (key and lsn) to a delete of ``reduced``: the tombstones
+    as the step saw them before appending its own, on every attempt. (Without this, a replay of a
+    step whose append was committed before a crash would see its own deletes and hide the step's
+    earlier versions of those keys from an SCD2 MERGE.) An identical tombstone from an earlier
+    batch is left out too, which is harmless: the step's delete itself carries it."""
+    aliases = [f"__bl_ok{i}" for i in range(len(key))]
+    own = reduced.filter(F.col(OP) == DELETE).select(
+        *[col(k).alias(a) for k, a in zip(key, aliases, strict=True)], F.col(LSN).alias("__bl_olsn"))
+    condition = reduce(lambda x, y: x & y,
+                       [tombstones[quote(k)].eqNullSafe(own[a]) for k, a in zip(key, aliases, strict=True)],
+                       tombstones[LSN_COLUMN] == own["__bl_olsn"])
+    return tombstones.join(own, condition, "left_anti")
+
+
 def prune(spark: SparkSession, path: str, target_path: str, key: Sequence[str], below_lsn: int,
           older_than: datetime.datetime) -> int:
     """Delete tombstones with lsn < ``below_lsn`` and commit time < ``older_than``, those superseded

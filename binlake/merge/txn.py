@@ -3,9 +3,11 @@
 Delta records, per table, the highest ``txnVersion`` committed for each ``txnAppId``; a MERGE,
 UPDATE, DELETE or write carrying a version at or below it is skipped without touching the table.
 binlake commits every step of every micro-batch with the app id of the merge job (derived from the
-streaming checkpoint's query id, so a new checkpoint is a new app) and the step's version from
-:func:`binlake.merge.plan.txn_version`. A batch replayed after a crash therefore re-does exactly
-the commits that did not happen.
+streaming checkpoint's query id, so a new checkpoint is a new app) and the step's version, both from
+:func:`binlake.merge.plan.step_txn`. Because a batch's plan is the same on every attempt, a batch
+replayed after a crash re-does exactly the commits that did not happen. Commits without a
+transaction (table properties, column changes, tombstone appends) are idempotent by state and never
+skipped by Delta: a replay makes them again, with the same effect.
 """
 
 from __future__ import annotations

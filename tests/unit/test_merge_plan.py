@@ -1,10 +1,11 @@
-"""Steps of one table's batch: rows cut at DDLs, records at or below the floor left out."""
+"""Steps of one table's batch: rows cut at DDLs, records at or below the floor left out, wipes folded,
+no limit on steps; the transaction of each step."""
 
 from __future__ import annotations
 
 import pytest
 
-from binlake.merge.plan import STEP_SLOTS, DdlStep, RowsStep, plan_steps, txn_version
+from binlake.merge.plan import STEP_SLOTS, DdlStep, RowsStep, StepTxn, plan_steps, step_txn
 from binlake.merge.summary import DdlRecord, LayoutGroup, TableChanges, TableName
 
 NAME = TableName("src", "t", "lake", "t")
@@ -31,8 +32,9 @@ def test_floor_drops_old_ddl_and_rows() -> None:
     old = DdlRecord(15, "ALTER", "x")
     new = DdlRecord(35, "TRUNCATE", "TRUNCATE t")
     changes = TableChanges(NAME, (old, new), (group("A", 10, 12), group("A", 20, 30), group("A", 40, 41)))
-    steps = plan_steps(changes, floor=25)
+    steps = plan_steps(changes, floor=25, history=True)
     assert steps == [RowsStep(25, 35, (group("A", 20, 30),)), DdlStep(new), RowsStep(35, None, (group("A", 40, 41),))]
+    assert plan_steps(changes, floor=25) == [DdlStep(new), RowsStep(35, None, (group("A", 40, 41),))]
 
 
 def test_ddl_only() -> None:
@@ -51,9 +53,49 @@ def test_straddling_detection() -> None:
     assert not TableChanges(NAME, (ddl,), (group("A", 10, 20), group("A", 31, 40))).straddling()
 
 
-def test_txn_versions_increase_over_batches_and_steps() -> None:
-    assert txn_version(0, 0) == 0
-    assert txn_version(1, 0) > txn_version(0, STEP_SLOTS - 1)
-    assert txn_version(3, 2) < txn_version(3, 3)
-    with pytest.raises(ValueError):
-        txn_version(1, STEP_SLOTS)
+def test_txns_are_unique_and_increase_per_app_id_without_a_step_limit() -> None:
+    app = "binlake-merge-q"
+    assert step_txn(app, 0, 0) == StepTxn(app, 0)
+    assert step_txn(app, 3, 2) == StepTxn(app, 3 * STEP_SLOTS + 2)
+    assert step_txn(app, 3, STEP_SLOTS + 5) == StepTxn(f"{app}#1", 3 * STEP_SLOTS + 5)
+    txns = [step_txn(app, b, i) for b in range(3) for i in range(3 * STEP_SLOTS + 7)]
+    assert len(set(txns)) == len(txns)
+    for app_id in {t.app_id for t in txns}:
+        versions = [t.version for t in txns if t.app_id == app_id]
+        assert versions == sorted(versions)
+    with pytest.raises(ValueError, match="step_index"):
+        step_txn(app, 1, -1)
+    with pytest.raises(ValueError, match="batch_id"):
+        step_txn(app, -1, 0)
+
+
+def storm(cycles: int) -> TableChanges:
+    """A staging table truncated and refilled ``cycles`` times: TRUNCATE at 10k, rows at 10k+1..+5."""
+    ddls = tuple(DdlRecord(10 * k, "TRUNCATE", "TRUNCATE TABLE t") for k in range(1, cycles + 1))
+    groups = tuple(group("A", 10 * k + 1, 10 * k + 5) for k in range(1, cycles + 1))
+    return TableChanges(NAME, ddls, groups)
+
+
+def test_truncate_storm_is_two_steps_for_a_current_state_table() -> None:
+    changes = storm(5000)
+    steps = plan_steps(changes, floor=0)
+    assert steps == [DdlStep(changes.ddls[-1], changes.ddls[:-1]), RowsStep(50000, None, (group("A", 50001, 50005),))]
+
+
+def test_truncate_storm_keeps_every_step_with_history() -> None:
+    steps = plan_steps(storm(1200), floor=0, history=True)  # more steps than STEP_SLOTS: no error
+    assert len(steps) == 2400 > STEP_SLOTS
+    assert isinstance(steps[-1], RowsStep) and steps[-1].after_lsn == 12000
+
+
+def test_wipes_below_the_floor_are_not_folded() -> None:
+    changes = storm(3)
+    assert plan_steps(changes, floor=30) == [RowsStep(30, None, (group("A", 31, 35),))]
+    assert plan_steps(changes, floor=25) == [DdlStep(changes.ddls[2]), RowsStep(30, None, (group("A", 31, 35),))]
+
+
+def test_create_or_replace_wipes_plain_create_does_not() -> None:
+    assert DdlRecord(1, "CREATE", "create or replace table t (id int)").wipes
+    assert not DdlRecord(1, "CREATE", "CREATE TABLE IF NOT EXISTS t (id int)").wipes
+    assert DdlRecord(1, "drop", "DROP TABLE t").wipes
+    assert not DdlRecord(1, "ALTER", "ALTER TABLE t TRUNCATE PARTITION p0").wipes
