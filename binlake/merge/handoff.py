@@ -69,6 +69,16 @@ def joined_load(lake: Lake, name: TableName) -> str | None:
     return str(data.get("load_id")) if data.get("load_id") else None
 
 
+def joined_in_batch(lake: Lake, name: TableName) -> int | None:
+    """The batch id that joined the table (recorded after the join's last commit), if any: a
+    replay of that very batch joins again, so it plans the same steps as its first attempt."""
+    try:
+        data: dict[str, Any] = json.loads(lake.get_bytes(joined_key(name)))
+    except FileNotFoundError:
+        return None
+    return int(data["batch_id"]) if data.get("batch_id") is not None else None
+
+
 def record_join(lake: Lake, name: TableName, handoff: Handoff, batch_id: int, when: datetime.datetime) -> None:
     data = {"load_id": handoff.load_id, "min_lsn": handoff.min_lsn, "batch_id": batch_id,
             "joined_at": when.isoformat(), "source": {"schema": name.source_schema, "table": name.source_table}}
