@@ -79,8 +79,11 @@ class LocalMariaDB:
         port: int,
         server_id: int = 1,
         max_binlog_size: int = 64 * 1024 * 1024,
+        extra_cnf: str = "",
     ) -> None:
+        """``extra_cnf``: more ``[mariadbd]`` lines, e.g. ``log_slave_updates = ON`` for a replica."""
         self.datadir = datadir.resolve()
+        self.extra_cnf = extra_cnf
         self.port = port
         self.server_id = server_id
         self.max_binlog_size = max_binlog_size
@@ -103,6 +106,7 @@ class LocalMariaDB:
                 server_id=self.server_id,
                 max_binlog_size=self.max_binlog_size,
             )
+            + (self.extra_cnf.strip() + "\n" if self.extra_cnf.strip() else "")
         )
 
     def install(self) -> None:

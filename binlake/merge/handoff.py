@@ -12,6 +12,15 @@ those made while the full load ran.
 
 After a join, ``_binlake/merge/tables/<schema>/<table>.json`` records which load the merge joined.
 This requires the change log to be kept at least back to the oldest incomplete full load.
+
+**No silent gap.** A table is joined — and, once joined, merged — only while the change log is
+continuous from at or below its snapshot (:func:`gap`, from the capture's binlog history registry,
+:func:`binlake.capture.history.snapshot_gap`). A snapshot older than the start of the change log
+(the capture started after the full load, was restarted with ``start: end`` or an explicit
+position, or the source changed history without a GTID join), or read from another server than
+the epoch it is labelled with, leaves the table out: the merge logs an error naming it, the other
+tables proceed, and ``binlake status`` shows the gap and the fix (reload that table). A reload
+(new ``load_id``) with a snapshot inside the continuous change log joins again.
 """
 
 from __future__ import annotations
@@ -22,13 +31,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from binlake.capture.history import Registry, snapshot_gap
 from binlake.lake import CHANGELOG_DIR, MERGE_DIR, Lake, parse_changelog_name, snapshot_state_key, table_segments
 from binlake.merge.summary import TableName
+from binlake.positions import BinlogPosition
 from binlake.snapshot.state import TableState
 
 log = logging.getLogger(__name__)
 
 WAITING = "waiting_for_snapshot"
+GAP = "gap_before_change_log"
 
 
 @dataclass(frozen=True)
@@ -38,11 +50,20 @@ class Handoff:
     load_id: str
     complete: bool
     min_lsn: int
+    min_position: BinlogPosition | None = None
+    server_id: int | None = None  # the server the snapshot was read from (None: older state files)
 
     @classmethod
     def from_state(cls, state: TableState) -> Handoff:
         low = state.min_position or state.low_watermark
-        return cls(state.load_id, state.complete, low.lsn)
+        return cls(state.load_id, state.complete, low.lsn, low, state.source_server_id)
+
+
+def gap(registry: Registry, handoff: Handoff) -> str | None:
+    """Why the change log cannot complete this table's snapshot (``None``: it can; see module doc)."""
+    if handoff.min_position is None:
+        return None
+    return snapshot_gap(registry, handoff.min_position, handoff.server_id)
 
 
 def read_handoff(lake: Lake, name: TableName) -> Handoff | None:
