@@ -22,12 +22,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[spark,dev]'
 	touch $@
 
-jars: $(JARS)/.fetched ## Delta, S3 (hadoop-aws + AWS SDK) and JDBC jars from Maven Central into .jars/ (once)
+jars: $(JARS)/.fetched $(JARS)/s3proxy/.fetched ## Delta, S3 (hadoop-aws + AWS SDK), JDBC jars and the test S3 server (s3proxy) from Maven Central into .jars/ (once)
 
 $(JARS)/.fetched: build/jars/pom.xml
 	command -v mvn >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven)
-	rm -rf $(JARS) && mkdir -p $(JARS)
+	mkdir -p $(JARS) && rm -f $(JARS)/*.jar
 	mvn -q -B -f build/jars/pom.xml dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory=$(CURDIR)/$(JARS)
+	touch $@
+
+# s3proxy with its transitive dependencies, in a folder of its own: none of them reach Spark's classpath.
+$(JARS)/s3proxy/.fetched: build/s3proxy/pom.xml
+	command -v mvn >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven)
+	rm -rf $(JARS)/s3proxy && mkdir -p $(JARS)/s3proxy
+	mvn -q -B -f build/s3proxy/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/s3proxy
 	touch $@
 
 spark-defaults: $(VENV)/.spark-defaults ## Put .jars/ on spark-submit's driver/executor classpath (pyspark's conf/)

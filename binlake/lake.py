@@ -225,7 +225,8 @@ class S3Storage:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
             for item in page.get("Contents", []):
                 key = item["Key"][strip:]
-                if not _is_temporary(key.rsplit("/", 1)[-1]):
+                # "folder/" keys are directory markers (s3a mkdirs, the S3 console), never files
+                if not key.endswith("/") and not _is_temporary(key.rsplit("/", 1)[-1]):
                     keys.append(key)
         return sorted(keys)
 

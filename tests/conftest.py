@@ -1,5 +1,5 @@
 """Shared fixtures: one private MariaDB per test session, one database per test, one SparkSession per
-session (created lazily), a loopback S3 server, and a helper that builds a pipeline config.
+session (created lazily), a loopback S3 server (s3proxy, persistent), and a helper that builds a pipeline config.
 
 Integration tests never share state: each gets its own source database and lake directory.
 """
@@ -7,7 +7,6 @@ Integration tests never share state: each gets its own source database and lake 
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import pytest
 
 from binlake.config import PipelineConfig, parse_config
 from binlake.devdb import LocalMariaDB, free_port
+from binlake.devs3 import LocalS3
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # Spark processes started by tests bind to loopback only
 PEER_SQL = Path(__file__).resolve().parents[2] / "shared" / "peer-sql"
@@ -103,17 +103,19 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """A loopback S3-compatible server (moto); yields its endpoint URL. Sets AWS env for the session."""
-    from moto.server import ThreadedMotoServer
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    """A real S3-compatible server (s3proxy, objects kept on disk) on loopback, for the whole session.
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    Yields a :class:`LocalS3`: ``.endpoint`` for ``lake.s3.endpoint``, ``.stop()`` / ``.start()``
+    (or ``.stop(hard=True)``, a SIGKILL) to play an outage — objects survive —, ``.client()`` for
+    boto3. Its session credentials (random access key, secret and session token) are put in the
+    AWS environment variables for the session, so boto3 and s3a in child processes use them.
+    """
+    server = LocalS3(tmp_path_factory.mktemp("s3") / "objects", free_port())
     server.start()
-    previous = {k: os.environ.get(k) for k in _AWS_ENV}
-    os.environ.update(_AWS_ENV)
-    yield f"http://127.0.0.1:{port}"
+    previous = {key: os.environ.get(key) for key in server.client_env()}
+    os.environ.update(server.client_env())
+    yield server
     server.stop()
     for key, value in previous.items():
         if value is None:
@@ -122,15 +124,13 @@ def s3_server() -> Iterator[str]:
             os.environ[key] = value
 
 
-_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
-    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
-}
+@pytest.fixture
+def s3_bucket(s3_server: LocalS3, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket named after the test on the session's S3 server (started again if a previous
+    test left it stopped)."""
+    s3_server.start()
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    return s3_server.create_bucket(f"t{next(_db_counter)}-{slug}"[:63].rstrip("-"))
 
 
 def peer_sql_dir() -> Path:

@@ -37,6 +37,7 @@ from binlake.capture.status import read_status
 from binlake.cli import app
 from binlake.config import PipelineConfig, StartFrom
 from binlake.devdb import LocalMariaDB
+from binlake.devs3 import LocalS3
 from binlake.lake import Lake
 
 MakeConfig = Callable[..., PipelineConfig]
@@ -212,23 +213,20 @@ def test_source_restart_while_capturing(
 
 @pytest.mark.s3
 def test_capture_into_s3(
-    mariadb: LocalMariaDB, source_db: str, make_config: MakeConfig, s3_server: str
+    mariadb: LocalMariaDB, source_db: str, make_config: MakeConfig, s3_server: LocalS3, s3_bucket: str
 ) -> None:
-    import boto3
-
-    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket="capture-lake")
     prepare(mariadb, source_db)
     start = master_position(mariadb)
     Workload(mariadb, source_db, 100, 0).start().join()
     end = master_position(mariadb)
-    config = make_config("s3a://capture-lake/pipelines/p1", include_schema_rules(source_db),
-                         lake={"root": "s3a://capture-lake/pipelines/p1",
-                               "s3": {"endpoint": s3_server, "path_style": True}},
+    root = f"s3a://{s3_bucket}/pipelines/p1"
+    config = make_config(root, include_schema_rules(source_db),
+                         lake={"root": root, "s3": {"endpoint": s3_server.endpoint, "path_style": True}},
                          capture={"start": "position", "start_file": start.file, "start_pos": start.pos,
                                   "flush_seconds": 0.2, "flush_rows": 50})
     capture_range(config, end)
     lake = Lake.from_config(config)
-    assert lake.uri("_binlake/changelog") == "s3a://capture-lake/pipelines/p1/_binlake/changelog"
+    assert lake.uri("_binlake/changelog") == f"{root}/_binlake/changelog"
     assert len(lake.list("_binlake/changelog")) >= 2 and lake.exists("_binlake/capture/checkpoint.json")
     assert_exactly_once(config, mariadb, source_db, start, end)
 

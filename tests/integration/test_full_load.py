@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
+from binlake.devs3 import LocalS3
 from binlake.lake import Lake, snapshot_state_key
 from binlake.positions import BinlogPosition
 from binlake.snapshot.job import FullLoadError, run_full_load
@@ -465,9 +466,8 @@ def test_chunks_are_snapshots_at_their_positions(
 
 @pytest.mark.s3
 def test_spark_submit_entry_point_writes_to_s3(
-    mariadb: LocalMariaDB, source_db: str, s3_server: str, tmp_path: Path
+    mariadb: LocalMariaDB, source_db: str, s3_server: LocalS3, s3_bucket: str, tmp_path: Path
 ) -> None:
-    import boto3
     import pyarrow.parquet as pq
 
     password = "s3cr3t-Pw-never-logged"
@@ -475,14 +475,13 @@ def test_spark_submit_entry_point_writes_to_s3(
     mariadb.execute("GRANT SELECT, BINLOG MONITOR ON *.* TO 'loader'@'127.0.0.1'")
     mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
     insert_ids(mariadb, source_db, "t", list(range(1, 251)))
-    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
-    s3.create_bucket(Bucket="bucket")
+    s3 = s3_server.client()
     config_path = tmp_path / "pipeline.yaml"
     config_path.write_text(json.dumps({
         "name": "s3test",
         "source": {"host": "127.0.0.1", "port": mariadb.port, "user": "loader",
                    "password_env": "BINLAKE_TEST_PASSWORD"},
-        "lake": {"root": "s3a://bucket/lake", "s3": {"endpoint": s3_server, "path_style": True}},
+        "lake": {"root": f"s3a://{s3_bucket}/lake", "s3": {"endpoint": s3_server.endpoint, "path_style": True}},
         "table_mappings": include_schema_rules(source_db),
         "full_load": {"chunk_rows": 100},
         "spark": {"master": "local[2]"},
@@ -497,16 +496,17 @@ def test_spark_submit_entry_point_writes_to_s3(
     assert password not in output
     assert "step 5/5: report" in output and "complete" in result.stdout
 
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="bucket", Prefix=f"lake/{source_db}/t/")["Contents"]]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix=f"lake/{source_db}/t/")["Contents"]]
     assert f"lake/{source_db}/t/_delta_log/00000000000000000000.json" in keys
     rows = 0
     for key in (k for k in keys if k.endswith(".parquet") and "/_delta_log/" not in k):
-        body = s3.get_object(Bucket="bucket", Key=key)["Body"].read()
+        body = s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
         rows += pq.read_table(io.BytesIO(body)).num_rows
     assert rows == 250
-    state = json.loads(s3.get_object(Bucket="bucket", Key=f"lake/_binlake/snapshots/{source_db}/t.json")["Body"].read())
+    state_key = f"lake/_binlake/snapshots/{source_db}/t.json"
+    state = json.loads(s3.get_object(Bucket=s3_bucket, Key=state_key)["Body"].read())
     assert state["status"] == "complete" and state["rows"] == 250 and len(state["chunks"]) == 3
-    assert state["min_lsn"] is not None and state["target"]["path"] == f"s3a://bucket/lake/{source_db}/t"
+    assert state["min_lsn"] is not None and state["target"]["path"] == f"s3a://{s3_bucket}/lake/{source_db}/t"
 
 
 def test_crash_while_preparing_never_leaves_a_stale_complete_state(

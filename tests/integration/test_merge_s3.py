@@ -14,6 +14,7 @@ from capture_support import CaptureThread, checkpoint_reached, master_position, 
 
 from binlake.config import parse_config
 from binlake.devdb import LocalMariaDB
+from binlake.devs3 import LocalS3
 from binlake.lake import MERGE_STATUS_KEY, Lake
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
@@ -30,17 +31,16 @@ def spark_submit(script: Path, config: Path, *extra: str) -> str:
     return result.stdout
 
 
-def test_merge_into_s3_lake(mariadb: LocalMariaDB, source_db: str, s3_server: str, tmp_path: Path) -> None:
-    import boto3
-
-    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket="merge-lake")
+def test_merge_into_s3_lake(
+    mariadb: LocalMariaDB, source_db: str, s3_server: LocalS3, s3_bucket: str, tmp_path: Path
+) -> None:
     mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
     mariadb.execute("INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_50", source_db)
     data = {
         "name": "merge-s3",
         "source": {"host": "127.0.0.1", "port": mariadb.port, "user": "root", "password_env": None,
                    "server_id": 5151},
-        "lake": {"root": "s3a://merge-lake/lake", "s3": {"endpoint": s3_server, "path_style": True}},
+        "lake": {"root": f"s3a://{s3_bucket}/lake", "s3": {"endpoint": s3_server.endpoint, "path_style": True}},
         "table_mappings": {"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "db",
                                       "object-locator": {"schema-name": source_db, "table-name": "%"},
                                       "rule-action": "include"}]},
