@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
+from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
 from merge_helpers import Source, load_table, merge_config, rows
+from typer.testing import CliRunner
 
 from binlake.capture.records import CaptureDataError
 from binlake.catalog import read_catalog
+from binlake.cli import app
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
-from binlake.lake import CATALOG_KEY, Lake, table_key
+from binlake.lake import CATALOG_KEY, Lake, snapshot_state_key, table_key
 from binlake.merge.job import run as run_merge
 from binlake.snapshot.job import FullLoadError, run_full_load
 from binlake.tables import list_tables
@@ -53,6 +55,7 @@ def workload(db: LocalMariaDB, schema: str, names: list[str], round_: int) -> No
         conn.commit()
 
 
+@pytest.mark.slow  # one merge join per table: 3 min measured here with other test jobs sharing the 2 cores
 def test_names_that_shared_a_folder_each_get_their_own_lake_table(
     mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Callable[..., PipelineConfig], spark: Any
 ) -> None:
@@ -117,6 +120,31 @@ def test_two_tables_renamed_to_one_lake_table_are_refused_naming_both(
     assert [p for p in written if not p.startswith("_binlake/capture/status")] == [], "nothing may be written"
     assert [(r.source_table, r.state) for r in list_tables(config)] == [("orders", "collision"),
                                                                          ("orders_v1", "collision")]
+    result = CliRunner().invoke(app, ["tables", "--config", str(write_config(config, lake_dir.parent / "c.yaml"))])
+    assert result.exit_code == 1, result.output
+    assert re.search(rf"{source_db}\.orders_v1 +{source_db}\.orders +collision", result.output)
+    assert re.search(both, result.output)
+
+
+def test_a_table_loaded_under_the_old_layout_is_refused_with_the_moves(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Callable[..., PipelineConfig], spark: Any
+) -> None:
+    """An older binlake kept ``Orders`` in ``<schema>/Orders`` with its state at the raw name: the full
+    load must not start it over in ``<schema>/~orders`` while readers keep reading the old folder."""
+    (case_kept,) = mariadb.execute("SELECT @@lower_case_table_names")[0]
+    name = "Orders" if int(case_kept) == 0 else "or:ders"
+    mariadb.execute(f"CREATE TABLE {source_db}.`{name}` (id INT PRIMARY KEY, v INT)")
+    lake = Lake(str(lake_dir))
+    old = f"_binlake/snapshots/{source_db}/{name}.json"
+    lake.put_bytes(old, json.dumps({"load_id": "old", "status": "complete",
+                                    "source": {"schema": source_db, "table": name},
+                                    "target": {"schema": source_db, "table": name}}).encode())
+    config = make_config(lake_dir, include_all(source_db))
+    new = snapshot_state_key(source_db, name)
+    with pytest.raises(FullLoadError, match=rf"{re.escape(old)} → {re.escape(new)}"):
+        run_full_load(config, spark)
+    assert sorted(p.relative_to(lake_dir).as_posix() for p in lake_dir.rglob("*") if p.is_file()) == [old]
+    assert [r.state for r in list_tables(config)] == ["old layout"]
 
 
 def test_the_merge_refuses_a_change_log_with_two_sources_for_one_lake_table(spark: Any, tmp_path: Path) -> None:

@@ -127,3 +127,34 @@ def test_tables_rows_show_state_path_and_collisions(tmp_path: Path) -> None:
     assert "s.a:b" in text and "joined" in text and "! source tables `s`.`Xy` and `s`.`xy`" in text
     data = json.loads(to_json(list(rows.values())))
     assert data[0]["source"] == {"schema": "s", "table": "a:b"} and data[0]["target"]["table"] == "a:b"
+
+
+def test_merge_guard_refuses_a_table_written_under_the_old_layout(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    old_state(lake, "_binlake/snapshots/shop/Orders.json", "shop", "Orders")
+    guard = TableGuard(lake)
+    guard.check([("shop", "orders", "shop", "orders")])
+    with pytest.raises(LegacyLayoutError, match=r"shop/Orders → shop/~orders"):
+        guard.check([("shop", "Orders", "shop", "Orders")])
+
+
+def test_capture_refuses_a_table_first_met_in_the_binlog_that_takes_another_ones_lake_table() -> None:
+    """A table created while the capture runs is checked when its first table map arrives."""
+    from binlake.capture.records import CaptureDataError, Layouts
+
+    mapping = TableMapping.parse({"rules": [
+        {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
+         "object-locator": {"schema-name": "s", "table-name": "%"}},
+        {"rule-type": "transformation", "rule-id": "2", "rule-name": "lower", "rule-target": "table",
+         "rule-action": "convert-lowercase", "object-locator": {"schema-name": "s", "table-name": "%"}},
+    ]})
+    layouts = Layouts(mapping)
+    existing, upper = mapping.target_for("s", "orders"), mapping.target_for("s", "Orders")
+    assert existing is not None and upper is not None
+    layouts.claim([existing])                                   # at start: what the source holds
+    assert layouts.target("s", "orders") == existing
+    assert layouts.target("other", "x") is None                 # not selected: nothing to claim
+    with pytest.raises(CaptureDataError, match=r"`s`\.`Orders` and `s`\.`orders` both map to lake table `s`\.`orders`"):
+        layouts.target("s", "Orders")
+    with pytest.raises(CaptureDataError, match=r"`s`\.`Orders` and `s`\.`orders`"):
+        Layouts(mapping).claim([existing, upper])
