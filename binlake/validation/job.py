@@ -17,6 +17,7 @@ from binlake.chunks import render_predicate
 from binlake.config import PipelineConfig
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, table_key
+from binlake.names import LakeNameError, TargetCollisionError
 from binlake.progress import read_progress
 from binlake.rules import TableMapping
 from binlake.snapshot.discovery import SourceTable, discover_tables
@@ -196,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceError as exc:
         log.error("source: %s", exc)
         return 2
+    except (TargetCollisionError, LakeNameError) as exc:  # the table mapping cannot be replicated as it is
+        log.error("%s", exc)
+        return CONFIG_ERROR_EXIT
     finally:
         spark.stop()
     if args.json:
