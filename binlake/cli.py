@@ -14,11 +14,14 @@ ConfigOption = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, 
 
 
 @app.command()
-def capture(config: Path = ConfigOption) -> None:
+def capture(
+    config: Path = ConfigOption,
+    verbose: bool = typer.Option(False, "--verbose", help="Debug logging (secrets are masked)."),
+) -> None:
     """Run the binlog capture (long-running; SIGTERM/Ctrl-C stop it cleanly)."""
     from binlake.capture.main import main
 
-    raise typer.Exit(main(config))
+    raise typer.Exit(main(config, verbose))
 
 
 @app.command("capture-status")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from binlake.logs import register_secret
 
 
 class ConfigError(ValueError):
@@ -49,15 +52,18 @@ class SourceConfig(_Frozen):
     read_timeout_s: int = Field(60, ge=1, description="Seconds without data before a connection counts as dead.")
 
     def password(self) -> str:
-        """The password from ``password_file`` or ``password_env`` ('' when neither is set)."""
+        """The password from ``password_file`` or ``password_env`` ('' when neither is set); from
+        then on it is masked in this process's log lines (:func:`binlake.logs.register_secret`)."""
+        password = ""
         if self.password_file:
             path = Path(self.password_file).expanduser()
             if not path.is_file():
                 raise ConfigError(f"source.password_file: {path} does not exist")
-            return path.read_text().splitlines()[0] if path.stat().st_size else ""
-        if self.password_env:
-            return os.environ.get(self.password_env, "")
-        return ""
+            password = path.read_text().splitlines()[0] if path.stat().st_size else ""
+        elif self.password_env:
+            password = os.environ.get(self.password_env, "")
+        register_secret(password)
+        return password
 
 
 class S3Config(_Frozen):
@@ -263,6 +269,42 @@ def _inline_mapping_file(data: dict[str, Any], path: Path) -> dict[str, Any]:
 _SECRET_KEYS = {"password", "secret", "aws_secret_access_key", "aws_access_key_id"}
 
 
+# A Spark or Hadoop setting whose value is a secret: its name ends so (fs.s3a.secret.key,
+# fs.s3a.session.token, spark.ssl.keyPassword, spark.authenticate.secret, …) or it is an Azure account
+# key. Names of providers and bindings (fs.s3a.aws.credentials.provider) are not secrets.
+_SECRET_SETTING = re.compile(
+    r"(?:password|passwd|secret|token|credentials?|access[._-]?key|secret[._-]?key|encryption[._-]?key)$"
+    r"|(?:^|\.)account\.key\.",
+    re.IGNORECASE,
+)
+_S3_SECRET_SETTING = re.compile(r"(?:^|\.)fs\.s3a\..*(?:access\.key|secret\.key|session\.token)$", re.IGNORECASE)
+AWS_CREDENTIALS_HELP = (
+    "S3 credentials come from the AWS chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN "
+    "in the environment, a profile (AWS_PROFILE, ~/.aws/credentials) or the instance/container role"
+)
+
+
+def secret_setting_help(key: str) -> str | None:
+    """Why ``spark.conf`` may not hold ``key`` and where its value belongs, or ``None`` for a
+    setting that holds no secret."""
+    if _S3_SECRET_SETTING.search(key):
+        return AWS_CREDENTIALS_HELP
+    if _SECRET_SETTING.search(key):
+        return ("set it outside the pipeline file — in the environment, the cluster's spark-defaults.conf or a "
+                "credentials provider; the source password goes in source.password_env / source.password_file")
+    return None
+
+
+def _reject_secret_settings(data: dict[str, Any], path: Path) -> None:
+    spark = data.get("spark")
+    conf = spark.get("conf") if isinstance(spark, dict) else None
+    for key in conf if isinstance(conf, dict) else ():
+        help_text = secret_setting_help(str(key))
+        if help_text:
+            raise ConfigError(f"{path}: spark.conf.{key}: holds a secret, and secrets are not allowed in the "
+                              f"config file: {help_text}")
+
+
 def _reject_inline_secrets(data: Any, path: Path, prefix: str = "") -> None:
     if isinstance(data, dict):
         for key, value in data.items():
@@ -289,6 +331,7 @@ def parse_config(data: dict[str, Any], path: Path) -> PipelineConfig:
     """Validate an already-parsed mapping; ``path`` names the file in errors and anchors relative paths."""
     data = _anchor_lake_root(_inline_mapping_file(dict(data), path), path)
     _reject_inline_secrets(data, path)
+    _reject_secret_settings(data, path)
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -1,23 +1,19 @@
-"""What every binlake entry point does first: logging to stderr, and the pipeline config — a bad
-config ends the job with its :class:`~binlake.config.ConfigError` message (exit status 2), never a
-stack trace."""
+"""What every binlake entry point does first: logging to stderr (redacted, :mod:`binlake.logs`),
+and the pipeline config — a bad config ends the job with its :class:`~binlake.config.ConfigError`
+message (exit status 2), never a stack trace."""
 
 from __future__ import annotations
 
 import logging
-import sys
 
 from binlake.config import ConfigError, PipelineConfig, load_config
+from binlake.logs import LOG_FORMAT, configure_logging
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+__all__ = ["CONFIG_ERROR_EXIT", "LOG_FORMAT", "configure_logging", "load_pipeline"]
+
 CONFIG_ERROR_EXIT = 2
 
 log = logging.getLogger("binlake")
-
-
-def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
-    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def load_pipeline(path: str) -> PipelineConfig | None:

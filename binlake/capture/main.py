@@ -16,6 +16,7 @@ from binlake.capture.records import CaptureDataError
 from binlake.capture.runner import CaptureRunner
 from binlake.capture.sink import LakeWriteError
 from binlake.config import ConfigError, load_config
+from binlake.logs import configure_logging
 from binlake.source import SourceError
 from binlake.typemap import UnsupportedTypeError
 
@@ -24,20 +25,10 @@ log = logging.getLogger("binlake.capture")
 USER_ERRORS = (ConfigError, SourceError, CaptureDataError, UnsupportedTypeError)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Timestamped lines on stderr (idempotent); pymysqlreplication's own logger is kept quiet."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)
-
-
-def main(config_path: str | Path) -> int:
-    """Run the capture of the pipeline in ``config_path`` until stopped; the process exit code."""
-    configure_logging()
+def main(config_path: str | Path, verbose: bool = False) -> int:
+    """Run the capture of the pipeline in ``config_path`` until stopped; the process exit code.
+    ``verbose``: binlake's own DEBUG lines too (libraries stay quiet, secrets are masked)."""
+    configure_logging(verbose)
     try:
         config = load_config(config_path)
         runner = CaptureRunner(config)

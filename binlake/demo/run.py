@@ -36,6 +36,7 @@ from binlake.demo.sample import create_sample
 from binlake.demo.workload import Workload
 from binlake.devdb import LocalMariaDB
 from binlake.lake import Lake
+from binlake.logs import configure_logging
 from binlake.positions import make_lsn
 from binlake.progress import read_progress
 from binlake.status import pipeline_status, render_text
@@ -140,7 +141,7 @@ def fresh_dirs(run_dir: Path, lake_root: str) -> None:
 
 
 def main(workload_seconds: float = 30.0, config_path: Path = Path("conf/demo.yaml")) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     os.environ.setdefault("BINLAKE_SOURCE_PASSWORD", secrets.token_urlsafe(18))
     config = load_config(config_path)
     if config.lake.is_s3:

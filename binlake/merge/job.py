@@ -116,13 +116,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="pipeline YAML file")
     parser.add_argument("--available-now", action="store_true",
                         help="merge what the change log holds now, then stop (for scheduled runs)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging (secrets are masked)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``streaming/merge.py``: wire config, session and clock, then run."""
-    configure_logging()
     args = parse_args(argv)
+    configure_logging(args.verbose)
     config = load_pipeline(args.config)
     if config is None:
         return CONFIG_ERROR_EXIT

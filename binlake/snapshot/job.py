@@ -209,7 +209,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="pipeline YAML file (see conf/)")
     parser.add_argument("--restart", action="store_true",
                         help="start unfinished table loads afresh instead of resuming them")
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--verbose", action="store_true", help="debug logging (secrets are masked)")
     return parser.parse_args(argv)
 
 
