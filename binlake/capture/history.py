@@ -39,6 +39,7 @@ from typing import Any
 from binlake.capture.checkpoint import Checkpoint
 from binlake.capture.gtids import merge_sets
 from binlake.changelog import list_changelog, read_changelog
+from binlake.config import PipelineConfig
 from binlake.lake import HISTORY_KEY, Lake, parse_changelog_name
 from binlake.positions import BinlogPosition, epoch_base
 
@@ -238,3 +239,17 @@ def lake_gtids(lake: Lake, checkpoint: Checkpoint) -> str | None:
              if lsn > after and g]
     return merge_sets(checkpoint.position.gtid, list(dict.fromkeys(later)))
 
+
+
+def source_epoch(config: PipelineConfig) -> int:
+    """The epoch of the configured source's current binlog (0 without a registry); for readers that
+    compare a fresh source snapshot with lake lsns (validation). Raises :class:`HistoryError` when
+    the capture's latest history is another server (see :func:`snapshot_history`)."""
+    from binlake.source import connect, server_id, server_uuid
+
+    registry = load_registry(Lake.from_config(config))
+    if registry.latest is None:
+        return 0
+    with connect(config.source) as conn:
+        history = snapshot_history(registry, server_id(conn), server_uuid(conn))
+    return 0 if history is None else history.epoch

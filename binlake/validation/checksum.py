@@ -21,6 +21,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from binlake.capture.history import source_epoch
 from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
@@ -59,7 +60,7 @@ def source_chunk_sums(
 
     One Spark task per chunk, each on its own JDBC connection and consistent snapshot.
     """
-    jdbc = jdbc_source(config)
+    jdbc = jdbc_source(config, epoch=source_epoch(config))  # source lsns comparable with the lake's
     frames = [
         spark.read.jdbc(jdbc.url, source_sum_query(table, predicate), properties=jdbc.properties).select(
             F.lit(index).alias(CHUNK), F.col(SNAP_LSN).cast("bigint").alias(SNAP_LSN), F.col(ROWS), F.col(SUM))

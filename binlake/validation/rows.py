@@ -25,6 +25,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from binlake.capture.history import source_epoch
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.reading import HIT, LSN_COLUMN, SNAP_LSN, chunk_query, jdbc_source, lake_expressions
@@ -44,7 +45,7 @@ def source_frame(
     chunk, with the chunk index and the chunk's snapshot lsn (empty chunks give no row)."""
     if not chunks:
         raise ValueError("chunks must not be empty")
-    jdbc = jdbc_source(config)
+    jdbc = jdbc_source(config, epoch=source_epoch(config))  # source lsns comparable with the lake's
     frames = []
     for index, predicate in chunks:
         raw = spark.read.jdbc(jdbc.url, chunk_query(table, predicate), properties=jdbc.properties)

@@ -239,3 +239,35 @@ def test_a_record_at_or_before_the_start_is_refused_and_the_position_does_not_mo
     with pytest.raises(CaptureDataError, match="at or before"):
         asm.on_xid(1, 950, 1)
     assert asm.position == _pos("binlog.000005", 1000) and asm.pending == []
+
+
+# -- snapshots against the registry ------------------------------------------------------------------
+
+
+def test_a_snapshot_belongs_to_the_latest_history_of_its_server_only() -> None:
+    from binlake.capture.history import snapshot_history
+
+    registry = Registry((History(0, 1, FIRST_START, _pos("binlog.000003", 100)),
+                         History(1, 2, FAILOVER_JOIN, _pos("binlog.000001", 500, epoch=1))))
+    assert snapshot_history(Registry(), 1, None) is None
+    assert snapshot_history(registry, 2, None) == registry.histories[1]
+    with pytest.raises(HistoryError, match="Start \\(or restart\\) the capture against this server first"):
+        snapshot_history(registry, 1, None)  # the old primary: the change log follows server 2 now
+
+
+def test_snapshot_gap_names_the_gap_and_the_fix() -> None:
+    from binlake.capture.history import snapshot_gap
+
+    registry = Registry((History(0, 1, FIRST_START, _pos("binlog.000003", 100)),
+                         History(1, 2, FAILOVER_JOIN, _pos("binlog.000001", 500, epoch=1))))
+    assert snapshot_gap(Registry(), _pos("binlog.000001", 4), 1) is None  # no capture yet: nothing to say
+    assert snapshot_gap(registry, _pos("binlog.000003", 100), 1) is None  # at the start: complete
+    assert snapshot_gap(registry, _pos("binlog.000001", 20, epoch=1), 2) is None  # after a continuous join
+    before = snapshot_gap(registry, _pos("binlog.000002", 9), 1)
+    assert before is not None and "older than the start of the change log at binlog.000003:100" in before
+    assert "reload this table" in before
+    other = snapshot_gap(registry, _pos("binlog.000009", 9), 7)
+    assert other is not None and "server_id 7" in other
+    gap = registry.with_history(History(2, 2, START_AT_END, _pos("binlog.000004", 10, epoch=2)))
+    joined_before = snapshot_gap(gap, _pos("binlog.000001", 20, epoch=1), 2)  # joined, then a gap began
+    assert joined_before is not None and "start at end, epoch 2" in joined_before
