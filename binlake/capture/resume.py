@@ -15,8 +15,9 @@ with a message that says what happened and how to recover. The rules:
    naming the missing GTIDs: the lake may hold changes the new server never had.
 3. **An explicit start** (``capture.start: position`` applied for the first time, ``start: end``,
    or no checkpoint): epoch 0 for the very first start of a lake, else a new epoch that begins
-   with a **gap** — except ``start: end`` at exactly the checkpoint of the same history (nothing
-   happened in between), which resumes.
+   with a **gap** — except a file/position start at or before the checkpoint of the same history
+   (``start: end`` with nothing written since, or a deliberate re-read), which stays in the
+   checkpoint's epoch: a re-read writes records again with the same lsn, and readers drop them.
 
 A new epoch is registered before anything is streamed. If a run registered an epoch and died
 before its first checkpoint, the next run reuses that epoch when it is the same failover join;
@@ -145,12 +146,22 @@ def resume_decision(checkpoint: Checkpoint, registry: Registry, server: ServerFa
 
 def new_start_decision(checkpoint: Checkpoint | None, registry: Registry, server: ServerFacts,
                        start: BinlogPosition | None, gtid: str | None, began: str) -> Decision:
-    """Rule 3: a start at ``start`` (file/pos, epoch 0) or after ``gtid``; ``began`` says which."""
-    if (checkpoint is not None and start is not None and (start.file, start.pos) ==
-            (checkpoint.position.file, checkpoint.position.pos) and history_change(checkpoint, server) is None
-            and (registry.latest is None or registry.latest.epoch == checkpoint.position.epoch)):
-        return Decision(checkpoint.position.epoch, checkpoint.position, None, None,
-                        f"the start point is the checkpoint ({checkpoint.position}): resuming")
+    """Rule 3: a start at ``start`` (file/pos, epoch 0) or after ``gtid``; ``began`` says which.
+
+    A file/position start at or before the checkpoint of the same history is a re-read, not a gap:
+    it stays in the checkpoint's epoch, so what it writes again has the same ``(lsn, row_idx)`` as
+    before (duplicates that readers drop, never a gap)."""
+    if checkpoint is not None and start is not None and history_change(checkpoint, server) is None and (
+            registry.latest is None or registry.latest.epoch == checkpoint.position.epoch):
+        epoch = checkpoint.position.epoch
+        again = start.in_epoch(epoch)
+        if again <= checkpoint.position:
+            adopted = None if registry.latest is not None else History(epoch, server.server_id, FIRST_START, None,
+                                                                       server.server_uuid, checkpoint.position.gtid)
+            what = "resuming" if again == checkpoint.position else (
+                f"re-reading from {again}, before the checkpoint {checkpoint.position} (records written again "
+                "keep their lsn)")
+            return Decision(epoch, again, None, adopted, f"the start point is in the checkpoint's history: {what}")
     if checkpoint is None and registry.latest is None:
         epoch, began = 0, FIRST_START
     else:

@@ -184,11 +184,19 @@ def test_first_start_is_epoch_zero_and_later_explicit_starts_open_a_gap() -> Non
     first = new_start_decision(None, Registry(), end, end.end, None, START_AT_END)
     assert first.epoch == 0 and first.history is not None and first.history.began == FIRST_START
     assert first.start == end.end
-    explicit = new_start_decision(CHECKPOINT, REGISTRY, end, _pos("binlog.000007", 300), None, EXPLICIT_START)
-    assert explicit.epoch == 1 and explicit.start == _pos("binlog.000007", 300, epoch=1)
+    explicit = new_start_decision(CHECKPOINT, REGISTRY, end, _pos("binlog.000008", 5000), None, EXPLICIT_START)
+    assert explicit.epoch == 1 and explicit.start == _pos("binlog.000008", 5000, epoch=1)
     assert explicit.history is not None and explicit.history.gap and "a gap" in explicit.message
     lost = new_start_decision(None, REGISTRY, end, end.end, None, START_AT_END)
     assert lost.epoch == 1 and lost.history is not None and lost.history.began == NO_CHECKPOINT
+
+
+def test_an_explicit_start_before_the_checkpoint_of_the_same_history_is_a_re_read_in_its_epoch() -> None:
+    decision = new_start_decision(CHECKPOINT, REGISTRY, _server(), _pos("binlog.000007", 300), None, EXPLICIT_START)
+    assert (decision.epoch, decision.start, decision.history) == (0, _pos("binlog.000007", 300), None)
+    assert "re-reading" in decision.message
+    other = _server(2, (("binlog.000007", 5000),), "binlog.000007:5000", "0-1-42")  # another server: a gap
+    assert new_start_decision(CHECKPOINT, REGISTRY, other, _pos("binlog.000007", 300), None, EXPLICIT_START).epoch == 1
 
 
 def test_start_at_end_exactly_at_the_checkpoint_is_a_resume() -> None:
