@@ -200,32 +200,38 @@ def check_no_legacy_layout(lake: Lake, entries: Sequence[CatalogEntry]) -> None:
 
 
 class TableGuard:
-    """The merge's check of every table it meets in the change log, once per table and process: no
-    second source table for one lake table (:class:`~binlake.names.TargetCollisionError`) and no
-    table an older binlake wrote under another layout (:class:`LegacyLayoutError`)."""
+    """The merge's check of the tables each batch holds, before any is written: two source tables
+    whose records for one lake table interleave (they exist side by side) are refused
+    (:class:`~binlake.names.TargetCollisionError`, naming both), and so is a table an older binlake
+    wrote under another layout (:class:`LegacyLayoutError`).
+
+    One source table *replacing* another (``RENAME TABLE Foo TO foo`` under a lower-case rule, DROP
+    then CREATE) is not a collision: every record of the new one follows every record of the old one,
+    and the old one must never come back (if it does, both are named and the merge stops). The
+    capture makes the same decision with the source at hand (:class:`binlake.capture.records.Layouts`).
+    """
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
-        self._claims = TargetClaims()
+        self._owners: dict[tuple[str, str], tuple[tuple[str, str], int]] = {}  # target → (source, max lsn)
+        self._retired: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._checked: set[CatalogEntry] = set()
 
-    def check(self, names: Iterable[tuple[str, str, str, str]]) -> None:
-        """``names``: (source schema, source table, target schema, target table) of a batch's tables."""
-        new = sorted({CatalogEntry(*name) for name in names} - self._checked)
-        for entry in new:
-            target = (entry.schema, entry.table)
-            self._claims.claim((entry.source_schema, entry.source_table), target)
-            joined = _joined_source(self.lake, entry)  # the source an earlier merge process applied there
-            if joined is not None and joined != (entry.source_schema, entry.source_table):
-                raise collision(joined, (entry.source_schema, entry.source_table), target)
+    def check(self, seen: Iterable[tuple[CatalogEntry, int, int]]) -> None:
+        """``seen``: each table of a batch with the lowest and highest lsn of its records."""
+        batch = sorted(seen, key=lambda item: (item[1], item[0]))
+        for entry, low, high in batch:
+            source, target = (entry.source_schema, entry.source_table), (entry.schema, entry.table)
+            owner = self._owners.get(target)
+            if owner is None or owner[0] == source:
+                self._owners[target] = (source, max(high, owner[1] if owner else high))
+                continue
+            if source in self._retired.get(target, set()) or low <= owner[1]:
+                raise collision(owner[0], source, target)
+            log.info("lake table %s.%s: source table %s.%s follows %s.%s (renamed or replaced)",
+                     *target, *source, *owner[0])
+            self._retired.setdefault(target, set()).add(owner[0])
+            self._owners[target] = (source, high)
+        new = sorted({entry for entry, _, _ in batch} - self._checked)
         check_no_legacy_layout(self.lake, new)
         self._checked.update(new)
-
-
-def _joined_source(lake: Lake, entry: CatalogEntry) -> tuple[str, str] | None:
-    try:
-        data = json.loads(lake.get_bytes(current_paths(entry)["joined"]))
-    except FileNotFoundError:
-        return None
-    source = data.get("source") or {}
-    return (str(source["schema"]), str(source["table"])) if "schema" in source and "table" in source else None

@@ -146,6 +146,14 @@ class TargetClaims:
         if owner != source:
             raise collision(owner, source, target)
 
+    def owner(self, target: TargetName) -> SourceName | None:
+        """The source table that claimed ``target``, if any."""
+        return self._owners.get(target)
+
+    def transfer(self, source: SourceName, target: TargetName) -> None:
+        """Give ``target`` to ``source`` (its earlier owner no longer exists: renamed or dropped)."""
+        self._owners[target] = source
+
 
 def collision(first: SourceName, second: SourceName, target: TargetName) -> TargetCollisionError:
     a, b = sorted([first, second])

@@ -76,9 +76,11 @@ def _needs_declared(ctypes: Sequence[typemap.ColumnType]) -> bool:
 class Layouts:
     """Table selection and per-table-map layouts for the capture."""
 
-    def __init__(self, mapping: TableMapping, declared_types: DeclaredTypes | None = None) -> None:
+    def __init__(self, mapping: TableMapping, declared_types: DeclaredTypes | None = None,
+                 exists: Callable[[str, str], bool] | None = None) -> None:
         self.mapping = mapping
         self.declared_types = declared_types
+        self.exists = exists
         self._targets: dict[tuple[str, str], TableTarget | None] = {}
         self._layouts: dict[int, TableLayout] = {}
         self._claims = TargetClaims()
@@ -90,16 +92,37 @@ class Layouts:
             self._claim(target)
 
     def _claim(self, target: TableTarget) -> None:
+        source, lake_table = (target.source_schema, target.source_table), (target.schema, target.table)
         try:
-            for name in (target.source_schema, target.source_table, target.schema, target.table):
+            for name in (*source, *lake_table):
                 encode_name(name)
-            self._claims.claim((target.source_schema, target.source_table), (target.schema, target.table))
-        except (TargetCollisionError, LakeNameError) as exc:
+            self._claims.claim(source, lake_table)
+        except LakeNameError as exc:
             raise CaptureDataError(str(exc)) from None
+        except TargetCollisionError as exc:
+            owner = self._claims.owner(lake_table)
+            if owner is None or self._coexist(owner, source):
+                raise CaptureDataError(str(exc)) from None
+            # one after the other (RENAME TABLE Foo TO foo; DROP + CREATE): one lake table, in order
+            log.info("%s.%s and %s.%s map to lake table %s.%s but do not exist together on the source; "
+                     "continuing", *owner, *source, *lake_table)
+            self._claims.transfer(source, lake_table)
+
+    def _coexist(self, first: tuple[str, str], second: tuple[str, str]) -> bool:
+        """Do both tables exist on the source now? ``True`` when that cannot be asked or answered."""
+        if self.exists is None:
+            return True
+        try:
+            return self.exists(*first) and self.exists(*second)
+        except Exception as exc:  # unknown is never taken for gone
+            log.warning("could not ask the source whether %s.%s and %s.%s exist: %s", *first, *second, exc)
+            return True
 
     def target(self, schema: str, table: str) -> TableTarget | None:
         """The rules' target for a source table (``None`` = not selected); cached. A table met for the
-        first time (e.g. created while the capture runs) is checked as :meth:`claim` does."""
+        first time (e.g. created while the capture runs) whose lake table another source table holds is
+        refused when both exist on the source now; one replacing the other (``RENAME TABLE Foo TO foo``
+        under a lower-case rule, DROP then CREATE) continues the lake table."""
         key = (schema, table)
         if key not in self._targets:
             target = self.mapping.target_for(schema, table)

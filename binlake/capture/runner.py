@@ -107,7 +107,7 @@ class CaptureRunner:
         self._interruptible = False
         self._stream: Any = None
         self.schema = DeclaredTypesReader(config.source)
-        self.layouts = Layouts(self.mapping, self.schema.column_types)
+        self.layouts = Layouts(self.mapping, self.schema.column_types, self.schema.table_exists)
         self.sink: ChangeLogSink | None = None
         self.assembler: TransactionAssembler | None = None
         self.mariadb = True

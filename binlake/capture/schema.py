@@ -27,6 +27,8 @@ _COLUMNS_SQL = (
     "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
 )
 
+_TABLES_SQL = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+
 
 class DeclaredTypesReader:
     """``column_types(schema, table)`` over a lazily opened, re-opened-on-error connection."""
@@ -51,6 +53,19 @@ class DeclaredTypesReader:
                 log.warning("%s.%s: %s", schema, table, exc)
                 return None
         return None
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        """Does the source hold ``schema.table`` now (names compared exactly)? Raises when the source
+        cannot tell (unreachable), so a caller never takes "unknown" for "gone"."""
+        if self._conn is None:
+            self._conn = src.connect(self.source)
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(_TABLES_SQL, (schema, table))
+                return any(str(name) == table for (name,) in cur.fetchall())
+        except pymysql.err.MySQLError:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._conn is not None:

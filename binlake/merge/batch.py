@@ -31,7 +31,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from binlake.capture.history import Registry, load_registry
-from binlake.catalog import TableGuard
+from binlake.catalog import CatalogEntry, TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
 from binlake.merge.handoff import (
@@ -53,6 +53,12 @@ from binlake.merge.target import is_delta_table
 log = logging.getLogger(__name__)
 
 MISSING = "missing_lake_table"
+
+
+def seen_tables(summaries: list[TableChanges]) -> list[tuple[CatalogEntry, int, int]]:
+    """Each table of a batch with the lsn range of its records (for :class:`~binlake.catalog.TableGuard`)."""
+    return [(CatalogEntry(s.name.source_schema, s.name.source_table, s.name.schema, s.name.table),
+             min([g.min_lsn for g in s.groups] + [d.lsn for d in s.ddls], default=0), s.max_lsn) for s in summaries]
 
 
 def _is_table(name: TableName) -> Column:
@@ -94,8 +100,7 @@ class BatchProcessor:
         try:
             summaries = summarize(records)
             self._registry = load_registry(self.ctx.lake)
-            self.tables.check((s.name.source_schema, s.name.source_table, s.name.schema, s.name.table)
-                              for s in summaries)  # before any table is written
+            self.tables.check(seen_tables(summaries))  # before any table is written
             batch_max = max((s.max_lsn for s in summaries), default=0)
             metrics = [self._table(batch_id, changes, records, batch_max) for changes in summaries]
         finally:

@@ -86,22 +86,27 @@ def test_old_folder_shared_by_colliding_tables_asks_for_a_reload(tmp_path: Path)
         check_no_legacy_layout(lake, [entry("s.a:b"), entry("s.a_b")])
 
 
-def test_merge_guard_refuses_two_sources_for_one_lake_table(tmp_path: Path) -> None:
-    lake = Lake(str(tmp_path))
-    guard = TableGuard(lake)
-    guard.check([("s", "a", "s", "a"), ("s", "b", "s", "b")])
-    guard.check([("s", "a", "s", "a")])
+def seen(source: str, target: str, low: int, high: int) -> tuple[CatalogEntry, int, int]:
+    return entry(source, target), low, high
+
+
+def test_merge_guard_refuses_two_sources_whose_records_interleave(tmp_path: Path) -> None:
+    guard = TableGuard(Lake(str(tmp_path)))
+    guard.check([seen("s.a", "s.a", 1, 5), seen("s.b", "s.b", 2, 6)])
+    guard.check([seen("s.a", "s.a", 7, 9)])
     with pytest.raises(TargetCollisionError, match=r"`s`\.`A` and `s`\.`a` both map to lake table `s`\.`a`"):
-        guard.check([("s", "A", "s", "a")])
+        guard.check([seen("s.A", "s.a", 8, 12)])                     # 8 <= 9: side by side
+    with pytest.raises(TargetCollisionError, match=r"`s`\.`X` and `s`\.`x`"):
+        TableGuard(Lake(str(tmp_path))).check([seen("s.x", "s.x", 1, 10), seen("s.X", "s.x", 3, 4)])
 
 
-def test_merge_guard_remembers_across_processes_through_the_hand_off_record(tmp_path: Path) -> None:
-    lake = Lake(str(tmp_path))
-    lake.put_bytes("_binlake/merge/tables/s/t.json",
-                   json.dumps({"load_id": "1", "source": {"schema": "s", "table": "T"}}).encode())
-    TableGuard(lake).check([("s", "T", "s", "t")])
-    with pytest.raises(TargetCollisionError, match=r"`s`\.`T` and `s`\.`t`"):
-        TableGuard(lake).check([("s", "t", "s", "t")])
+def test_merge_guard_lets_a_renamed_table_continue_but_not_come_back(tmp_path: Path) -> None:
+    """RENAME TABLE Foo TO foo under a lower-case rule: Foo's records (and the RENAME) come first."""
+    guard = TableGuard(Lake(str(tmp_path)))
+    guard.check([seen("s.Foo", "s.foo", 1, 10), seen("s.foo", "s.foo", 11, 20)])
+    guard.check([seen("s.foo", "s.foo", 21, 30)])
+    with pytest.raises(TargetCollisionError, match=r"`s`\.`Foo` and `s`\.`foo`"):
+        guard.check([seen("s.Foo", "s.foo", 31, 32)])
 
 
 def test_tables_rows_show_state_path_and_collisions(tmp_path: Path) -> None:
@@ -133,9 +138,9 @@ def test_merge_guard_refuses_a_table_written_under_the_old_layout(tmp_path: Path
     lake = Lake(str(tmp_path))
     old_state(lake, "_binlake/snapshots/shop/Orders.json", "shop", "Orders")
     guard = TableGuard(lake)
-    guard.check([("shop", "orders", "shop", "orders")])
+    guard.check([seen("shop.orders", "shop.orders", 1, 2)])
     with pytest.raises(LegacyLayoutError, match=r"shop/Orders → shop/~orders"):
-        guard.check([("shop", "Orders", "shop", "Orders")])
+        guard.check([seen("shop.Orders", "shop.Orders", 3, 4)])
 
 
 def test_capture_refuses_a_table_first_met_in_the_binlog_that_takes_another_ones_lake_table() -> None:
@@ -158,3 +163,28 @@ def test_capture_refuses_a_table_first_met_in_the_binlog_that_takes_another_ones
         layouts.target("s", "Orders")
     with pytest.raises(CaptureDataError, match=r"`s`\.`Orders` and `s`\.`orders`"):
         Layouts(mapping).claim([existing, upper])
+
+
+def test_capture_continues_a_lake_table_when_one_source_table_replaced_the_other() -> None:
+    """RENAME TABLE Foo TO foo under a lower-case rule: the two never exist together — no collision."""
+    from binlake.capture.records import CaptureDataError, Layouts
+
+    mapping = TableMapping.parse({"rules": [
+        {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
+         "object-locator": {"schema-name": "s", "table-name": "%"}},
+        {"rule-type": "transformation", "rule-id": "2", "rule-name": "lower", "rule-target": "table",
+         "rule-action": "convert-lowercase", "object-locator": {"schema-name": "s", "table-name": "%"}},
+    ]})
+    on_source = {("s", "foo")}
+    layouts = Layouts(mapping, exists=lambda schema, table: (schema, table) in on_source)
+    assert layouts.target("s", "Foo") is not None          # replayed events of the old name
+    assert layouts.target("s", "foo") is not None          # the new name takes the lake table over
+    on_source.add(("s", "FOO"))
+    with pytest.raises(CaptureDataError, match=r"`s`\.`FOO` and `s`\.`foo` both map"):
+        layouts.target("s", "FOO")                         # created next to it: a real collision
+
+    def unreachable(schema: str, table: str) -> bool:
+        raise OSError("source down")
+
+    with pytest.raises(CaptureDataError, match="both map"):   # unknown is never taken for gone
+        Layouts(mapping, exists=unreachable).claim([t for n in ("Foo", "foo") if (t := mapping.target_for("s", n))])

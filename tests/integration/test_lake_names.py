@@ -153,7 +153,7 @@ def test_the_merge_refuses_a_change_log_with_two_sources_for_one_lake_table(spar
     source = Source(lake)
     mine = source.ins(200, "orders", {"id": 2, "name": "b", "qty": 2})
     other = dataclasses.replace(mine, lsn=mine.lsn + 10, binlog_pos=210, source_table="orders_v1")
-    source.write(mine, other)
+    source.write(mine, other, source.ins(220, "orders", {"id": 3, "name": "c", "qty": 3}))  # side by side
     with pytest.raises(Exception, match=r"`shop`\.`orders` and `shop`\.`orders_v1` both map to lake table"):
         run_merge(spark, merge_config(tmp_path), available_now=True)
     assert rows(spark, path, "id", "name", "qty") == [(1, "a", 1)]
