@@ -13,10 +13,14 @@ event is compressed) only for the duration of each test and restored in ``finall
    equals the source value for value (row compare and ``binlake validate``).
 3. A statement-format LOAD DATA (BEGIN_LOAD_QUERY_EVENT) stops the capture with the event's type and
    position; the change log and checkpoint hold exactly what came before it.
+4. The pre-flight check logs every binlog setting, and names those this server does not have.
+5. Every column type (test_capture_types' rows) under compression, through both row decoders, equals
+   the stock library's decoding of the same rows written uncompressed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -29,6 +33,7 @@ from capture_support import (
     captured,
     checkpoint_reached,
     comparable,
+    declared_types,
     master_position,
     oracle_changes,
     wait_for,
@@ -37,6 +42,7 @@ from conftest import include_schema_rules
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import NotImplementedEvent
 
+from binlake import source
 from binlake.capture.checkpoint import load_checkpoint
 from binlake.capture.compressed import COMPRESSED_TYPES
 from binlake.capture.eventtypes import UnsupportedEventError
@@ -231,3 +237,55 @@ def test_an_event_the_capture_cannot_decode_stops_it_after_what_came_before(
     assert [(r["op"], r["after"]) for r in captured(config)] == [("I", {"id": "3", "v": "row format"})]
     checkpoint = load_checkpoint(Lake.from_config(config))
     assert checkpoint is not None and checkpoint.position.lsn == before_load.lsn  # a restart reads the LOAD again
+
+
+def test_the_preflight_check_logs_every_binlog_setting(mariadb: LocalMariaDB, caplog: pytest.LogCaptureFixture,
+                                                       make_config: MakeConfig, lake_dir: Any) -> None:
+    config = make_config(lake_dir, include_schema_rules("x"))
+    with compressed_binlog(mariadb), source.connect(config.source) as conn, caplog.at_level(logging.INFO):
+        values = source.check_binlog_settings(conn)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("source binlog settings: "))
+    assert values["log_bin_compress"] == "ON" and values["binlog_transaction_compression"] is None
+    for shown in ("log_bin=ON", "binlog_format=ROW", "binlog_row_image=FULL", "binlog_row_metadata=FULL",
+                  "binlog_checksum=CRC32", "log_bin_compress=ON", "log_bin_compress_min_len=10", "gtid_strict_mode=",
+                  "gtid_domain_id=0", "encrypt_binlog=OFF", "version=10.11"):
+        assert shown in line, shown
+    assert line.endswith("(not on this server: binlog_transaction_compression, binlog_row_value_options, gtid_mode, "
+                         "enforce_gtid_consistency, binlog_encryption)")
+
+
+@pytest.mark.parametrize("decoder", ["compiled", "library"])
+def test_every_type_compressed_equals_the_stock_library_on_the_uncompressed_twin(
+        mariadb: LocalMariaDB, source_db: str, lake_dir: Any, make_config: MakeConfig, monkeypatch: Any,
+        decoder: str) -> None:
+    """test_capture_types' rows (every MariaDB type) written twice: the compressed copy's records equal
+    the stock library's on the uncompressed copy — through the compiled row decoder and the library's."""
+    from test_capture_types import insert_rows
+
+    from binlake.capture import rowdecode
+
+    packed_db = f"{source_db}_z"
+    mariadb.execute(f"CREATE DATABASE `{packed_db}` CHARACTER SET utf8mb4")
+    try:
+        start = master_position(mariadb)
+        insert_rows(mariadb, source_db)
+        middle = master_position(mariadb)
+        with compressed_binlog(mariadb):
+            insert_rows(mariadb, packed_db)
+        end = master_position(mariadb)
+        if decoder == "library":
+            monkeypatch.setattr(rowdecode, "_FAST_TYPES", frozenset())
+        rules = {"rules": [{**rule, "rule-id": str(i), "rule-name": f"r{i}"} for i, schema in
+                           enumerate((source_db, packed_db), 1) for rule in include_schema_rules(schema)["rules"]]}
+        config = make_config(lake_dir, rules, capture={"start": "position", "start_file": start.file,
+                                                       "start_pos": start.pos, "flush_seconds": 0.2})
+        capture_range(config, end)
+        got = captured(config)
+        assert {166, 165} <= set(compressed_event_types(mariadb, middle, end))
+        oracle = oracle_changes(mariadb, source_db, start, middle,
+                                {"types": declared_types(mariadb, source_db, "types")})
+        packed = [r for r in got if r["source_schema"] == packed_db]
+        assert [r["op"] for r in packed] == ["DDL", "I", "I", "I", "U", "U", "D"]
+        assert [row[1:] for row in comparable(packed)] == [row[1:] for row in comparable(oracle)]
+    finally:
+        mariadb.execute(f"DROP DATABASE IF EXISTS `{packed_db}`")
