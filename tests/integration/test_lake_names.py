@@ -1,7 +1,9 @@
 """Table names that used to share a lake folder (``a:b``, ``a/b``, ``a_b``; ``A_B`` where the server
 keeps case) each replicate to their own lake table through full load, capture and merge, value for
 value; two source tables that the mapping sends to one lake table are refused, naming both, by the
-full load, the capture and the merge, before anything is written."""
+full load, the capture and the merge, before anything is written — also a table created while the
+capture runs; one table renamed onto the other's lake name continues it. Tables an older binlake
+loaded under paths that changed are refused with the moves."""
 
 from __future__ import annotations
 
@@ -13,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
+from capture_support import (
+    CaptureThread,
+    captured,
+    capturing,
+    checkpoint_reached,
+    master_position,
+    wait_for,
+    write_config,
+)
 from merge_helpers import Source, load_table, merge_config, rows
 from typer.testing import CliRunner
 
@@ -157,3 +167,56 @@ def test_the_merge_refuses_a_change_log_with_two_sources_for_one_lake_table(spar
     with pytest.raises(Exception, match=r"`shop`\.`orders` and `shop`\.`orders_v1` both map to lake table"):
         run_merge(spark, merge_config(tmp_path), available_now=True)
     assert rows(spark, path, "id", "name", "qty") == [(1, "a", 1)]
+
+
+def lowercase_mapping(schema: str) -> dict[str, Any]:
+    return include_all(schema, {"rule-type": "transformation", "rule-id": "2", "rule-name": "lower",
+                                "rule-target": "table", "rule-action": "convert-lowercase",
+                                "object-locator": {"schema-name": schema, "table-name": "%"}})
+
+
+def case_kept(db: LocalMariaDB) -> bool:
+    (value,) = db.execute("SELECT @@lower_case_table_names")[0]
+    return int(value) == 0
+
+
+def test_the_capture_refuses_a_table_created_next_to_one_with_the_same_lake_table(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Callable[..., PipelineConfig]
+) -> None:
+    if not case_kept(mariadb):
+        pytest.skip("the server folds table names to lower case")
+    mariadb.execute(f"CREATE TABLE {source_db}.orders (id INT PRIMARY KEY)")
+    config = make_config(lake_dir, lowercase_mapping(source_db), capture={"start": "end", "flush_seconds": 0.2})
+    capture = CaptureThread(config).start()
+    wait_for(lambda: capture.error is not None or checkpoint_reached(config, master_position(mariadb))(), 30,
+             "the capture to start")
+    mariadb.execute(f"INSERT INTO {source_db}.orders VALUES (1)")
+    wait_for(lambda: checkpoint_reached(config, master_position(mariadb))(), 30, "the first insert")
+    mariadb.execute(f"CREATE TABLE {source_db}.Orders (id INT PRIMARY KEY)")
+    mariadb.execute(f"INSERT INTO {source_db}.Orders VALUES (2)")
+    capture.thread.join(timeout=30)
+    assert isinstance(capture.error, CaptureDataError), capture.error
+    assert re.search(rf"`{source_db}`\.`Orders` and `{source_db}`\.`orders` both map", str(capture.error))
+    rows_captured = [(r["source_table"], r["op"]) for r in captured(config)]
+    assert ("orders", "I") in rows_captured and ("Orders", "I") not in rows_captured
+
+
+def test_a_table_renamed_onto_the_same_lake_name_continues(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Callable[..., PipelineConfig]
+) -> None:
+    """``RENAME TABLE Foo TO foo`` under a lower-case rule: the two never exist together."""
+    if not case_kept(mariadb):
+        pytest.skip("the server folds table names to lower case")
+    mariadb.execute(f"CREATE TABLE {source_db}.Foo (id INT PRIMARY KEY)")
+    config = make_config(lake_dir, lowercase_mapping(source_db), capture={"start": "end", "flush_seconds": 0.2})
+    with capturing(config) as capture:
+        wait_for(lambda: capture.error is not None or checkpoint_reached(config, master_position(mariadb))(), 30,
+                 "the capture to start")
+        mariadb.execute(f"INSERT INTO {source_db}.Foo VALUES (1)")
+        mariadb.execute(f"RENAME TABLE {source_db}.Foo TO {source_db}.foo")
+        mariadb.execute(f"INSERT INTO {source_db}.foo VALUES (2)")
+        end = master_position(mariadb)
+        wait_for(lambda: capture.error is not None or checkpoint_reached(config, end)(), 30, "the capture")
+    assert capture.error is None
+    rows_captured = [(r["source_table"], r["table"], r["op"]) for r in captured(config) if r["op"] != "DDL"]
+    assert rows_captured == [("Foo", "foo", "I"), ("foo", "foo", "I")]
