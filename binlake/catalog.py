@@ -41,7 +41,7 @@ from binlake.lake import (
     table_key,
     tombstones_key,
 )
-from binlake.names import ENCODING, TargetClaims, collision, is_plain, legacy_folder_name
+from binlake.names import ENCODING, TargetClaims, collision, legacy_folder_name
 
 log = logging.getLogger(__name__)
 
@@ -150,26 +150,33 @@ def legacy_paths(entry: CatalogEntry) -> dict[str, str]:
     return {kind: key for kind, key in old.items() if key is not None and key != new[kind]}
 
 
-def find_legacy_state(lake: Lake, entry: CatalogEntry) -> str | None:
-    """The key of a full-load state an older binlake wrote for this source table, if there is one.
-
-    A file at the old key counts only when it names this very source table (an old key can be the
-    new key of another table: ``~x`` is the old key of a table named ``~x`` and the new one of ``X``).
-    """
-    if all(is_plain(name) for name in (entry.source_schema, entry.source_table)):
-        return None
-    key = legacy_paths(entry).get("state")
-    if key is None:
-        return None
+def _state_of(lake: Lake, key: str, entry: CatalogEntry) -> dict[str, Any] | None:
+    """The full-load state at ``key`` when it is one and names ``entry``'s source table."""
     try:
         data = json.loads(lake.get_bytes(key))
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
         return None
-    except ValueError:
-        return None  # not a state file binlake wrote
-    source = data.get("source") if isinstance(data, dict) else None
-    if source == {"schema": entry.source_schema, "table": entry.source_table}:
-        return key
+    if isinstance(data, dict) and data.get("source") == {"schema": entry.source_schema, "table": entry.source_table}:
+        return data
+    return None
+
+
+def find_legacy_state(lake: Lake, entry: CatalogEntry) -> str | None:
+    """The key of a full-load state an older binlake wrote for this source table, if there is one:
+    at the old key (source names not plain), or at today's key but naming the old table folder
+    (source names plain, target names not — e.g. a rename rule to ``Orders``).
+
+    A state counts only when it names this very source table (an old key can be the new key of
+    another table: ``~x`` is the old key of a table named ``~x`` and the new one of ``X``).
+    """
+    old = legacy_paths(entry)
+    if "state" in old and _state_of(lake, old["state"], entry) is not None:
+        return old["state"]
+    if "table" in old and "state" not in old:
+        state = _state_of(lake, entry.state_key, entry)
+        path = str(((state or {}).get("target") or {}).get("path", ""))
+        if path.endswith("/" + old["table"]) and not lake.list(f"{entry.path}/_delta_log"):
+            return entry.state_key  # (once the folder is moved, its Delta log is at today's path)
     return None
 
 

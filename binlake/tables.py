@@ -36,9 +36,11 @@ class TableRow:
 
 
 def _state(lake: Lake, entry: CatalogEntry) -> tuple[str, str | None]:
+    if find_legacy_state(lake, entry) is not None:
+        return "old layout", None
     snapshot = read_json(lake, entry.state_key)
     if snapshot is None:
-        return ("old layout", None) if find_legacy_state(lake, entry) else ("not loaded", None)
+        return "not loaded", None
     load_id = str(snapshot.get("load_id")) if snapshot.get("load_id") else None
     if snapshot.get("status") != "complete":
         return "loading", load_id

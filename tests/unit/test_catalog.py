@@ -188,3 +188,20 @@ def test_capture_continues_a_lake_table_when_one_source_table_replaced_the_other
 
     with pytest.raises(CaptureDataError, match="both map"):   # unknown is never taken for gone
         Layouts(mapping, exists=unreachable).claim([t for n in ("Foo", "foo") if (t := mapping.target_for("s", n))])
+
+
+def test_old_layout_of_a_renamed_target_is_refused_too(tmp_path: Path) -> None:
+    """Source ``shop.orders`` renamed by a rule to ``Orders``: the state key is the same as before, but
+    the table folder moved from ``shop/Orders`` to ``shop/~orders``."""
+    lake = Lake(str(tmp_path))
+    def state(folder: str) -> bytes:
+        return json.dumps({"load_id": "old", "status": "complete", "source": {"schema": "shop", "table": "orders"},
+                           "target": {"schema": "shop", "table": "Orders", "path": f"{tmp_path}/{folder}"}}).encode()
+
+    lake.put_bytes("_binlake/snapshots/shop/orders.json", state("shop/Orders"))
+    with pytest.raises(LegacyLayoutError, match=r"shop/Orders → shop/~orders"):
+        check_no_legacy_layout(lake, [entry("shop.orders", "shop.Orders")])
+    lake.put_bytes("shop/~orders/_delta_log/00000000000000000000.json", b"{}")       # after the moves
+    check_no_legacy_layout(lake, [entry("shop.orders", "shop.Orders")])
+    lake.put_bytes("_binlake/snapshots/shop/orders.json", state("shop/~orders"))  # written by this version
+    check_no_legacy_layout(lake, [entry("shop.orders", "shop.Orders")])
