@@ -26,7 +26,8 @@ existed (trusted from lsn 0 as before).
 The capture writes a new entry *before* the first record of the new epoch (so it is durable before
 anything depends on it). Readers: the full load (which epoch a snapshot read from this server
 belongs to), the merge and ``binlake status`` (:func:`Registry.coverage_start`: from where the
-change log is continuous).
+change log is continuous). binlake never deletes change-log files today; anything that does must
+first register the new beginning of the change log here, or tables would join over a hole.
 """
 
 from __future__ import annotations
