@@ -135,6 +135,7 @@ def unsupported_event(event_type: int, file: str | None, start: int, end: int) -
     kind = kind_of(event_type)
     return UnsupportedEventError(
         f"{file or '?'}:{start}: binlog event type {event_type} ({kind.name}, ends at {end}) cannot be "
-        f"captured: {kind.why}. The capture stopped before this transaction; nothing after it was written, "
-        "and a restart reads it again"
+        f"captured: {kind.why}. The capture stopped before this transaction (the checkpoint is before it, "
+        "nothing after it was written), so a restart reads it again; to get past it, reload the tables it may "
+        "have changed (a new full load) and start the capture from that load's snapshot position"
     )
