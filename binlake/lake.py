@@ -55,15 +55,11 @@ CATALOG_KEY = f"{BINLAKE_DIR}/tables.json"  # source table → lake table, binla
 TMP_PREFIX = "_tmp-"
 
 
-def folder_name(name: str) -> str:
-    """A schema or table name as one path segment: :func:`binlake.names.encode_name` (reversible,
-    distinct on case-insensitive stores; ``a-z 0-9 _`` names are kept as they are)."""
-    return encode_name(name)
-
-
 def table_segments(schema: str, table: str) -> str:
     """``<schema segment>/<table segment>``: the one place a table's names become a relative path.
-    Every per-table path (Delta table, tombstones, full-load state, merge hand-off) ends with it."""
+    Every per-table path (Delta table, tombstones, full-load state, merge hand-off) ends with it; each
+    segment is :func:`binlake.names.encode_name` of the name (reversible, distinct on case-insensitive
+    stores, ``a-z 0-9 _`` names kept as they are)."""
     return f"{encode_name(schema)}/{encode_name(table)}"
 
 
