@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from binlake.config import PipelineConfig
+from binlake.config import PipelineConfig, secret_setting_help
 
 CORE_JARS = ("delta-spark_", "delta-storage-", "mysql-connector-j-")
 S3_JARS = ("hadoop-aws-", "bundle-", "analyticsaccelerator-s3-")
@@ -41,7 +41,10 @@ def find_jars(prefixes: tuple[str, ...], folder: Path | None = None) -> list[str
 
 
 def s3a_settings(config: PipelineConfig) -> dict[str, str]:
-    """Hadoop s3a settings for the lake's S3 endpoint (credentials from the AWS environment chain)."""
+    """Hadoop s3a settings for the lake's S3 endpoint. They name credential providers, never keys:
+    the SDK reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (temporary
+    credentials included), then the profile, then the instance role, so no secret is ever part of
+    Spark's settings (which Spark may log or show)."""
     s3 = config.lake.s3
     settings = {
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
@@ -88,6 +91,9 @@ def session_settings(config: PipelineConfig, app: str) -> dict[str, str]:
     if config.lake.is_s3:
         settings.update(s3a_settings(config))
     settings.update(config.spark.conf)
+    secret = next((key for key in settings if secret_setting_help(key)), None)
+    if secret is not None:  # the config parser refuses these; a config built in code must not slip one in
+        raise ValueError(f"Spark setting {secret} holds a secret: {secret_setting_help(secret)}")
     return settings
 
 

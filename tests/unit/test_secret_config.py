@@ -53,3 +53,17 @@ def test_settings_that_name_providers_or_files_are_accepted() -> None:
         "spark.sql.shuffle.partitions": "4",
     }
     assert parse_config(config_with_spark_conf(conf), Path("p.yaml")).spark.conf == conf
+
+
+def test_spark_settings_for_an_s3_lake_name_credential_providers_never_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from binlake import spark
+
+    monkeypatch.setattr(spark, "find_jars", lambda prefixes: [])
+    config = parse_config(config_with_spark_conf({}), Path("p.yaml"))
+    settings = spark.session_settings(config, "test")
+    assert "EnvironmentVariableCredentialsProvider" in settings["spark.hadoop.fs.s3a.aws.credentials.provider"]
+    assert not [key for key in settings if "access.key" in key or "secret" in key or "token" in key]
+    smuggled = config.model_copy(update={"spark": config.spark.model_copy(
+        update={"conf": {"spark.hadoop.fs.s3a.session.token": "x"}})})  # built in code, not parsed
+    with pytest.raises(ValueError, match=r"spark\.hadoop\.fs\.s3a\.session\.token holds a secret"):
+        spark.session_settings(smuggled, "test")
