@@ -7,7 +7,7 @@ JARS := .jars
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup python-deps jars spark-defaults mariadb demo test test-slow lint typecheck bench config-reference clean
+.PHONY: help setup python-deps jars spark-defaults mariadb demo demo-s3 test test-slow lint typecheck bench config-reference clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ mariadb: ## Debian's mariadb-server (binaries only; binlake starts its own serve
 
 demo: setup ## Run the embedded demo: local MariaDB + sample data → capture + full load + merge → local lake
 	$(VENV)/bin/binlake demo
+
+demo-s3: setup ## The same demo with its lake on a private S3-compatible server on loopback (s3proxy)
+	$(VENV)/bin/binlake demo --s3
 
 test: setup ## Run the test suite (unit + integration, without the slow soak cases)
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)

@@ -103,11 +103,13 @@ def config_reference() -> None:
 @app.command()
 def demo(
     seconds: float = typer.Option(30.0, "--seconds", help="How long the workload runs after the full load."),
+    s3: bool = typer.Option(False, "--s3", help="Put the lake on a private S3-compatible server (s3proxy)."),
 ) -> None:
-    """Run the embedded demo: local MariaDB + sample data → capture, full load, merge → ./lake."""
+    """Run the embedded demo: local MariaDB + sample data → capture, full load, merge → ./lake
+    (or, with --s3, s3a://binlake-demo/lake on a loopback s3proxy)."""
     from binlake.demo.run import main
 
-    raise typer.Exit(main(workload_seconds=seconds))
+    raise typer.Exit(main(workload_seconds=seconds, s3=s3))
 
 
 if __name__ == "__main__":

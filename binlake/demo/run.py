@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from binlake.config import PipelineConfig, load_config
+from binlake.demo.s3 import start_demo_s3
 from binlake.demo.sample import create_sample
 from binlake.demo.workload import Workload
 from binlake.devdb import LocalMariaDB
@@ -130,24 +131,32 @@ def wait_caught_up(db: LocalMariaDB, lake: Lake, alive: Callable[[], bool], time
     return False
 
 
-def fresh_dirs(run_dir: Path, lake_root: str) -> None:
-    """Start from scratch: a new datadir, and an empty lake (only if it is binlake's own)."""
+def fresh_dirs(run_dir: Path, lake_root: str | None) -> None:
+    """Start from scratch: a new datadir, and an empty local lake (only if it is binlake's own)."""
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
+    if lake_root is None:
+        return
     lake = Path(lake_root)
     if lake.exists() and any(lake.iterdir()) and not (lake / "_binlake").exists():
         raise SystemExit(f"{lake} exists and is not a binlake lake; refusing to wipe it (change lake.root)")
     shutil.rmtree(lake, ignore_errors=True)
 
 
-def main(workload_seconds: float = 30.0, config_path: Path = Path("conf/demo.yaml")) -> int:
+def main(workload_seconds: float = 30.0, config_path: Path = Path("conf/demo.yaml"), s3: bool = False) -> int:
+    """The demo; with ``s3`` its lake is on a private S3-compatible server (:mod:`binlake.demo.s3`)."""
     configure_logging()
     os.environ.setdefault("BINLAKE_SOURCE_PASSWORD", secrets.token_urlsafe(18))
     config = load_config(config_path)
     if config.lake.is_s3:
         raise SystemExit("the demo writes a local lake; conf/demo.yaml must have a local lake.root")
     run_dir = Path(".run/demo").resolve()
-    fresh_dirs(run_dir, config.lake.root)
+    fresh_dirs(run_dir, None if s3 else config.lake.root)
+    s3_server = None
+    if s3:
+        s3_server, config_path = start_demo_s3(run_dir, config_path)
+        config = load_config(config_path)
+        print(f"S3 lake {config.lake.root} on s3proxy at {s3_server.endpoint} (objects in {s3_server.basedir})")
     processes = Processes()
     db = LocalMariaDB(run_dir / "db", port=config.source.port)
     workload: Workload | None = None
@@ -203,6 +212,8 @@ def main(workload_seconds: float = 30.0, config_path: Path = Path("conf/demo.yam
             workload.stop()
         processes.stop_all()
         db.stop()
+        if s3_server is not None:
+            s3_server.stop()
 
 
 def summary(config: PipelineConfig, lake: Lake, counts: dict[str, int], validation_status: int) -> str:
