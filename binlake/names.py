@@ -81,8 +81,9 @@ def encode_name(name: str) -> str:
     if len(segment) > MAX_SEGMENT:
         raise LakeNameError(
             f"name {name!r} encodes to a {len(segment)}-character lake path segment; at most {MAX_SEGMENT} "
-            "fit a file name. Give the table (or schema) a shorter target name with a DMS 'rename' "
-            "transformation rule")
+            "fit a file name. For a target name: give the table (or schema) a shorter one with a DMS "
+            "'rename' transformation rule; a source name this long (its full-load state is kept under it) "
+            "must be shortened on the source")
     return segment
 
 
