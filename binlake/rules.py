@@ -19,7 +19,9 @@ Semantics (as in DMS):
   underscore, ``[ab]`` a set of characters (``a`` or ``b``), ``[a-d]`` a range (``a``, ``b``, ``c``
   or ``d``). Every other character stands for itself. So a locator ``my_table`` also matches
   ``myXtable`` (as in DMS); write ``my[_]table`` for the underscore alone. A set cannot be empty
-  or unclosed, and ``[^…]``/``[!…]`` (negation, not in the DMS documentation) are refused. An
+  or unclosed, and ``[^…]``/``[!…]`` (negation, not in the DMS documentation) are refused. There
+  is no escape character (DMS offers ``escapeCharacter`` for Oracle endpoints only): ``[_]``,
+  ``[%]``, ``[[]`` stand for the character itself. An
   ``explicit`` rule names one table: its names are compared literally and ``%`` is refused.
   Names are compared case-sensitively, as DMS does (and MySQL on Linux).
 * Selection: a table is selected when at least one ``include``/``explicit`` rule matches it and no

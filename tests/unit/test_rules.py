@@ -93,6 +93,9 @@ def test_locator_matching(locator: str, name: str, expected: bool) -> None:
         ("[%]", "x", False),
         ("[[]x", "[x", True),
         ("x]", "x]", True),
+        ("TEST#_T%", "TEST#xT1", True),     # no escape character (DMS has one for Oracle endpoints only)
+        ("TEST[_]T%", "TEST_T1", True),     # … where DMS's own example TEST#_T% wants this
+        ("TEST[_]T%", "TESTxT1", False),
         ("log_20[0-9][0-9]_%", "log_2024_jan", True),
         ("log_20[0-9][0-9]_%", "log_20x4_jan", False),
     ],
