@@ -104,6 +104,18 @@ def test_distinct_names_give_distinct_segments_even_ignoring_case(first: str, se
     assert a.casefold() != b.casefold()
 
 
+# Names made of the characters the encoding writes or escapes, so that near-collisions are likely.
+tricky = st.text(alphabet="aAdD2f_-~:/ .é5", min_size=1, max_size=6)
+
+
+@settings(max_examples=1500)
+@given(tricky, tricky)
+def test_tricky_names_never_share_a_segment(first: str, second: str) -> None:
+    if first != second:
+        assert encode_name(first).casefold() != encode_name(second).casefold()
+    assert decode_name(encode_name(first)) == first
+
+
 @given(st.text(alphabet=sorted(SEGMENT_CHARACTERS), min_size=1, max_size=12))
 def test_decode_accepts_only_what_encode_writes(segment: str) -> None:
     try:
