@@ -19,7 +19,8 @@ from binlake.capture.report import status_report
 from binlake.config import PipelineConfig
 from binlake.lake import MERGE_STATUS_KEY, SNAPSHOTS_DIR, Lake
 from binlake.positions import BinlogPosition, lsn_text
-from binlake.progress import read_json, read_progress
+from binlake.progress import LakeProgress, read_json, read_progress
+from binlake.retry import NO_RETRY, LakeError
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,16 @@ def table_statuses(lake: Lake) -> list[TableStatus]:
 
 def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
                     source_end_lsn: int | None = None) -> dict[str, Any]:
-    """Everything ``binlake status`` shows, as one JSON-ready dict."""
-    lake = lake or Lake.from_config(config)
-    progress = read_progress(lake)
-    merge = read_json(lake, MERGE_STATUS_KEY) or {}
+    """Everything ``binlake status`` shows, as one JSON-ready dict. The lake is asked once, without
+    retries: when it cannot be read, the capture's part comes from its local status copy and
+    ``lake_error`` says why the rest is missing."""
+    lake = (lake or Lake.from_config(config)).with_retry(NO_RETRY)
     capture = status_report(config, lake)
+    try:
+        progress, merge, tables = read_progress(lake), read_json(lake, MERGE_STATUS_KEY) or {}, table_statuses(lake)
+        history, lake_error = [h.to_dict() for h in load_registry(lake).histories], capture.get("lake_error")
+    except LakeError as exc:
+        progress, merge, tables, history, lake_error = LakeProgress(None, None, None), {}, [], [], str(exc)
     return {
         "pipeline": config.name,
         "lake": config.lake.root,
@@ -99,8 +105,9 @@ def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
             "last_error": merge.get("last_error"),
         },
         "source_end_lsn": source_end_lsn,
-        "history": [h.to_dict() for h in load_registry(lake).histories],
-        "tables": [asdict(t) for t in table_statuses(lake)],
+        "history": history,
+        "tables": [asdict(t) for t in tables],
+        "lake_error": lake_error,
     }
 
 
@@ -123,6 +130,8 @@ def render_text(status: dict[str, Any]) -> str:
     ]
     if status.get("source_end_lsn") is not None:
         lines.append(f"source:  binlog end {lsn_text(status['source_end_lsn'])}")
+    if status.get("lake_error"):
+        lines.append(f"lake:    cannot be read: {status['lake_error']}")
     histories = status.get("history") or []
     if histories:
         latest = histories[-1]

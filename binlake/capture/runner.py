@@ -234,9 +234,10 @@ class CaptureRunner:
                                               max_bytes_in_memory=self.config.capture.max_transaction_bytes_in_memory)
         if start.position is None:
             self.assembler.position_known = False
-        log.info("step 3: streaming from %s (server_id %d, flush every %d records or %.1fs, transactions above "
-                 "%d records spill to %s)", start, self.config.source.server_id, self.policy.max_rows,
-                 self.policy.max_seconds, self.assembler.max_rows_in_memory, spill.path)
+        log.info("step 3: streaming from %s (server_id %d, flush every %d records, %d bytes or %.1fs, transactions "
+                 "above %d records or %d bytes spill to %s)", start, self.config.source.server_id,
+                 self.policy.max_rows, self.policy.max_bytes, self.policy.max_seconds,
+                 self.assembler.max_rows_in_memory, self.assembler.max_bytes_in_memory, spill.path)
         try:
             self._loop(start)
         except (StopRequested, KeyboardInterrupt):

@@ -30,13 +30,14 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from binlake.changelog import CHANGELOG_SCHEMA, CommittedTransaction, EventChanges, SpilledPart, to_arrow
+from binlake.changelog import CHANGELOG_SCHEMA, CommittedTransaction, EventChanges, SpilledPart, approx_bytes, to_arrow
 
 log = logging.getLogger(__name__)
 
 FOLDER_PREFIX = "binlake-spill-"
 LOCK_NAME = "lock"
-BATCH_ROWS = 16_384  # records converted to Arrow and compressed at a time when spilling
+BATCH_ROWS = 16_384  # records converted to Arrow and compressed at a time when spilling …
+BATCH_BYTES = 8 * 1024 * 1024  # … or fewer, up to about this many bytes (approx_bytes), for large rows
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
 
 
@@ -124,13 +125,14 @@ class SpillFolder:
 
 
 def _batches(events: Sequence[EventChanges]) -> Iterator[tuple[EventChanges, ...]]:
-    """``events`` in consecutive slices of about :data:`BATCH_ROWS` records."""
-    start, rows = 0, 0
+    """``events`` in consecutive slices of about :data:`BATCH_ROWS` records or :data:`BATCH_BYTES` bytes."""
+    start, rows, size = 0, 0, 0
     for index, event in enumerate(events):
         rows += event.row_count
-        if rows >= BATCH_ROWS:
+        size += approx_bytes(event)
+        if rows >= BATCH_ROWS or size >= BATCH_BYTES:
             yield tuple(events[start:index + 1])
-            start, rows = index + 1, 0
+            start, rows, size = index + 1, 0, 0
     if start < len(events):
         yield tuple(events[start:])
 

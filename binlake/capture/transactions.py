@@ -18,10 +18,10 @@ DDL statement itself). An open transaction is discarded, never written, if the s
 new transaction starts without its commit (a server crash can leave such a tail).
 
 Memory is bounded whatever the transaction size: once the open transaction holds
-``max_rows_in_memory`` records or ``max_bytes_in_memory`` bytes (:func:`approx_bytes`: the length
-of the encoded row images plus :data:`RECORD_OVERHEAD` per record — counted as the records are
-produced, no extra pass), its events so far go to a spill file
-(:class:`~binlake.capture.spill.SpillFolder`) and leave memory. The committed transaction refers
+``max_rows_in_memory`` records or ``max_bytes_in_memory`` bytes
+(:func:`~binlake.changelog.approx_bytes`: the length of the encoded row images plus a small
+overhead per record — counted as the records are produced, no extra pass), its events so far
+go to a spill file (:class:`~binlake.capture.spill.SpillFolder`) and leave memory. The committed transaction refers
 to its spilled parts (in order, before its in-memory events); discarding an open transaction
 deletes its parts.
 
@@ -44,28 +44,19 @@ from binlake.capture.gtids import GtidTracker
 from binlake.capture.records import CaptureDataError, Layouts, event_changes, lsn_of
 from binlake.capture.rowdecode import TableLayout
 from binlake.capture.spill import SpillFolder, remove_part
-from binlake.changelog import OP_DDL, CommittedTransaction, EventChanges, SpilledPart
+from binlake.changelog import (
+    OP_DDL,
+    RECORD_OVERHEAD,
+    CommittedTransaction,
+    EventChanges,
+    SpilledPart,
+    approx_bytes,
+)
 from binlake.positions import BinlogPosition, epoch_base, lsn_text
 
 log = logging.getLogger(__name__)
 
 MARIADB_FL_STANDALONE = 0x01
-RECORD_OVERHEAD = 100
-"""Bytes counted per record on top of its images: the Python string and list slots holding it."""
-
-
-def approx_bytes(changes: EventChanges) -> int:
-    """Estimated memory of one event's records: image lengths plus :data:`RECORD_OVERHEAD` each."""
-    size = RECORD_OVERHEAD * changes.row_count
-    if changes.before is not None:
-        size += sum(map(len, changes.before))
-    if changes.after is not None:
-        size += sum(map(len, changes.after))
-    if changes.ddl is not None:
-        size += len(changes.ddl)
-    return size
-
-
 class PendingBatch(NamedTuple):
     """What a flush writes: the pending transactions (in commit order), the position right after
     the last of them (later transactions without records included), their records and bytes."""

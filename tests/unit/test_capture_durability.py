@@ -28,8 +28,8 @@ from binlake.capture.runner import CaptureRunner
 from binlake.capture.sink import ChangeLogSink, FlushPolicy, LakeWriteError
 from binlake.capture.spill import SpillFolder
 from binlake.capture.status import local_status_path, read_status
-from binlake.capture.transactions import RECORD_OVERHEAD, TransactionAssembler, approx_bytes
-from binlake.changelog import OP_INSERT, EventChanges, list_changelog, read_changelog
+from binlake.capture.transactions import TransactionAssembler
+from binlake.changelog import OP_INSERT, RECORD_OVERHEAD, EventChanges, approx_bytes, list_changelog, read_changelog
 from binlake.config import parse_config
 from binlake.lake import CHANGELOG_DIR, Lake, LocalStorage
 from binlake.positions import BinlogPosition, make_lsn
