@@ -49,6 +49,12 @@ def include_all(schema: str, *extra: dict[str, Any]) -> dict[str, Any]:
                        "object-locator": {"schema-name": schema, "table-name": "%"}}, *extra]}
 
 
+def case_kept(db: LocalMariaDB) -> bool:
+    """lower_case_table_names=0: ``A_B`` and ``a_b`` are two tables."""
+    (value,) = db.execute("SELECT @@lower_case_table_names")[0]
+    return int(str(value)) == 0
+
+
 def workload(db: LocalMariaDB, schema: str, names: list[str], round_: int) -> None:
     """Different changes on each table (so a mix-up shows): inserts, updates, deletes, and one
     transaction over every table."""
@@ -69,8 +75,7 @@ def workload(db: LocalMariaDB, schema: str, names: list[str], round_: int) -> No
 def test_names_that_shared_a_folder_each_get_their_own_lake_table(
     mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Callable[..., PipelineConfig], spark: Any
 ) -> None:
-    (case_kept,) = mariadb.execute("SELECT @@lower_case_table_names")[0]
-    names = ["a:b", "a/b", "a_b"] + (["A_B"] if int(case_kept) == 0 else [])
+    names = ["a:b", "a/b", "a_b"] + (["A_B"] if case_kept(mariadb) else [])
     for k, name in enumerate(names):
         mariadb.execute(f"CREATE TABLE {quoted(source_db)}.{quoted(name)} (id INT PRIMARY KEY, v VARCHAR(60), n INT)")
         mariadb.execute(f"INSERT INTO {quoted(source_db)}.{quoted(name)} VALUES " +
@@ -141,8 +146,7 @@ def test_a_table_loaded_under_the_old_layout_is_refused_with_the_moves(
 ) -> None:
     """An older binlake kept ``Orders`` in ``<schema>/Orders`` with its state at the raw name: the full
     load must not start it over in ``<schema>/~orders`` while readers keep reading the old folder."""
-    (case_kept,) = mariadb.execute("SELECT @@lower_case_table_names")[0]
-    name = "Orders" if int(case_kept) == 0 else "or:ders"
+    name = "Orders" if case_kept(mariadb) else "or:ders"
     mariadb.execute(f"CREATE TABLE {source_db}.`{name}` (id INT PRIMARY KEY, v INT)")
     lake = Lake(str(lake_dir))
     old = f"_binlake/snapshots/{source_db}/{name}.json"
@@ -173,11 +177,6 @@ def lowercase_mapping(schema: str) -> dict[str, Any]:
     return include_all(schema, {"rule-type": "transformation", "rule-id": "2", "rule-name": "lower",
                                 "rule-target": "table", "rule-action": "convert-lowercase",
                                 "object-locator": {"schema-name": schema, "table-name": "%"}})
-
-
-def case_kept(db: LocalMariaDB) -> bool:
-    (value,) = db.execute("SELECT @@lower_case_table_names")[0]
-    return int(value) == 0
 
 
 def test_the_capture_refuses_a_table_created_next_to_one_with_the_same_lake_table(

@@ -26,9 +26,8 @@ from binlake.names import (
 
 # What a MySQL identifier may hold: any BMP character but U+0000 (quoted identifiers), up to 64.
 # Names produced by transformation rules (prefixes, suffixes) may be longer or leave the BMP.
-identifier = st.text(st.characters(min_codepoint=1, max_codepoint=0xFFFF, exclude_categories=("Cs",)),
-                     min_size=1, max_size=64)
-any_name = st.text(st.characters(min_codepoint=1, exclude_categories=("Cs",)), min_size=1, max_size=40)
+identifier = st.text(st.characters(min_codepoint=1, max_codepoint=0xFFFF, codec="utf-8"), min_size=1, max_size=64)
+any_name = st.text(st.characters(min_codepoint=1, codec="utf-8"), min_size=1, max_size=40)
 SEGMENT_CHARACTERS = set(string.ascii_lowercase + string.digits + "_~-")
 
 
