@@ -9,6 +9,9 @@ are unrelated, as they are in production.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,12 +74,13 @@ def promote(replica: LocalMariaDB) -> None:
     replica.execute("RESET SLAVE ALL")
 
 
-def pipeline(lake_root: Path, server: LocalMariaDB, database: str, **capture: Any) -> PipelineConfig:
-    """A pipeline reading ``server`` (root, no password) into ``lake_root``."""
+def pipeline(lake_root: Path, server: LocalMariaDB, database: str, port: int | None = None,
+             **capture: Any) -> PipelineConfig:
+    """A pipeline reading ``server`` (root, no password; through ``port`` if given) into ``lake_root``."""
     return parse_config({
         "name": "failover",
-        "source": {"host": "127.0.0.1", "port": server.port, "user": "root", "password_env": None,
-                   "server_id": 950},
+        "source": {"host": "127.0.0.1", "port": port or server.port, "user": "root", "password_env": None,
+                   "server_id": 950, "read_timeout_s": 10},
         "lake": {"root": str(lake_root)},
         "table_mappings": {"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "db",
                                       "object-locator": {"schema-name": database, "table-name": "%"},
@@ -114,3 +118,57 @@ def run_sql(db: LocalMariaDB, database: str, *statements: str) -> None:
 
 def table_rows(db: LocalMariaDB, database: str, table: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in db.execute(f"SELECT * FROM `{database}`.`{table}` ORDER BY id")]
+
+
+class TcpProxy:
+    """A loopback TCP forwarder standing in for a VIP or a DNS name: :meth:`retarget` points it at
+    another server and cuts every open connection, as a failover behind one address does."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def retarget(self, port: int) -> None:
+        self.target_port = port
+        with self._lock:
+            connections, self._open = self._open, []
+        for s in connections:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.retarget(self.target_port)
+        self._listener.close()

@@ -16,6 +16,7 @@ from capture_support import CaptureThread, captured, wait_for
 from failover_support import (
     PRIMARY_ID,
     REPLICA_ID,
+    TcpProxy,
     checkpoint_at,
     end_of,
     gtid_pos,
@@ -94,6 +95,33 @@ def test_after_a_failover_the_capture_joins_the_replica_by_gtid_and_orders_its_c
         assert [r["gtid"].split("-")[1] for r in after] == [str(REPLICA_ID)] * 2
         assert min(r["lsn"] for r in after) > max(b["lsn"] for b in before)
         assert load_registry(Lake.from_config(new)).latest.began == FAILOVER_JOIN  # type: ignore[union-attr]
+
+
+def test_a_failover_behind_the_same_address_stops_the_reconnect_and_a_restart_joins(tmp_path: Path) -> None:
+    """A VIP / DNS name moved to the promoted replica while the capture runs: its reconnect must not
+    resume by file/position on another server's binlog."""
+    with server_pair(tmp_path / "servers") as (primary, replica):
+        _fill(primary)
+        proxy = TcpProxy(primary.port)
+        try:
+            config = pipeline(tmp_path / "lake", primary, DB, port=proxy.port, reconnect_max_seconds=1.0)
+            capture = CaptureThread(config).start()
+            wait_for(lambda: capture.error is not None or _moved(config, primary, 0), 30, "the capture to start")
+            run_sql(primary, DB, "UPDATE items SET qty = 1000 WHERE id = 1")
+            wait_for(lambda: capture.error is not None or _moved(config, primary, 0), 30, "the capture")
+            wait_caught_up(primary, replica)
+            primary.stop()
+            promote(replica)
+            proxy.retarget(replica.port)  # the address now leads to the new primary
+            wait_for(lambda: not capture.thread.is_alive(), 60, "the capture to stop")
+            assert "after reconnecting" in str(capture.error) and f"server_id {REPLICA_ID}" in str(capture.error)
+
+            run_sql(replica, DB, "UPDATE items SET qty = 2000 WHERE id = 1")
+            _capture_until(config, replica, 1)  # the restart joins the new primary by GTID
+            updates = [r for r in captured(config) if r["op"] == "U"]
+            assert [(split_lsn(r["lsn"])[0], r["after"]["qty"]) for r in updates] == [(0, "1000"), (1, "2000")]
+        finally:
+            proxy.close()
 
 
 @pytest.mark.slow
