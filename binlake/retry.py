@@ -63,8 +63,12 @@ class LakeError(RuntimeError):
     """
 
     def __init__(self, verb: str, uri: str, cause: BaseException, attempts: int, transient: bool) -> None:
-        why = (f"still failing after {attempts - 1} retries (lake.retries)" if transient
-               else "not retried: this error does not go away by waiting")
+        if not transient:
+            why = "not retried: this error does not go away by waiting"
+        elif attempts > 1:
+            why = f"still failing after {attempts - 1} retries (lake.retries)"
+        else:
+            why = "tried once"
         super().__init__(f"{verb} {uri} failed: {describe(cause)} ({why})")
         self.verb, self.uri, self.cause, self.attempts, self.transient = verb, uri, cause, attempts, transient
 
