@@ -110,8 +110,8 @@ def test_a_failed_write_keeps_the_checkpoint_and_poisons_the_sink(tmp_path: Path
     assert load_checkpoint(lake).position == BinlogPosition.of(FILE, 150)   # type: ignore[union-attr]
 
 
-def runner_for(tmp_path: Path) -> tuple[CaptureRunner, Lake]:
-    config = parse_config({"lake": {"root": str(tmp_path / "lake"), "retries": 0}, "table_mappings": RULES,
+def runner_for(tmp_path: Path, retries: int = 0) -> tuple[CaptureRunner, Lake]:
+    config = parse_config({"lake": {"root": str(tmp_path / "lake"), "retries": retries}, "table_mappings": RULES,
                            "capture": {"spill_dir": str(tmp_path / "spill")}}, tmp_path / "p.yaml")
     runner = CaptureRunner(config)
     runner.assembler = assembler()
@@ -150,6 +150,17 @@ def test_a_stop_whose_final_flush_fails_exits_failed_with_the_checkpoint_unmoved
         runner._stop()
     assert load_checkpoint(lake) == Checkpoint(START, 1)
     assert runner.metrics.state == "failed"
+
+
+def test_a_stop_during_a_retry_wait_writes_nothing_more_and_keeps_the_checkpoint(tmp_path: Path) -> None:
+    runner, lake = runner_for(tmp_path, retries=5)
+    assert runner.assembler is not None and runner.sink is not None
+    lake.storage = FlakyStorage(tmp_path / "lake", [TimeoutError("slow")] * 100)
+    insert(runner.assembler, "0-1-2", 100, 1)
+    runner.stopping = True                                        # SIGTERM arrived during the write
+    runner._stop()                                                # the retry wait ends at once
+    assert runner.metrics.state == "stopped" and runner.sink.failure is not None
+    assert load_checkpoint(lake) == Checkpoint(START, 1) and len(runner.assembler.pending) == 1
 
 
 def test_spill_files_stay_until_their_change_log_files_and_checkpoint_are_durable(tmp_path: Path) -> None:
