@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from binlake.capture.checkpoint import Checkpoint
-from binlake.capture.gtids import merge_sets
+from binlake.capture.gtids import merge_sets, missing_gtids
 from binlake.changelog import list_changelog, read_changelog
 from binlake.config import PipelineConfig
 from binlake.lake import HISTORY_KEY, Lake, parse_changelog_name
@@ -184,21 +184,30 @@ def stamped(history: History, created_at: str) -> History:
     return replace(history, created_at=created_at)
 
 
-def snapshot_history(registry: Registry, server_id: int, server_uuid: str | None) -> History | None:
+def snapshot_history(registry: Registry, server_id: int, server_uuid: str | None,
+                     gtid_state: str | None = None, mariadb: bool = False) -> History | None:
     """The history a snapshot read now from this server belongs to (``None``: no registry yet — the
     capture never ran — and the snapshot is labelled epoch 0, checked against the server when the
     capture registers epoch 0, see :func:`snapshot_gap`).
 
-    Raises :class:`HistoryError` when the capture's latest history is another server's: the change
-    log does not follow this server (yet), so a snapshot of it could not be ordered against it."""
+    Raises :class:`HistoryError` when the capture's latest history is another server's, or (MariaDB,
+    ``gtid_state`` = ``@@gtid_binlog_state``) when the server no longer holds the GTIDs that history
+    started at — its binlog was reset since: either way a snapshot of it could not be ordered
+    against the change log."""
     latest = registry.latest
     if latest is None:
         return None
+    fix = ("Start (or restart) the capture against this server first — after a failover it follows the new "
+           "server by GTID — then reload")
     if not latest.same_server(server_id, server_uuid):
         raise HistoryError(
             f"the source is server_id {server_id}, but the capture's current binlog history is {latest.describe()}: "
-            "a snapshot of this server cannot be ordered against the change log. Start (or restart) the capture "
-            "against this server first — after a failover it follows the new server by GTID — then reload")
+            f"a snapshot of this server cannot be ordered against the change log. {fix}")
+    if mariadb and latest.start_gtid and missing_gtids(latest.start_gtid, gtid_state):
+        raise HistoryError(
+            f"the source no longer holds GTID(s) {', '.join(missing_gtids(latest.start_gtid, gtid_state))} at which "
+            f"the capture's binlog history {latest.describe()} began (@@gtid_binlog_state is "
+            f"{gtid_state or 'empty'}): its binlog was reset (RESET MASTER). {fix}")
     return latest
 
 
@@ -246,11 +255,12 @@ def source_epoch(config: PipelineConfig) -> int:
     """The epoch of the configured source's current binlog (0 without a registry); for readers that
     compare a fresh source snapshot with lake lsns (validation). Raises :class:`HistoryError` when
     the capture's latest history is another server (see :func:`snapshot_history`)."""
-    from binlake.source import connect, server_id, server_uuid
+    from binlake.source import connect, gtid_binlog_state, is_mariadb, server_id, server_uuid
 
     registry = load_registry(Lake.from_config(config))
     if registry.latest is None:
         return 0
     with connect(config.source) as conn:
-        history = snapshot_history(registry, server_id(conn), server_uuid(conn))
+        history = snapshot_history(registry, server_id(conn), server_uuid(conn), gtid_binlog_state(conn),
+                                   is_mariadb(conn))
     return 0 if history is None else history.epoch

@@ -47,6 +47,7 @@ from binlake.source import (
     check_grants,
     connect,
     describe,
+    gtid_binlog_state,
     is_mariadb,
     server_id,
     server_uuid,
@@ -141,7 +142,8 @@ def run_full_load(
         check_grants(conn, need_replication=False)
         source_id = server_id(conn)
         try:
-            history = snapshot_history(load_registry(lake), source_id, server_uuid(conn))
+            history = snapshot_history(load_registry(lake), source_id, server_uuid(conn), gtid_binlog_state(conn),
+                                       is_mariadb(conn))
         except HistoryError as exc:
             raise FullLoadError(str(exc)) from None
         if history is not None:

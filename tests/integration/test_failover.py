@@ -35,7 +35,7 @@ from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB, free_port
 from binlake.lake import Lake, table_key
 from binlake.positions import file_sequence, split_lsn
-from binlake.snapshot.job import run_full_load
+from binlake.snapshot.job import FullLoadError, run_full_load
 from binlake.status import table_statuses
 
 DB = "shop"
@@ -215,6 +215,8 @@ def test_reset_master_is_refused_then_start_end_and_a_new_full_load_equal_the_so
         capture = CaptureThread(config).start()
         wait_for(lambda: not capture.thread.is_alive(), 30, "the capture to refuse")
         assert isinstance(capture.error, HistoryRefused) and "RESET MASTER" in str(capture.error)
+        with pytest.raises(FullLoadError, match="RESET MASTER"):  # nor can a snapshot be ordered against it
+            run_full_load(config, spark)
 
         restarted = pipeline(tmp_path / "lake", source, DB, start="end")
         _capture_until(restarted, source, 1)

@@ -261,6 +261,11 @@ def test_a_snapshot_belongs_to_the_latest_history_of_its_server_only() -> None:
     assert snapshot_history(registry, 2, None) == registry.histories[1]
     with pytest.raises(HistoryError, match="Start \\(or restart\\) the capture against this server first"):
         snapshot_history(registry, 1, None)  # the old primary: the change log follows server 2 now
+    joined = History(1, 2, FAILOVER_JOIN, _pos("binlog.000001", 500, epoch=1), None, "0-1-42")
+    reset = Registry((registry.histories[0], joined))
+    assert snapshot_history(reset, 2, None, "0-1-42,0-2-50", mariadb=True) == joined
+    with pytest.raises(HistoryError, match="RESET MASTER"):
+        snapshot_history(reset, 2, None, None, mariadb=True)  # the state was emptied since the join
 
 
 def test_snapshot_gap_names_the_gap_and_the_fix() -> None:
