@@ -3,12 +3,16 @@
 path; ``binlake status`` shows the failure although the lake's status.json cannot be written
 either (the capture's local status copy); the checkpoint stayed where the last durable file was.
 The folder is repaired, the capture restarted, the merge run: the lake equals the source value
-by value — nothing lost, nothing invented."""
+by value — nothing lost, nothing invented. The same with a lake on a full file system (a small
+tmpfs, ENOSPC) when ``mount`` is permitted."""
 
 from __future__ import annotations
 
+import errno
 import shutil
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -163,3 +167,72 @@ def test_after_a_change_log_outage_the_merged_lake_equals_the_source(
     assert len(expected) == 30 + 5 + 20 - 2 - 5 - 2
     assert (1, "o1", Decimal("2.50"), "n1a") in expected and (11, "o1", Decimal("13.50"), "n11bc") in expected
     assert lake_rows(spark, config, source_db) == expected
+
+
+@contextmanager
+def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` (skips the test when mounting is not permitted)."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file in ``folder`` until the file system is full (ENOSPC); the file."""
+    filler = folder / "filler"
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_lake_file_system_stops_the_capture_and_loses_nothing(
+    mariadb: LocalMariaDB, source_db: str, make_config: MakeConfig, tmp_path: Path
+) -> None:
+    source = Source(mariadb, source_db)
+    seeded = source.insert(10)
+    with small_tmpfs(tmp_path / "fs", "16m") as mount:
+        lake_dir = mount / "lake"
+        config = outage_config(make_config, lake_dir, source_db, tmp_path)
+        config_path = write_config(config, tmp_path / "capture.yaml")
+        log_path = tmp_path / "capture.log"
+        lake = Lake.from_config(config)
+        start = master_position(mariadb)
+        process = start_subprocess(config_path, log_path)
+        try:
+            wait_for(lambda: (read_status(lake) or {}).get("state") == "running", 60, "the capture to run")
+            wait_for(checkpoint_reached(config, start), 30, "the capture to be caught up")
+            durable = load_checkpoint(lake)
+            filler = fill(mount)                                       # the disk is full
+            inserted = source.insert(20)
+            source.update(inserted[:10] + seeded, "f")
+            source.delete(inserted[10:15])
+            assert process.wait(timeout=60) == EXIT_LAKE_WRITE
+        finally:
+            if process.poll() is None:
+                stop_subprocess(process)
+        log = log_path.read_text()
+        assert "No space left on device" in log and f"{lake_dir}/_binlake/" in log, log[-3000:]
+        assert durable is not None and load_checkpoint(lake) == durable
+        assert (read_status(lake, local_status_path(config)) or {}).get("state") == "failed"
+
+        filler.unlink()                                                # room again
+        end = master_position(mariadb)
+        process = start_subprocess(config_path, log_path)
+        try:
+            wait_for(checkpoint_reached(config, end), 60, "the restarted capture to catch up")
+        finally:
+            assert stop_subprocess(process) == 0, log_path.read_text()[-3000:]
+        oracle = oracle_changes(mariadb, source_db, start, end)
+        assert len(oracle) == 20 + 20 + 5
+        assert comparable(captured(config)) == comparable(oracle)
