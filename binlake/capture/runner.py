@@ -33,10 +33,10 @@ from typing import Any
 import pymysql
 
 from binlake import source as src
-from binlake.capture.checkpoint import load_checkpoint
+from binlake.capture.checkpoint import Checkpoint, load_checkpoint
 from binlake.capture.history import EXPLICIT_START, START_AT_END, lake_gtids, load_registry, save_registry, stamped
 from binlake.capture.records import CaptureDataError, Layouts
-from binlake.capture.resume import new_start_decision, read_server_facts, resume_decision
+from binlake.capture.resume import history_change, new_start_decision, read_server_facts, resume_decision
 from binlake.capture.schema import DeclaredTypesReader
 from binlake.capture.sink import ChangeLogSink, FlushPolicy, LakeWriteError
 from binlake.capture.spill import SpillFolder
@@ -297,15 +297,25 @@ class CaptureRunner:
         self._backoff = min(self._backoff * 2, self.config.capture.reconnect_max_seconds)
 
     def _recheck_source(self) -> None:
-        """Before resuming: the source may have come back with other settings or fewer binlogs."""
-        assert self.assembler is not None
+        """Before resuming: the source may have come back with other settings or fewer binlogs — or
+        be another server, or a reset one (a failover behind the same address, RESET MASTER): then a
+        file/position resume would read another history, so the capture stops and the restart
+        decides (:mod:`binlake.capture.resume`)."""
+        assert self.assembler is not None and self.sink is not None
         with src.connect(self.config.source) as conn:
             src.check_binlog_settings(conn)
-            if self.sink is not None and src.server_id(conn) != self.sink.source_server_id:
+            server = read_server_facts(conn)
+            if server.server_id != self.sink.source_server_id:
+                change: str | None = f"server_id {self.sink.source_server_id} → {server.server_id}"
+            elif self.assembler.position_known:
+                change = history_change(Checkpoint(self.assembler.position, self.sink.source_server_id), server)
+            else:
+                change = None
+            if change is not None:
                 raise src.SourceError(
-                    f"the source answered as server_id {src.server_id(conn)} after reconnecting, but this run read "
-                    f"server_id {self.sink.source_server_id} (a failover behind the same address): restart the "
-                    "capture — it follows the new server by GTID, or says why it cannot")
+                    f"the source answered with another binlog history after reconnecting ({change}; a failover "
+                    "behind the same address, or RESET MASTER): restart the capture — it follows a new server by "
+                    "GTID, or says why it cannot")
             if self.assembler.position_known:
                 src.check_binlog_available(conn, self.assembler.position.file)
 

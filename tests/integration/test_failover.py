@@ -114,7 +114,8 @@ def test_a_failover_behind_the_same_address_stops_the_reconnect_and_a_restart_jo
             promote(replica)
             proxy.retarget(replica.port)  # the address now leads to the new primary
             wait_for(lambda: not capture.thread.is_alive(), 60, "the capture to stop")
-            assert "after reconnecting" in str(capture.error) and f"server_id {REPLICA_ID}" in str(capture.error)
+            assert "after reconnecting" in str(capture.error)
+            assert f"server_id {PRIMARY_ID} → {REPLICA_ID}" in str(capture.error)
 
             run_sql(replica, DB, "UPDATE items SET qty = 2000 WHERE id = 1")
             _capture_until(config, replica, 1)  # the restart joins the new primary by GTID
