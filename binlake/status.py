@@ -188,12 +188,14 @@ _METRICS = {
     "binlake_merge_batch_id": "Last micro-batch the merge finished.",
     "binlake_merge_applied_lsn": "Source position (lsn) up to which every change is in the lake.",
     "binlake_source_end_lsn": "The source's binlog end (lsn), with --source.",
+    "binlake_capture_epoch": "Binlog history (epoch) the capture reads now; it grows on a failover, reset or gap.",
     "binlake_table_snapshot_complete": "1 when the table's full load is complete.",
     "binlake_table_snapshot_rows": "Rows the full load wrote.",
     "binlake_table_applied_lsn": "Last source position merged into the table.",
     "binlake_table_lag_seconds": "Source commit to Delta commit of the table's last merged change.",
     "binlake_table_last_batch_rows": "Rows the last batch inserted, updated and deleted (label op).",
     "binlake_table_error": "1 when the table's last merge reported an error.",
+    "binlake_table_gap": "1 when the change log cannot complete the table's snapshot: not merged until reloaded.",
 }
 
 
@@ -219,6 +221,8 @@ def to_prometheus(status: dict[str, Any]) -> str:
     add("binlake_merge_batch_id", merge.get("batch_id"))
     add("binlake_merge_applied_lsn", merge.get("applied_lsn"))
     add("binlake_source_end_lsn", status.get("source_end_lsn"))
+    if status.get("history"):
+        add("binlake_capture_epoch", status["history"][-1]["epoch"])
     for table in status["tables"]:
         labels = f',table="{_label(table["table"])}"'
         batch = table.get("last_batch") or {}
@@ -229,6 +233,8 @@ def to_prometheus(status: dict[str, Any]) -> str:
         for op in ("inserted", "updated", "deleted"):
             add("binlake_table_last_batch_rows", batch.get(op), f'{labels},op="{op}"')
         add("binlake_table_error", bool(table.get("last_error")), labels)
+        if "gap" in table:  # known once binlake has a history registry to check against
+            add("binlake_table_gap", bool(table["gap"]), labels)
     lines: list[str] = []
     for name, help_text in _METRICS.items():
         if samples[name]:

@@ -284,3 +284,24 @@ def test_snapshot_gap_names_the_gap_and_the_fix() -> None:
     gap = registry.with_history(History(2, 2, START_AT_END, _pos("binlog.000004", 10, epoch=2)))
     joined_before = snapshot_gap(gap, _pos("binlog.000001", 20, epoch=1), 2)  # joined, then a gap began
     assert joined_before is not None and "start at end, epoch 2" in joined_before
+
+
+def test_status_text_and_gauges_show_the_epoch_and_the_tables_left_out() -> None:
+    from binlake.status import render_text, to_prometheus
+
+    history = History(1, 2, FAILOVER_JOIN, _pos("binlog.000001", 500, epoch=1), None, "0-1-42")
+    table = {"table": "shop.items", "snapshot": "complete", "snapshot_rows": 10, "snapshot_lsn": None,
+             "applied_lsn": make_lsn("binlog.000001", 900, 1), "lag_seconds": None, "last_batch": None,
+             "last_error": None, "gap": "snapshot at binlog.000002:9 is older than the start of the change log"}
+    status = {"pipeline": "p", "lake": "/l", "source_end_lsn": None, "history": [history.to_dict()],
+              "capture": {"state": "running", "position": None, "lag_seconds": None, "events_per_second": None,
+                          "changelog_files": 0},
+              "merge": {"batch_id": 3, "applied_lsn": make_lsn("binlog.000001", 900, 1), "last_error": None},
+              "tables": [table]}
+    text = render_text(status)
+    assert "history: epoch 1 (server_id 2, gtid-join after failover at binlog.000001:500)" in text
+    assert "e1:000001:900" in text
+    assert "NOT MERGED" in text and "shop.items: snapshot at binlog.000002:9 is older" in text
+    samples = dict(line.rsplit(" ", 1) for line in to_prometheus(status).splitlines() if not line.startswith("#"))
+    assert samples['binlake_capture_epoch{pipeline="p"}'] == "1"
+    assert samples['binlake_table_gap{pipeline="p",table="shop.items"}'] == "1"
