@@ -180,7 +180,7 @@ class CaptureConfig(_Frozen):
         None,
         description="Local copy of the capture's status.json, written with every status update so binlake status "
         "can show a failure even when the lake cannot be written; unset = binlake-status-NAME-HASH.json (pipeline "
-        "name, hash of lake.root) in spill_dir, or the system temp folder.",
+        "name, hash of lake.root) in the system temp folder.",
     )
 
     @field_validator("spill_dir")

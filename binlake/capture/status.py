@@ -9,7 +9,7 @@ event read; 0 once a heartbeat says the capture is caught up), ``events_per_seco
 the scratch files they took, since start), ``error`` and times. Never any credential.
 
 The lake may be what is failing, so every document also goes to a local file first
-(:func:`local_status_path`: ``capture.local_status_file``, by default in the spill folder's parent)
+(:func:`local_status_path`: ``capture.local_status_file``, by default in the system temp folder)
 — written atomically, never fsync'ed. :class:`StatusWriter` writes both (the lake copy once, no
 retry: a status must never hold the capture up); :func:`read_status` returns the newer of the two,
 so ``binlake status`` on the capture's machine shows a failure the lake never received.
@@ -97,10 +97,9 @@ def local_status_path(config: PipelineConfig) -> Path:
     """Where the capture of ``config`` keeps the local copy of its status (see module doc)."""
     if config.capture.local_status_file:
         return Path(config.capture.local_status_file).expanduser()
-    folder = Path(config.capture.spill_dir).expanduser() if config.capture.spill_dir else Path(tempfile.gettempdir())
     root = hashlib.sha256(config.lake.root.encode()).hexdigest()[:12]
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.name)
-    return folder / f"binlake-status-{name}-{root}.json"
+    return Path(tempfile.gettempdir()) / f"binlake-status-{name}-{root}.json"
 
 
 def _write_local(path: Path, data: bytes) -> None:
