@@ -2,8 +2,8 @@
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for a problem the user must fix (config,
 source settings or grants, purged binlog, data binlake cannot capture exactly), 3 when the lake
-refused a change-log or checkpoint write (the checkpoint did not move: fix the lake, restart),
-1 otherwise.
+failed for good (a change-log or checkpoint write, or reading the checkpoint; the checkpoint did
+not move: fix the lake, restart), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from binlake.capture.runner import CaptureRunner
 from binlake.capture.sink import LakeWriteError
 from binlake.config import ConfigError, load_config
 from binlake.logs import configure_logging
+from binlake.retry import LakeError
 from binlake.source import SourceError
 from binlake.typemap import UnsupportedTypeError
 
@@ -37,7 +38,7 @@ def main(config_path: str | Path, verbose: bool = False) -> int:
     except USER_ERRORS as exc:
         log.error("%s", exc)
         return 2
-    except LakeWriteError as exc:
+    except (LakeWriteError, LakeError) as exc:  # LakeError: e.g. the checkpoint could not be read at start
         log.error("%s", exc)
         return 3
     except Exception:

@@ -37,7 +37,7 @@ from binlake.capture.spill import read_part
 from binlake.changelog import CommittedTransaction, stamp_commit, to_arrow, write_changelog
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition
-from binlake.retry import LakeError
+from binlake.retry import LakeError, describe
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class ChangeLogSink:
         :class:`LakeWriteError`, anything else (e.g. a stop signal during a retry wait) as is.
         """
         if self.failure is not None:
-            raise LakeWriteError(f"not writing to the change log after an earlier failure ({self.failure}); "
+            raise LakeWriteError(f"not writing to the change log after an earlier failure ({describe(self.failure)}); "
                                  f"the checkpoint stays at {self.saved}")
         try:
             self._flush(transactions, position)
