@@ -111,3 +111,20 @@ def merge_sets(base: str | None, gtids: list[str]) -> str | None:
     for gtid in gtids:
         tracker.add(gtid)
     return tracker.text
+
+
+def union(*sets: str | None) -> str | None:
+    """MariaDB sets in ``gtid_binlog_pos`` form (last GTID per domain) combined: per domain the GTID
+    with the highest sequence number (with ``gtid_strict_mode`` the later one).
+
+    >>> union("0-1-42,1-1-3", "0-2-50", None)
+    '0-2-50,1-1-3'
+    """
+    texts = [text for text in sets if text]
+    if any(not is_mariadb_gtid(text) for text in texts):
+        return ",".join(texts) or None  # MySQL: compared nowhere yet (missing_gtids refuses it)
+    best: dict[int, MariadbGtid] = {}
+    for gtid in (g for text in texts for g in parse_mariadb_set(text)):
+        if gtid.domain not in best or gtid.seq > best[gtid.domain].seq:
+            best[gtid.domain] = gtid
+    return ",".join(str(best[d]) for d in sorted(best)) or None

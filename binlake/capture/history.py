@@ -38,11 +38,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from binlake.capture.checkpoint import Checkpoint
-from binlake.capture.gtids import merge_sets, missing_gtids
+from binlake.capture.gtids import merge_sets, missing_gtids, union
 from binlake.changelog import list_changelog, read_changelog
 from binlake.config import PipelineConfig
-from binlake.lake import HISTORY_KEY, Lake, parse_changelog_name
+from binlake.lake import HISTORY_KEY, SNAPSHOTS_DIR, Lake, parse_changelog_name
 from binlake.positions import BinlogPosition, epoch_base
+from binlake.snapshot.state import TableState
 
 FORMAT = 1
 FIRST_START = "first start"
@@ -238,17 +239,29 @@ def snapshot_gap(registry: Registry, min_position: BinlogPosition, server_id: in
 
 
 def lake_gtids(lake: Lake, checkpoint: Checkpoint) -> str | None:
-    """Every GTID the lake holds: the checkpoint's set plus the GTIDs of change-log records written
-    after it (a process that died between a file and its checkpoint leaves such records)."""
+    """Every GTID the lake holds: the checkpoint's set, the GTIDs of change-log records written
+    after it (a process that died between a file and its checkpoint leaves such records), and the
+    snapshot positions of full loads read in the checkpoint's history (a snapshot can be ahead of
+    the capture)."""
     after = checkpoint.position.lsn
     keys = [key for key in list_changelog(lake) if parse_changelog_name(key)[1] > after]
-    if not keys:
-        return checkpoint.position.gtid
-    table = read_changelog(lake, keys)
-    later = [g for lsn, g in zip(table.column("lsn").to_pylist(), table.column("gtid").to_pylist(), strict=True)
-             if lsn > after and g]
-    return merge_sets(checkpoint.position.gtid, list(dict.fromkeys(later)))
+    held = checkpoint.position.gtid
+    if keys:
+        table = read_changelog(lake, keys)
+        later = [g for lsn, g in zip(table.column("lsn").to_pylist(), table.column("gtid").to_pylist(), strict=True)
+                 if lsn > after and g]
+        held = merge_sets(held, list(dict.fromkeys(later)))
+    return union(held, *_snapshot_gtids(lake, checkpoint.position.epoch))
 
+
+def _snapshot_gtids(lake: Lake, epoch: int) -> list[str]:
+    gtids = []
+    for key in lake.list(SNAPSHOTS_DIR):
+        if key.endswith(".json"):
+            high = TableState.from_json(lake.get_bytes(key)).max_position
+            if high is not None and high.epoch == epoch and high.gtid:
+                gtids.append(high.gtid)
+    return gtids
 
 
 def source_epoch(config: PipelineConfig) -> int:

@@ -32,6 +32,7 @@ from binlake.chunks import render_predicate
 from binlake.config import PipelineConfig, PrepMode
 from binlake.lake import Lake, snapshot_state_key, table_key
 from binlake.positions import BinlogPosition, split_lsn
+from binlake.resync.guard import refuse_reload_while_merging
 from binlake.snapshot import delta
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.planning import plan_chunks
@@ -103,7 +104,15 @@ def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
 
 def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState) -> tuple[DataFrame, Observation]:
     """The lake rows of one chunk (one Spark partition) and the observation of its position and count."""
-    raw = ctx.spark.read.jdbc(ctx.jdbc.url, chunk_query(table, chunk.predicate), properties=ctx.jdbc.properties)
+    return read_chunk(ctx.spark, ctx.jdbc, table, chunk.predicate)
+
+
+def read_chunk(spark: SparkSession, jdbc: JdbcSource, table: SourceTable,
+               predicate: str) -> tuple[DataFrame, Observation]:
+    """The lake rows of the source rows matching ``predicate``, read in one consistent snapshot (one
+    Spark partition), and the observation of their count, snapshot file, lsn and read time (also
+    used by the online resync, :mod:`binlake.resync.job`)."""
+    raw = spark.read.jdbc(jdbc.url, chunk_query(table, predicate), properties=jdbc.properties)
     observation = Observation(f"binlake-chunk-{uuid.uuid4().hex}")
     observed = raw.observe(
         observation,
@@ -137,7 +146,7 @@ class TableLoad:
                      self.label, previous.load_id)
             return self._report(previous, "skipped", 0.0, "already loaded")
         if (previous is not None and not previous.complete and previous.prepared
-                and delta.table_exists(self.ctx.spark, self.path)):
+                and self._same_history(previous) and delta.table_exists(self.ctx.spark, self.path)):
             self.state = self._resume(previous)
         else:
             self.state = self._start(mode)
@@ -148,6 +157,8 @@ class TableLoad:
     # -- a / b ------------------------------------------------------------------------------------
 
     def _start(self, mode: PrepMode) -> TableState:
+        refuse_reload_while_merging(self.ctx.lake, self.table, mode, self.ctx.now(),
+                                    self.ctx.config.merge.trigger_seconds)
         with self.ctx.connect() as conn:
             with conn.cursor() as cur:
                 cur.execute("SET time_zone = '+00:00'")
@@ -169,6 +180,18 @@ class TableLoad:
         state = replace(state, prepared=True)
         write_state(self.ctx.lake, state)
         return state
+
+    def _same_history(self, previous: TableState) -> bool:
+        """Can an unfinished load be resumed here? Not when its chunks were read from another server
+        or binlog history (a failover in between): their positions could not be compared with the
+        new ones, so the table is loaded again from the start."""
+        epoch = 0 if self.ctx.history is None else self.ctx.history.epoch
+        same = (previous.source_server_id in (None, self.ctx.server_id) and previous.low_watermark.epoch == epoch)
+        if not same:
+            log.warning("%s: load %s was started on server_id %s in epoch %d; the source is now server_id %s in epoch "
+                        "%d: loading the table again", self.label, previous.load_id, previous.source_server_id,
+                        previous.low_watermark.epoch, self.ctx.server_id, epoch)
+        return same
 
     def _in_history(self, low: BinlogPosition) -> BinlogPosition:
         """``low`` labelled with the capture's binlog history of this server; refuses a server whose

@@ -305,3 +305,24 @@ def test_status_text_and_gauges_show_the_epoch_and_the_tables_left_out() -> None
     samples = dict(line.rsplit(" ", 1) for line in to_prometheus(status).splitlines() if not line.startswith("#"))
     assert samples['binlake_capture_epoch{pipeline="p"}'] == "1"
     assert samples['binlake_table_gap{pipeline="p",table="shop.items"}'] == "1"
+
+
+def test_the_lake_holds_the_gtids_of_its_checkpoint_later_records_and_snapshots(tmp_path: Path) -> None:
+    from binlake.capture.gtids import union
+    from binlake.capture.history import lake_gtids
+    from binlake.chunks import ChunkRange
+    from binlake.lake import snapshot_state_key
+    from binlake.snapshot.state import COMMITTED, ChunkState, TableState
+
+    lake = Lake(str(tmp_path))
+    checkpoint = Checkpoint(_pos("binlog.000002", 100, "0-1-5"), source_server_id=1)
+    assert lake_gtids(lake, checkpoint) == "0-1-5"
+    for table, position in (("ahead", _pos("binlog.000002", 900, "0-1-9")),        # a snapshot ahead of the capture
+                            ("older", _pos("binlog.000001", 10, "0-1-2")),
+                            ("reset", _pos("binlog.000001", 10, "0-1-99", epoch=1))):  # another history: not held
+        chunk = ChunkState(0, ChunkRange(None, None), "1=1", COMMITTED, 1, position)
+        state = TableState("id", "src", table, "lake", table, "/p", "DROP_AND_CREATE", ("id",), position,
+                           "2026-01-01T00:00:00+00:00", (chunk,))
+        lake.put_bytes(snapshot_state_key("src", table), state.to_json())
+    assert lake_gtids(lake, checkpoint) == "0-1-9"
+    assert union("0-1-42,1-1-3", "0-2-50", None) == "0-2-50,1-1-3"
