@@ -9,7 +9,7 @@ with a message that says what happened and how to recover. The rules:
    checkpoint offset, and ``@@gtid_binlog_state`` holds the checkpoint's GTIDs): resume at the
    checkpoint's file/position in the checkpoint's epoch.
 2. **Another history** — another server (failover) or the same server after ``RESET MASTER``: the
-   GTIDs the lake holds (the checkpoint's set plus those of change-log records written after it)
+   GTIDs the lake holds (the checkpoint's set, change-log records written after it, snapshots)
    must all be in the server's ``@@gtid_binlog_state``. Then: a new epoch that *continues* the
    change log (``gtid-join after failover``), streamed from right after those GTIDs. Else refuse,
    naming the missing GTIDs: the lake may hold changes the new server never had.
