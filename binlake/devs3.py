@@ -19,6 +19,11 @@ What clients see, checked against s3proxy 3.3.0 (``tests/integration/test_s3_ser
   binlake relies on them; Delta's default S3 log store does not either.
 * ``s3proxy.ignore-unknown-headers``: without it the server refuses requests carrying headers it
   does not implement (boto3's ``DeleteObjects`` sends some).
+* One difference from S3 remains: deleting a directory marker while a deeper one still exists
+  (``a/`` before ``a/b/``) fails with 500, since a marker is a folder on disk. s3a's recursive
+  delete removes markers in listing order, so ``delete(a, recursive)`` fails on a tree whose
+  parent *and* child folders were both made with ``mkdirs`` (a Spark streaming checkpoint is one).
+  Dropping a Delta table (files plus leaf markers only) works; binlake deletes no such tree.
 
 Usage::
 
