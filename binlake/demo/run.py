@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from binlake.capture.history import load_registry
 from binlake.config import PipelineConfig, load_config
 from binlake.demo.s3 import start_demo_s3
 from binlake.demo.sample import create_sample
@@ -121,7 +122,8 @@ def source_counts(db: LocalMariaDB) -> dict[str, int]:
 def wait_caught_up(db: LocalMariaDB, lake: Lake, alive: Callable[[], bool], timeout: float) -> bool:
     """Wait until the lake has applied everything up to the source's current binlog end."""
     file, pos = db.execute("SHOW MASTER STATUS")[0][:2]
-    target = make_lsn(str(file), int(pos))  # type: ignore[call-overload]
+    latest = load_registry(lake).latest  # the source's binlog end in the capture's current epoch
+    target = make_lsn(str(file), int(pos), 0 if latest is None else latest.epoch)  # type: ignore[call-overload]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         applied = read_progress(lake).applied_lsn
