@@ -43,6 +43,9 @@ QUIET_LIBRARIES: dict[str, int] = {
 SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _SECRET_ENV_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words; no real key or password is that short
+# A variable merely *named* like a secret (FEATURE_TOKEN_TTL=3600, SECRET_ROTATION=true) may hold an
+# ordinary word: only values this long are taken for secrets.
+MIN_NAMED_SECRET_LENGTH = 8
 
 _NAMES = (r"password|passwd|pwd|authorization|secret[_.-]?(?:access[_.-]?)?key|session[_.-]?token|security[_.-]?token"
           r"|access[_.-]?key(?:[_.-]?id)?|x-amz-signature|x-amz-credential")
@@ -69,11 +72,12 @@ def register_secret(value: str | None) -> None:
 
 def environment_secrets(environ: dict[str, str] | os._Environ[str] | None = None) -> set[str]:
     """The values of the AWS credential variables and of every variable named like a secret
-    (``*PASSWORD*``, ``*SECRET*``, ``*TOKEN*``, ``*CREDENTIAL*``)."""
+    (``*PASSWORD*``, ``*SECRET*``, ``*TOKEN*``, ``*CREDENTIAL*``) whose value is long enough to be one."""
     environ = os.environ if environ is None else environ
     return {
         value for name, value in environ.items()
-        if (name in SECRET_ENV or _SECRET_ENV_NAME.search(name)) and len(value) >= MIN_SECRET_LENGTH
+        if (name in SECRET_ENV and len(value) >= MIN_SECRET_LENGTH)
+        or (_SECRET_ENV_NAME.search(name) and len(value) >= MIN_NAMED_SECRET_LENGTH)
     }
 
 
