@@ -68,12 +68,33 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     method: str = typer.Option("checksum", "--method",
                                help="checksum: chunk checksums, rows only where they differ; rows: every row."),
+    repair: bool = typer.Option(False, "--repair",
+                                help="Resync online exactly the chunks that differ (the merge applies them)."),
 ) -> None:
     """Compare every selected source table with its lake table (runs a local Spark session)."""
     from binlake.validation import main
 
     raise typer.Exit(main(["--config", str(config), "--wait", str(wait), "--method", method,
-                           *(["--json"] if as_json else [])]))
+                           *(["--json"] if as_json else []), *(["--repair"] if repair else [])]))
+
+
+@app.command()
+def resync(
+    config: Path = ConfigOption,
+    table: str = typer.Option(..., "--table", help="Source table as <schema>.<table>."),
+    where: str | None = typer.Option(None, "--where",
+                                     help="Source predicate: re-read only the chunks holding a matching row."),
+    restart: bool = typer.Option(False, "--restart", help="Abandon the table's unfinished resync."),
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for the merge to apply every chunk."),
+    verbose: bool = typer.Option(False, "--verbose", help="Debug logging (secrets are masked)."),
+) -> None:
+    """Re-synchronise one table (or the chunks a --where selects) online, exactly once: the capture and
+    the merge keep running, the merge applies the re-read chunks (runs a local Spark session)."""
+    from binlake.resync.job import main
+
+    raise typer.Exit(main(["--config", str(config), "--table", table, *(["--where", where] if where else []),
+                           *(["--restart"] if restart else []), "--wait", str(wait),
+                           *(["--verbose"] if verbose else [])]))
 
 
 @app.command()

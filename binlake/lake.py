@@ -51,6 +51,8 @@ MERGE_STATUS_KEY = f"{MERGE_DIR}/status.json"
 MERGE_METRICS_DIR = f"{MERGE_DIR}/metrics"
 TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
 CATALOG_KEY = f"{BINLAKE_DIR}/tables.json"  # source table → lake table, binlake.catalog
+RESYNC_DIR = f"{BINLAKE_DIR}/resync"  # online resyncs, one reader/writer: binlake.resync.store
+MERGE_HEARTBEAT_KEY = f"{MERGE_DIR}/heartbeat.json"  # the running merge, binlake.merge.heartbeat
 
 TMP_PREFIX = "_tmp-"
 
@@ -88,6 +90,11 @@ def parse_changelog_name(key: str) -> tuple[int, int]:
 def snapshot_state_key(schema: str, table: str) -> str:
     """Full-load state of one source table."""
     return f"{SNAPSHOTS_DIR}/{table_segments(schema, table)}.json"
+
+
+def resync_folder(schema: str, table: str) -> str:
+    """Folder of the online resyncs of target table ``schema.table`` (one sub-folder per resync)."""
+    return f"{RESYNC_DIR}/{table_segments(schema, table)}"
 
 
 def tombstones_key(schema: str, table: str) -> str:

@@ -33,6 +33,7 @@ class TableRow:
     state: str
     load_id: str | None = None
     problem: str | None = None
+    resync: str | None = None  # the latest online resync (binlake.resync), e.g. "r… applied (4 chunk(s), …)"
 
 
 def _state(lake: Lake, entry: CatalogEntry) -> tuple[str, str | None]:
@@ -72,8 +73,17 @@ def table_rows(lake: Lake, targets: Sequence[TableTarget]) -> list[TableRow]:
         except LakeNameError as exc:
             path, state, load_id, problem = None, "bad name", None, ("bad name", str(exc))
         rows.append(TableRow(t.source_schema, t.source_table, t.schema, t.table, path, state, load_id,
-                             problem[1] if problem else None))
+                             problem[1] if problem else None, None if path is None else last_resync(lake, entry)))
     return rows
+
+
+def last_resync(lake: Lake, entry: CatalogEntry) -> str | None:
+    """The state of the table's latest online resync, or None when it never had one."""
+    from binlake.resync import store
+    from binlake.resync.report import last_resync_text
+
+    resyncs = store.table_resyncs(lake, entry.schema, entry.table)
+    return last_resync_text(resyncs[-1], store.read_applied(lake, resyncs[-1])) if resyncs else None
 
 
 def list_tables(config: PipelineConfig, lake: Lake | None = None) -> list[TableRow]:
@@ -106,5 +116,7 @@ def render_text(rows: Sequence[TableRow]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(3)]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths, strict=True)) + "  " + line[3]
             for line in lines]
+    resyncs = [f"  {q(r.source_schema, r.source_table)}: last resync {r.resync}" for r in rows if r.resync]
     problems = sorted({r.problem for r in rows if r.problem})
-    return "\n".join(text + [f"! {p}" for p in problems]) if rows else "no table is selected by the table mapping"
+    return ("\n".join(text + resyncs + [f"! {p}" for p in problems]) if rows
+            else "no table is selected by the table mapping")

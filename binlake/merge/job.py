@@ -9,6 +9,10 @@ Exactly once: the stream's checkpoint (``_binlake/merge/checkpoint``) records wh
 batch id covers; every Delta commit of a batch carries the transaction app id
 ``binlake-merge-<query id>`` (the query id lives in the checkpoint, so a new checkpoint starts a new
 app and is never silently skipped) and a version derived from the batch id.
+
+Online resyncs (:mod:`binlake.merge.resync`): after each batch, and every ``merge.trigger_seconds``
+while the stream is idle (also once after an ``--available-now`` run), the merge applies the
+delivered resync chunks that are due, under the same lock as the batch function.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from binlake.merge.apply import Clock, MergeContext
 from binlake.merge.batch import BatchProcessor
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile
+from binlake.merge.resync import ResyncApplier
 from binlake.merge.source import read_changelog_stream
 from binlake.merge.txn import jvm
 from binlake.rules import TableMapping
@@ -73,10 +78,13 @@ def tune_session(spark: SparkSession, config: PipelineConfig) -> None:
 
 
 def start(spark: SparkSession, config: PipelineConfig, available_now: bool, clock: Clock = utc_now,
-          after_commit: Callable[[str, int], None] | None = None) -> StreamingQuery:
-    """Start the merge query (see the module docstring); returns the running query."""
+          after_commit: Callable[[str, int], None] | None = None,
+          resync: ResyncApplier | None = None) -> StreamingQuery:
+    """Start the merge query (see the module docstring); returns the running query. ``resync``:
+    the applier of resync chunks the batch function shares its lock with (one is made if None)."""
     tune_session(spark, config)
     lake = Lake.from_config(config)
+    resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
     ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
                        frozenset(config.merge.scd2_tables), clock, after_commit)
     status = StatusFile(lake)
@@ -84,7 +92,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake))
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
     writer = (read_changelog_stream(spark, lake, config.merge.max_files_per_batch).writeStream
-              .foreachBatch(processor)
+              .foreachBatch(resync.wrap(processor))
               .option("checkpointLocation", lake.uri(MERGE_CHECKPOINT_DIR))
               .queryName(f"binlake-merge-{config.name}"))
     if available_now:
@@ -96,8 +104,10 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
 
 def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock: Clock = utc_now,
         after_commit: Callable[[str, int], None] | None = None) -> None:
-    """Start the query and wait for it: until caught up (``available_now``) or stopped."""
-    query = start(spark, config, available_now, clock, after_commit)
+    """Start the query and wait for it: until caught up (``available_now``) or stopped; apply due
+    resync chunks while it is idle, and once more at the end."""
+    resync = ResyncApplier(spark, Lake.from_config(config), clock, frozenset(config.merge.scd2_tables))
+    query = start(spark, config, available_now, clock, after_commit, resync)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping the merge query", signum)
@@ -105,7 +115,14 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        query.awaitTermination()
+        while not query.awaitTermination(max(1, round(config.merge.trigger_seconds))):
+            try:
+                resync.idle()
+            except Exception:
+                log.exception("applying resync chunks failed: stopping the merge query")
+                query.stop()
+                raise
+        resync.idle(stopped=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

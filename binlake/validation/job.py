@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from binlake.chunks import render_predicate
+from binlake.chunks import WHOLE, render_predicate
 from binlake.config import PipelineConfig
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, table_key
@@ -47,7 +47,7 @@ def validate_table(
     method: str = CHECKSUM,
 ) -> TableValidation:
     """Validate one table (see :mod:`binlake.validation`); ``method="rows"`` skips the checksums."""
-    result = TableValidation(f"{table.target.schema}.{table.target.table}")
+    result = TableValidation(f"{table.target.schema}.{table.target.table}", source=table.qualified)
     plan = plan_chunks(conn, table, config.full_load.chunk_rows)
     predicates = [render_predicate(r, table.key_columns) for r in plan.ranges]
     result.chunks = len(predicates)
@@ -67,6 +67,7 @@ def validate_table(
             compare_rows(result, source, lake_rows, table, applied)
         finally:
             source.unpersist()
+        result.repair_ranges = [r.to_dict() for r in plan.ranges]  # no per-chunk sums: every chunk
         return result
 
     result.method = CHECKSUM
@@ -81,6 +82,8 @@ def validate_table(
              f", {unplaced} lake row(s) with a NULL key part" if unplaced else "")
     if not differing and not unplaced:
         return result
+    # lake rows with a NULL key part lie in no bounded range: only a whole-table resync reaches them
+    result.repair_ranges = [r.to_dict() for r in ([WHOLE] if unplaced else [plan.ranges[i] for i in differing])]
     # Phase 2: the rows of the chunks whose checksums differ (lake rows with no chunk always).
     chunks = [(i, predicates[i]) for i in differing]
     lake_part = lake_rows.where(F.expr(chunk_sql).isin([*differing, UNASSIGNED]))
@@ -179,6 +182,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="checksum: chunk checksums first, rows only where they differ (default); "
                              "rows: compare every row")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--repair", action="store_true",
+                        help="resync online exactly the chunks that differ (binlake resync; the merge applies them)")
     return parser.parse_args(argv)
 
 
@@ -194,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = build_session(config, "validate")
     try:
         results = validate(spark, config, wait_seconds=args.wait, method=args.method)
+        if args.repair:
+            from binlake.resync.repair import repair
+
+            repair(spark, config, results)
     except SourceError as exc:
         log.error("source: %s", exc)
         return 2

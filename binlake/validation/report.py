@@ -35,6 +35,8 @@ class TableValidation:
     method: str = ROWS
     checksum_chunks: int = 0
     note: str | None = None
+    source: str = ""  # the source table (schema.table)
+    repair_ranges: list[dict[str, Any]] = field(default_factory=list)  # key ranges ``--repair`` re-reads
 
     @property
     def status(self) -> str:

@@ -1,0 +1,238 @@
+"""The merge's side of an online resync: apply delivered chunks to their lake table, exactly once.
+
+The merge is the only writer of a lake table, so the resync job only delivers chunks
+(:mod:`binlake.resync.store`) and the merge applies them — after each micro-batch and, while the
+stream is idle, on a timer (:class:`ResyncApplier`, sharing one lock with the batch function so
+that one thread at a time writes and the session's transaction settings are never interleaved).
+
+A chunk read at snapshot lsn ``P`` over key range ``R`` is due once every change of the table up to
+``P`` is in the lake (``P <= applied lsn``, :func:`binlake.progress.read_progress`) and the table is
+joined. It is applied by :func:`apply_chunk`, in this order:
+
+1. already committed (its transaction app id is in the table's log: a crash after the commit)
+   → only recorded;
+2. ``P`` at or below the table's TRUNCATE/DROP floor → skipped (the chunk predates a wipe);
+3. tombstones at ``P`` for the lake rows in ``R`` with ``_binlake_lsn <= P`` that the chunk lacks
+   (deleted at the source at or before ``P``; one blind append, harmless when repeated);
+4. one MERGE with transaction ``(binlake-resync-<id>-<n>, 0)`` on the null-safe key:
+   matched and ``t._binlake_lsn <= P`` → UPDATE every column; not matched → INSERT (chunk rows with
+   a tombstone newer than ``P`` removed first); not matched by the chunk, ``t`` in ``R`` and
+   ``t._binlake_lsn <= P`` → DELETE. Rows the stream changed after ``P`` are never touched.
+
+See docs/resync.md for why this converges whatever the order of chunks and stream batches.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from binlake.lake import Lake, table_key, tombstones_key
+from binlake.merge import tombstones
+from binlake.merge.handoff import joined_load, read_handoff
+from binlake.merge.heartbeat import write_heartbeat
+from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN
+from binlake.merge.sql import col, quote
+from binlake.merge.summary import TableName
+from binlake.merge.target import TargetTable, is_delta_table
+from binlake.merge.txn import committed_version, idempotent
+from binlake.merge.upsert import MergeCounts
+from binlake.progress import read_progress
+from binlake.resync import store
+from binlake.resync.manifest import AppliedChunk, Resync, ResyncChunk, chunk_app_id, due_chunks
+from binlake.resync.ranges import lake_range_sql
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime.datetime]
+_TOMB_LSN = "__bl_tomb_lsn"
+
+
+def chunk_condition(key: list[str], lsn: int) -> dict[str, str]:
+    """The MERGE's conditions for a chunk read at lsn ``lsn`` (pure; ``in_range`` is added by the
+    caller): ``on``, ``update`` (matched), ``delete`` (not matched by source)."""
+    not_newer = f"coalesce(t.{LSN_COLUMN}, -1) <= {int(lsn)}"
+    return {"on": tombstones.key_condition(key), "update": not_newer, "delete": not_newer}
+
+
+@dataclass(frozen=True)
+class ChunkTarget:
+    """What applying one chunk needs to know about its lake table."""
+
+    path: str
+    tombstones: str
+    key: list[str]
+    columns: dict[str, str]  # lake source columns → Spark type
+    floor: int
+    range_sql: str  # Spark SQL: the lake row is in the chunk's range (columns qualified by ``t.``)
+
+
+def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target: ChunkTarget, data: DataFrame,
+                now: datetime.datetime) -> AppliedChunk:
+    """Apply one delivered chunk (module docstring, steps 1–4); returns what it did."""
+    assert chunk.lsn is not None
+    applied_at = now.isoformat()
+    app_id = chunk_app_id(resync.resync_id, chunk.index)
+    if committed_version(spark, target.path, app_id) >= 0:
+        return AppliedChunk(chunk.index, applied_at, skipped="committed before a restart")
+    if chunk.lsn <= target.floor:
+        return AppliedChunk(chunk.index, applied_at,
+                            skipped=f"the table was truncated or dropped at lsn {target.floor}, after lsn {chunk.lsn}")
+    key = target.key
+    lake = spark.read.format("delta").load(target.path).alias("t")
+    condition = chunk_condition(key, chunk.lsn)
+    in_range = f"({target.range_sql}) AND {condition['delete']}"
+    rows = _aligned(data, target.columns).persist()
+    try:
+        gone = (lake.where(F.expr(in_range))
+                .join(rows.alias("s"), F.expr(condition["on"]), "left_anti")
+                .select(*[col(k) for k in key]))
+        deleted_keys = gone.withColumn(LSN_COLUMN, F.lit(chunk.lsn).cast("bigint"))
+        deleted_keys = deleted_keys.withColumn(COMMIT_TS_COLUMN, F.current_timestamp())
+        if not deleted_keys.isEmpty():
+            tombstones.ensure_table(spark, target.tombstones, [(k, target.columns[k]) for k in key])
+            deleted_keys.write.format("delta").mode("append").save(target.tombstones)
+        source = _without_newer_tombstones(spark, rows, target, chunk.lsn)
+        names = [c for c in target.columns if c in rows.columns]
+        values: dict[str, str | Column] = {quote(c): f"s.{quote(c)}" for c in names}
+        values[LSN_COLUMN] = f"s.{LSN_COLUMN}"
+        values[COMMIT_TS_COLUMN] = f"s.{COMMIT_TS_COLUMN}"
+        with idempotent(spark, app_id, 0):
+            result = (DeltaTable.forPath(spark, target.path).alias("t")
+                      .merge(source.alias("s"), condition["on"])
+                      .whenMatchedUpdate(condition=condition["update"], set=values)
+                      .whenNotMatchedInsert(values=values)
+                      .whenNotMatchedBySourceDelete(condition=in_range)
+                      .execute())
+        counts = MergeCounts.from_result(result)
+    finally:
+        rows.unpersist()
+    return AppliedChunk(chunk.index, applied_at, counts.inserted, counts.updated, counts.deleted)
+
+
+def _aligned(data: DataFrame, columns: dict[str, str]) -> DataFrame:
+    """The chunk's rows with the lake table's column names and types; columns the lake no longer
+    has are dropped (a later DDL dropped them), columns the chunk lacks are left out (kept as they
+    are on update, NULL on insert — see docs/resync.md, "Schema changes")."""
+    by_lower = {name.lower(): name for name in data.columns}
+    selected = []
+    for name, kind in columns.items():
+        found = by_lower.get(name.lower())
+        if found is not None:
+            selected.append(F.col(quote(found)).cast(kind).alias(name))
+    return data.select(*selected, F.col(LSN_COLUMN), F.col(COMMIT_TS_COLUMN))
+
+
+def _without_newer_tombstones(spark: SparkSession, rows: DataFrame, target: ChunkTarget, lsn: int) -> DataFrame:
+    """Chunk rows whose key the stream deleted after ``lsn`` are left out (the delete is newer)."""
+    tombs = tombstones.read(spark, target.tombstones, target.key)
+    if tombs is None:
+        return rows
+    newer = tombs.where(F.col(LSN_COLUMN) > F.lit(lsn)).select(
+        *[col(k).alias(f"__bl_tk{i}") for i, k in enumerate(target.key)])
+    condition = None
+    for i, k in enumerate(target.key):
+        term = rows[quote(k)].eqNullSafe(newer[f"__bl_tk{i}"])
+        condition = term if condition is None else condition & term
+    return rows.join(newer, condition, "left_anti")
+
+
+class ResyncApplier:
+    """Applies due resync chunks for the merge job; see the module docstring.
+
+    ``wrap(processor)`` is the ``foreachBatch`` function: the batch, then the due chunks, under
+    :attr:`lock`. :meth:`idle` does the same without a batch (the merge's timer, and once after an
+    ``--available-now`` run). Both refresh the merge's heartbeat (:mod:`binlake.merge.heartbeat`).
+    """
+
+    def __init__(self, spark: SparkSession, lake: Lake, clock: Clock, scd2_tables: frozenset[str] = frozenset(),
+                 after_apply: Callable[[Resync, AppliedChunk], None] | None = None) -> None:
+        self.spark = spark
+        self.lake = lake
+        self.clock = clock
+        self.scd2_tables = scd2_tables
+        self.after_apply = after_apply  # test hook
+        self.lock = threading.Lock()
+        self._finished: set[str] = set()
+
+    def wrap(self, processor: Callable[[DataFrame, int], object]) -> Callable[[DataFrame, int], None]:
+        def run(batch: DataFrame, batch_id: int) -> None:
+            with self.lock:
+                processor(batch, batch_id)
+                self.apply_due()
+
+        return run
+
+    def idle(self, stopped: bool = False) -> int:
+        """Apply the due chunks now (outside a batch); returns how many were applied."""
+        with self.lock:
+            return self.apply_due(stopped=stopped)
+
+    def apply_due(self, stopped: bool = False) -> int:
+        """Apply every due chunk of every unfinished resync (caller holds :attr:`lock`)."""
+        write_heartbeat(self.lake, self.clock(), stopped=stopped)
+        resyncs = [r for r in store.all_resyncs(self.lake) if r.resync_id not in self._finished]
+        if not resyncs:
+            return 0
+        applied_lsn = read_progress(self.lake).applied_lsn
+        count = 0
+        for resync in resyncs:
+            count += self._apply_resync(resync, applied_lsn)
+        return count
+
+    def _apply_resync(self, resync: Resync, applied_lsn: int | None) -> int:
+        applied = store.read_applied(self.lake, resync)
+        if applied.covers(resync):
+            self._finished.add(resync.resync_id)
+            return 0
+        due = due_chunks(resync, applied, applied_lsn)
+        if not due:
+            return 0
+        name = TableName(resync.source_schema, resync.source_table, resync.schema, resync.table)
+        handoff = read_handoff(self.lake, name)
+        if handoff is None or not handoff.complete or joined_load(self.lake, name) != handoff.load_id:
+            log.info("%s: resync %s waits for the merge to join the table", name.qualified, resync.resync_id)
+            return 0
+        path = self.lake.uri(table_key(resync.schema, resync.table))
+        if not is_delta_table(self.spark, path):
+            return 0
+        for chunk in due:
+            target = self._target(resync, chunk, path)
+            assert chunk.data is not None
+            data = self.spark.read.parquet(self.lake.uri(chunk.data))
+            done = apply_chunk(self.spark, resync, chunk, target, data, self.clock())
+            applied = applied.with_chunk(done)
+            store.write_applied(self.lake, resync, applied)
+            log.info("%s: resync %s chunk %d %s (lsn %d) %s", name.qualified, resync.resync_id, chunk.index,
+                     chunk.range, chunk.lsn,
+                     f"skipped: {done.skipped}" if done.skipped else
+                     f"applied: {done.inserted} inserted, {done.updated} updated, {done.deleted} deleted")
+            store.remove_chunk_data(self.lake, chunk.data)
+            if self.after_apply is not None:
+                self.after_apply(resync, done)
+        if applied.covers(resync):
+            log.info("%s: resync %s complete: %d chunk(s) applied", name.qualified, resync.resync_id,
+                     len(applied.chunks))
+            self._finished.add(resync.resync_id)
+        return len(due)
+
+    def _target(self, resync: Resync, chunk: ResyncChunk, path: str) -> ChunkTarget:
+        table = TargetTable.load(self.spark, path)
+        key = [_lake_name(table, k) for k in resync.key_columns]
+        in_range = lake_range_sql(chunk.range, resync.keys, "t")
+        return ChunkTarget(path, self.lake.uri(tombstones_key(resync.schema, resync.table)), key,
+                           dict(table.source_columns), table.truncate_lsn, in_range)
+
+
+def _lake_name(table: TargetTable, column: str) -> str:
+    for name in table.columns:
+        if name.lower() == column.lower():
+            return name
+    raise ValueError(f"{table.path}: key column {column!r} of the resync is not in the lake table")
