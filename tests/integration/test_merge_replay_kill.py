@@ -25,10 +25,12 @@ from typing import Any
 import pytest
 from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
 from conftest import include_schema_rules
+from merge_helpers import Source, load_table, merge_config, rows
 from test_merge_end_to_end import Group
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
+from binlake.lake import MERGE_CHECKPOINT_DIR, Lake
 from binlake.merge.job import run as run_merge
 from binlake.positions import BinlogPosition
 from binlake.snapshot.job import run_full_load
@@ -257,3 +259,18 @@ def test_merge_killed_after_each_of_its_commits(mariadb: LocalMariaDB, source_db
     print(f"{len(killed)} kills, one after each new commit:", *killed, sep="\n  ")
     assert len(killed) > 30
     assert any("DELETE" in c for c in killed) and any("truncateLsn" in c for c in killed)
+
+
+def test_a_crash_before_the_first_offsets_file_does_not_wedge_the_merge(spark: Any, lake_dir: Path) -> None:
+    """Killed while Spark wrote the first offsets file: its temporary stays, and Spark would refuse
+    the checkpoint for good ("offsets should be empty on batch 0") — the merge clears it instead."""
+    lake = Lake(str(lake_dir))
+    path = load_table(spark, lake, "a", [(1, "a", 1)], 100)
+    src = Source(lake)
+    src.write(src.ins(110, "a", {"id": 2, "name": "b", "qty": 2}))
+    checkpoint = lake_dir / MERGE_CHECKPOINT_DIR
+    (checkpoint / "offsets").mkdir(parents=True)
+    (checkpoint / "metadata").write_text('{"id":"5d0c4b1e-8a49-4a53-9d7b-0c6c0e3f2a11"}')
+    (checkpoint / "offsets" / ".0.6f1c2a.tmp").write_text("v1\n")
+    run_merge(spark, merge_config(lake_dir), available_now=True)
+    assert rows(spark, path) == [(1, "a", 1), (2, "b", 2)]
