@@ -65,6 +65,27 @@ def _ensure_folder(spark: SparkSession, uri: str) -> None:
     path.getFileSystem(spark._jsc.hadoopConfiguration()).mkdirs(path)
 
 
+def clear_unstarted_checkpoint(spark: SparkSession, lake: Lake) -> list[str]:
+    """Remove what a crash left in the checkpoint's ``offsets``/``commits`` folders before the first
+    batch's offsets file existed (a temporary or checksum file): Spark then refuses to start
+    (``STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY``, "offsets should be empty on batch 0"), and the
+    fix it names — a new checkpoint — would be a new app id. No batch runs before its offsets file
+    is written, so nothing is lost. Returns the names removed."""
+    hadoop = jvm(spark).org.apache.hadoop.fs
+    removed: list[str] = []
+    folders = [hadoop.Path(lake.uri(f"{MERGE_CHECKPOINT_DIR}/{name}")) for name in ("offsets", "commits")]
+    fs = folders[0].getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(folders[0]) or any(s.getPath().getName().isdigit() for s in fs.listStatus(folders[0])):
+        return removed
+    for folder in folders:
+        for status in fs.listStatus(folder) if fs.exists(folder) else []:
+            fs.delete(status.getPath(), False)
+            removed.append(f"{folder.getName()}/{status.getPath().getName()}")
+    if removed:
+        log.warning("merge checkpoint: removed %s left by a crash before the first batch was planned", removed)
+    return removed
+
+
 SNAPSHOT_PARTITIONS = "spark.databricks.delta.snapshotPartitions"
 
 
@@ -91,6 +112,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake))
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake))
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
+    clear_unstarted_checkpoint(spark, lake)
     writer = (read_changelog_stream(spark, lake, config.merge.max_files_per_batch).writeStream
               .foreachBatch(resync.wrap(processor))
               .option("checkpointLocation", lake.uri(MERGE_CHECKPOINT_DIR))
