@@ -128,7 +128,7 @@ def resume_decision(checkpoint: Checkpoint, registry: Registry, server: ServerFa
             "replica catch up before promoting it), or accept the loss: start the capture with "
             "capture.start: end, then reload the affected tables (a full load with a mapping selecting them)")
     if change is None:  # same history, but a run registered a newer epoch and saved no checkpoint in it
-        new_epoch = registry.next_epoch
+        new_epoch = max(registry.next_epoch, epoch + 1)
         start = checkpoint.position.in_epoch(new_epoch)
         history = History(new_epoch, server.server_id, FAILOVER_JOIN, start, server.server_uuid,
                           checkpoint.position.gtid)
@@ -136,7 +136,7 @@ def resume_decision(checkpoint: Checkpoint, registry: Registry, server: ServerFa
                         f"in epoch {new_epoch} (a newer epoch was registered by a run that saved no checkpoint)")
     reuse = (latest is not None and latest.epoch > epoch and latest.began == FAILOVER_JOIN
              and latest.same_server(server.server_id, server.server_uuid) and latest.start_gtid == held)
-    new_epoch = latest.epoch if reuse and latest is not None else registry.next_epoch
+    new_epoch = latest.epoch if reuse and latest is not None else max(registry.next_epoch, epoch + 1)
     joined = None if reuse else History(new_epoch, server.server_id, FAILOVER_JOIN,
                                         server.end.in_epoch(new_epoch), server.server_uuid, held)
     return Decision(new_epoch, None, held, joined,

@@ -326,3 +326,9 @@ def test_the_lake_holds_the_gtids_of_its_checkpoint_later_records_and_snapshots(
         lake.put_bytes(snapshot_state_key("src", table), state.to_json())
     assert lake_gtids(lake, checkpoint) == "0-1-9"
     assert union("0-1-42,1-1-3", "0-2-50", None) == "0-2-50,1-1-3"
+
+
+def test_a_lake_from_before_the_registry_fails_over_into_epoch_one() -> None:
+    replica = _server(2, (("binlog.000002", 3000),), "binlog.000002:3000", "0-1-42")
+    decision = resume_decision(CHECKPOINT, Registry(), replica, lambda: "0-1-42")
+    assert decision.epoch == 1 and decision.history is not None and decision.history.epoch == 1
