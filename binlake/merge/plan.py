@@ -22,6 +22,7 @@ attempt, and a step whose transaction the table already has is skipped (see
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from binlake.merge.summary import DdlRecord, LayoutGroup, TableChanges
@@ -95,11 +96,15 @@ def plan_steps(changes: TableChanges, floor: int, history: bool = False) -> list
         steps.append(DdlStep(last, tuple(wipes[:-1])))
         ddls = [d for d in ddls if d.lsn > last.lsn]
         low = last.lsn
-    for ddl in [*ddls, None]:
+    bounds = [d.lsn for d in ddls]
+    segments: list[list[LayoutGroup]] = [[] for _ in range(len(ddls) + 1)]
+    for g in changes.groups:  # one pass: a group lies in the segment of its highest lsn
+        if g.max_lsn > low:
+            segments[bisect_left(bounds, g.max_lsn)].append(g)
+    for ddl, groups in zip([*ddls, None], segments, strict=True):
         high = ddl.lsn if ddl is not None else None
-        groups = tuple(g for g in changes.groups if g.max_lsn > low and (high is None or g.min_lsn < high))
         if groups:
-            steps.append(RowsStep(low, high, groups))
+            steps.append(RowsStep(low, high, tuple(groups)))
         if ddl is not None:
             steps.append(DdlStep(ddl))
             low = ddl.lsn

@@ -83,9 +83,10 @@ def test_truncate_storm_is_two_steps_for_a_current_state_table() -> None:
 
 
 def test_truncate_storm_keeps_every_step_with_history() -> None:
-    steps = plan_steps(storm(1200), floor=0, history=True)  # more steps than STEP_SLOTS: no error
-    assert len(steps) == 2400 > STEP_SLOTS
-    assert isinstance(steps[-1], RowsStep) and steps[-1].after_lsn == 12000
+    steps = plan_steps(storm(5000), floor=0, history=True)  # more steps than STEP_SLOTS: no error
+    assert len(steps) == 10000 > STEP_SLOTS
+    assert all(isinstance(s, RowsStep) and s.rows == 5 for s in steps[1::2])
+    assert isinstance(steps[-1], RowsStep) and steps[-1].after_lsn == 50000
 
 
 def test_wipes_below_the_floor_are_not_folded() -> None:
