@@ -116,6 +116,9 @@ CATALOGUE: dict[int, EventKind] = {
 }
 
 IGNORED_TYPES = frozenset(code for code, kind in CATALOGUE.items() if kind.action == IGNORE)
+# ignored types that never stand inside a transaction: the capture's position may move past them
+# (STOP, PREVIOUS_GTIDS, BINLOG_CHECKPOINT, GTID_LIST, START_ENCRYPTION)
+BETWEEN_TRANSACTIONS = frozenset({3, 35, 161, 163, 164})
 DECODED_TYPES = frozenset(code for code, kind in CATALOGUE.items() if kind.action == DECODE)
 
 

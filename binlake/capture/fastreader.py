@@ -77,6 +77,15 @@ class FastGtid:
 
 
 @dataclass(slots=True)
+class FastBoundary:
+    """A dataless event between transactions (:data:`~binlake.capture.eventtypes.BETWEEN_TRANSACTIONS`)."""
+
+    event_type: int
+    timestamp: int
+    log_pos: int
+
+
+@dataclass(slots=True)
 class FastXid:
     """An XID (commit) event."""
 
@@ -185,6 +194,8 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
                         "server (LOG_EVENT_IGNORABLE_F); logged for the first such event only",
                         self.log_file, start, event_type)
         self.log_pos = log_pos
+        if event_type in eventtypes.BETWEEN_TRANSACTIONS and log_pos:
+            return FastBoundary(event_type, int.from_bytes(data[1:5], "little"), log_pos)
         return _SKIPPED
 
     def _rows_event(self, data: bytes, event_type: int, log_pos: int) -> Any:

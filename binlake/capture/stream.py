@@ -56,7 +56,7 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
-from binlake.capture.fastreader import FastGtid, FastStreamReader, FastXid
+from binlake.capture.fastreader import FastBoundary, FastGtid, FastStreamReader, FastXid
 from binlake.capture.records import CaptureDataError, Layouts, RawRowsEvent
 from binlake.capture.transactions import TransactionAssembler
 from binlake.config import SourceConfig
@@ -180,6 +180,7 @@ class EventDispatcher:
             HeartbeatLogEvent: self._heartbeat,
             FastGtid: self._fast_gtid,
             FastXid: self._fast_xid,
+            FastBoundary: self._boundary,
             RawRowsEvent: assembler.on_rows,
         }
 
@@ -212,6 +213,9 @@ class EventDispatcher:
 
     def _fast_xid(self, event: FastXid) -> None:
         self.assembler.on_xid(event.xid, event.log_pos, event.timestamp)
+
+    def _boundary(self, event: FastBoundary) -> None:
+        self.assembler.on_boundary(event.log_pos)
 
     def _xid(self, event: Any) -> None:
         self.assembler.on_xid(event.xid, event.packet.log_pos, event.timestamp)

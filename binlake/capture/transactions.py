@@ -227,6 +227,14 @@ class TransactionAssembler:
         if self.open is None and self.position_known:
             self._move(next_file, max(int(position), 4))
 
+    def on_boundary(self, log_pos: int) -> None:
+        """A dataless event that only ever stands between transactions (binlog checkpoint, GTID
+        list, …: :data:`binlake.capture.eventtypes.BETWEEN_TRANSACTIONS`) ends at ``log_pos``:
+        outside a transaction the position moves past it, so the checkpoint can reach the end of
+        the binlog. Never backwards (the server's artificial events carry ``log_pos`` 0)."""
+        if self.open is None and self.position_known and log_pos > self.position_key[1]:
+            self._move(self.file, log_pos)
+
     def on_format_description(self) -> None:
         """A new binlog file starts (or a dump starts): table ids may be reused from here on."""
         self.on_schema_change()

@@ -16,6 +16,8 @@ event is compressed) only for the duration of each test and restored in ``finall
 4. The pre-flight check logs every binlog setting, and names those this server does not have.
 5. Every column type (test_capture_types' rows) under compression, through both row decoders, equals
    the stock library's decoding of the same rows written uncompressed.
+6. The checkpoint moves past dataless events between transactions (a new file's GTID list and
+   binlog checkpoint) and so reaches the end of the binlog.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from capture_support import (
     CaptureThread,
     capture_range,
     captured,
+    capturing,
     checkpoint_reached,
     comparable,
     declared_types,
@@ -289,3 +292,19 @@ def test_every_type_compressed_equals_the_stock_library_on_the_uncompressed_twin
         assert [row[1:] for row in comparable(packed)] == [row[1:] for row in comparable(oracle)]
     finally:
         mariadb.execute(f"DROP DATABASE IF EXISTS `{packed_db}`")
+
+
+def test_the_checkpoint_reaches_the_end_of_the_binlog_past_trailing_dataless_events(
+        mariadb: LocalMariaDB, source_db: str, lake_dir: Any, make_config: MakeConfig) -> None:
+    """A new binlog file starts with events that carry no data (GTID list, binlog checkpoint); the
+    checkpoint moves past them, so it reaches SHOW MASTER STATUS when nothing else follows."""
+    mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY)", source_db)
+    config = make_config(lake_dir, include_schema_rules(source_db), capture={"start": "end", "flush_seconds": 0.2})
+    with capturing(config) as capture:
+        wait_for(lambda: checkpoint_reached(config, master_position(mariadb))(), 30, "the capture to start")
+        mariadb.execute("INSERT INTO t VALUES (1)", source_db)
+        mariadb.execute("FLUSH BINARY LOGS")
+        end = master_position(mariadb)
+        wait_for(lambda: capture.error is not None or checkpoint_reached(config, end)(), 30,
+                 f"the checkpoint to reach {end} (past the new file's dataless events)")
+    assert [r["after"] for r in captured(config) if r["op"] == "I"] == [{"id": "1"}]
