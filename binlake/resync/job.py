@@ -197,7 +197,11 @@ class Delivery:
     def run(self, parallel: int) -> Resync:
         pending = self.resync.pending
         self.progress.add_chunks(len(pending))
-        with ThreadPoolExecutor(max(1, parallel), thread_name_prefix="resync-chunk") as pool:
+        if parallel <= 1:  # in this thread, in chunk order
+            for chunk in pending:
+                self._deliver(chunk)
+            return self.resync
+        with ThreadPoolExecutor(parallel, thread_name_prefix="resync-chunk") as pool:
             for future in [pool.submit(self._deliver, chunk) for chunk in pending]:
                 future.result()
         return self.resync
