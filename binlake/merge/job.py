@@ -146,6 +146,7 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
                 raise
         resync.idle(stopped=True)
     finally:
+        resync.mark_stopped()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -24,6 +24,7 @@ See docs/resync.md for why this converges whatever the order of chunks and strea
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import threading
@@ -174,6 +175,11 @@ class ResyncApplier:
         """Apply the due chunks now (outside a batch); returns how many were applied."""
         with self.lock:
             return self.apply_due(stopped=stopped)
+
+    def mark_stopped(self) -> None:
+        """Best effort: the heartbeat says the merge stopped (also after a failure)."""
+        with contextlib.suppress(Exception):
+            write_heartbeat(self.lake, self.clock(), stopped=True)
 
     def apply_due(self, stopped: bool = False) -> int:
         """Apply every due chunk of every unfinished resync (caller holds :attr:`lock`)."""
