@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.devs3 import LocalS3
-from binlake.lake import Lake, snapshot_state_key
+from binlake.lake import Lake, snapshot_state_key, table_key
 from binlake.positions import BinlogPosition
 from binlake.snapshot.job import FullLoadError, run_full_load
 from binlake.snapshot.report import TableReport
@@ -42,7 +42,8 @@ def load(spark: Any, config: PipelineConfig, **kwargs: Any) -> list[TableReport]
 
 
 def lake_rows(spark: Any, root: Path | str, schema: str, table: str) -> list[dict[str, Any]]:
-    return [r.asDict() for r in spark.read.format("delta").load(f"{root}/{schema}/{table}").collect()]
+    """The lake table of target ``schema.table`` (its folder named by the lake's name encoding)."""
+    return [r.asDict() for r in spark.read.format("delta").load(f"{root}/{table_key(schema, table)}").collect()]
 
 
 def state_of(config: PipelineConfig, schema: str, table: str) -> TableState:
@@ -237,7 +238,7 @@ def test_string_key_and_table_with_space_and_unicode_name(
     assert report.rows == len(keys)
     lake = sorted((bytes(r["k"]), r["v"]) for r in lake_rows(spark, lake_dir, source_db, "my tåble"))
     assert lake == [(k, i) for i, k in enumerate(keys)]
-    detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake_dir}/{source_db}/my tåble`").collect()[0]
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake_dir}/{table_key(source_db, 'my tåble')}`").collect()[0]
     assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
 
 
