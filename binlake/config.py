@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from binlake.logs import register_secret
 
@@ -30,6 +30,65 @@ class ConfigError(ValueError):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TlsMode(StrEnum):
+    """How a connection to the source is encrypted and verified (MySQL's ``--ssl-mode`` values)."""
+
+    DISABLED = "disabled"
+    PREFERRED = "preferred"
+    REQUIRED = "required"
+    VERIFY_CA = "verify-ca"
+    VERIFY_IDENTITY = "verify-identity"
+
+    @property
+    def encrypts(self) -> bool:
+        """Is a plain connection refused?"""
+        return self not in (TlsMode.DISABLED, TlsMode.PREFERRED)
+
+    @property
+    def verifies(self) -> bool:
+        """Is the server's certificate checked against the trusted CAs?"""
+        return self in (TlsMode.VERIFY_CA, TlsMode.VERIFY_IDENTITY)
+
+
+class TlsConfig(_Frozen):
+    """TLS of every connection binlake makes to the source (capture, full load, validation, status)."""
+
+    mode: TlsMode = Field(
+        TlsMode.PREFERRED,
+        description="disabled, preferred (TLS when the server offers it, unverified: a warning is logged), "
+        "required (TLS, unverified), verify-ca (TLS, certificate signed by a trusted CA) or verify-identity "
+        "(verify-ca and the certificate names source.host; recommended, with the AWS CA bundle on RDS/Aurora).",
+    )
+    ca_file: str | None = Field(
+        None,
+        description="PEM file of the CAs trusted for verify-ca / verify-identity (e.g. AWS's global-bundle.pem); "
+        "unset = the system's trusted CAs (Python's and Java's default stores).",
+    )
+    cert_file: str | None = Field(None, description="PEM client certificate, for servers that require one.")
+    key_file: str | None = Field(None, description="PEM private key (unencrypted) of cert_file.")
+    allow_public_key_retrieval: bool = Field(
+        False,
+        description="Let caching_sha2_password / sha256_password send the password RSA-encrypted with a public "
+        "key the server sends over a plain (unencrypted) connection. A man in the middle can substitute the "
+        "key: leave false and use TLS; over TLS the password is sent inside the encrypted connection.",
+    )
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _local_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"{value} is not a file")
+        return None if value is None else str(Path(value).expanduser().resolve())
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both or neither")
+        if self.cert_file is not None and not self.mode.encrypts:
+            raise ValueError(f"a client certificate needs mode required or stronger, not {self.mode.value}")
+        return self
 
 
 class SourceConfig(_Frozen):
@@ -50,6 +109,7 @@ class SourceConfig(_Frozen):
     )
     connect_timeout_s: int = Field(10, ge=1, description="Seconds to wait when connecting.")
     read_timeout_s: int = Field(60, ge=1, description="Seconds without data before a connection counts as dead.")
+    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS of every connection to the source.")
 
     def password(self) -> str:
         """The password from ``password_file`` or ``password_env`` ('' when neither is set); from

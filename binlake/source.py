@@ -22,6 +22,7 @@ from typing import Any
 
 import pymysql
 
+from binlake import tls
 from binlake.config import SourceConfig
 from binlake.positions import BinlogPosition
 
@@ -40,6 +41,10 @@ class SourceError(RuntimeError):
 
 class SourceUnreachableError(SourceError):
     """The server cannot be reached or refuses the login."""
+
+
+class SourceTlsError(SourceUnreachableError):
+    """The TLS settings and the server disagree: no TLS offered, an untrusted or misnamed certificate."""
 
 
 class SourceSettingsError(SourceError):
@@ -66,6 +71,7 @@ def connection_kwargs(source: SourceConfig) -> dict[str, Any]:
         "write_timeout": source.read_timeout_s,
         "charset": "utf8mb4",
         "autocommit": True,
+        **tls.pymysql_settings(source.tls),
     }
 
 
@@ -80,13 +86,20 @@ def connect(source: SourceConfig, database: str | None = None, **extra: Any) -> 
     kwargs.update(extra)
     if database is not None:
         kwargs["database"] = database
+    tls.warn_unverified(source.tls, source.host)
     try:
         return pymysql.connect(**kwargs)
     except pymysql.err.OperationalError as exc:
         code = exc.args[0] if exc.args else None
         text = exc.args[1] if len(exc.args) > 1 else str(exc)
+        tls_hint = tls.failure_hint(source.tls, source.host, str(text))
+        if tls_hint is not None or isinstance(exc, tls.PublicKeyRetrievalRefused):
+            raise SourceTlsError(f"cannot connect to source {describe(source)}: {tls_hint or text}") from None
         if code == ER_ACCESS_DENIED:
             hint = "check source.user and the password in source.password_env / source.password_file"
+            if source.tls.mode is tls.TlsMode.DISABLED:
+                hint += ("; source.tls.mode is disabled, and a server that accepts this user only over TLS "
+                         "(require_secure_transport, REQUIRE SSL) refuses it so: set source.tls.mode: verify-identity")
         else:
             hint = "check source.host / source.port and that the server is running"
         raise SourceUnreachableError(f"cannot connect to source {describe(source)}: {text} ({hint})") from None

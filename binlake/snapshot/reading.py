@@ -35,6 +35,7 @@ from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
 from binlake.positions import epoch_base
 from binlake.snapshot.discovery import SourceTable
+from binlake.tls import jdbc_settings
 from binlake.typemap import source_select_sql, spark_parse_sql
 
 HIT = "_binlake_hit"
@@ -90,9 +91,7 @@ DRIVER_PROPERTIES: Mapping[str, str] = {
     "elideSetAutoCommits": "true",
     "cacheServerConfiguration": "true",
     "maintainTimeStats": "false",
-    "sslMode": "PREFERRED",
-    "allowPublicKeyRetrieval": "true",
-}
+}  # TLS properties come from source.tls (binlake.tls.jdbc_settings)
 
 
 @dataclass(frozen=True)
@@ -121,6 +120,7 @@ def jdbc_source(config: PipelineConfig, fetch_size: int | None = None, epoch: in
             "socketTimeout": str(max(source.read_timeout_s, 3600) * 1000),
         }
     )
+    properties.update(jdbc_settings(source.tls, source.host))
     return JdbcSource(url=f"jdbc:mysql://{source.host}:{source.port}/", properties=properties)
 
 
