@@ -363,8 +363,9 @@ def server_uuid(conn: Connection) -> str | None:
 
 def gtid_binlog_state(conn: Connection) -> str | None:
     """MariaDB's ``@@gtid_binlog_state`` — the last GTID per domain *and server id* in the server's
-    binlog history (kept across PURGE, emptied by RESET MASTER); ``None`` on MySQL."""
-    if not is_mariadb(conn):
-        return None
-    value = _query(conn, "SELECT @@GLOBAL.gtid_binlog_state")[0][0]
+    binlog history (kept across PURGE, emptied by RESET MASTER); on MySQL ``@@GLOBAL.gtid_executed``,
+    every transaction the server executed (the same question: emptied by RESET MASTER / RESET BINARY
+    LOGS AND GTIDS; ``None`` with GTIDs off)."""
+    variable = "@@GLOBAL.gtid_binlog_state" if is_mariadb(conn) else "@@GLOBAL.gtid_executed"
+    value = _query(conn, f"SELECT {variable}")[0][0]
     return str(value).replace("\n", "") if value else None

@@ -5,7 +5,8 @@ as complete as its starting value: after a start from an explicit file/position 
 ``BINLOG_GTID_POS`` there) it holds just the transactions seen since.
 
 :func:`missing_gtids` answers the failover question "has this server executed everything the lake
-holds?" (pure; MariaDB form, MySQL's ``uuid:ranges`` form is refused until it is implemented).
+holds?" (pure; both forms: MySQL sets, tagged ones included, are compared by
+:class:`binlake.gtidset.GtidSet`).
 
 >>> t = GtidTracker("0-1-5,1-2-7")
 >>> t.add("0-1-6"); t.text
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pymysqlreplication.gtid import Gtid, GtidSet
+from binlake.gtidset import GtidSet
 
 
 def is_mariadb_gtid(gtid: str) -> bool:
@@ -36,23 +37,21 @@ class GtidTracker:
                 self.add(part)
         mysql_parts = [part for part in parts if not is_mariadb_gtid(part)]
         if mysql_parts:
-            self._mysql = GtidSet(",".join(mysql_parts))
+            self._mysql = GtidSet.parse(",".join(mysql_parts))
 
     def add(self, gtid: str) -> None:
         """Record one executed transaction's GTID."""
         if is_mariadb_gtid(gtid):
             domain = int(gtid.split("-", 1)[0])
             self._mariadb[domain] = gtid
-        elif self._mysql is None:
-            self._mysql = GtidSet(gtid)
         else:
-            self._mysql.merge_gtid(Gtid(gtid))
+            self._mysql = (self._mysql or GtidSet()).with_gtid(gtid)
 
     @property
     def text(self) -> str | None:
         parts = [self._mariadb[d] for d in sorted(self._mariadb)]
         if self._mysql is not None:
-            parts.append(str(self._mysql).replace("\n", ""))
+            parts.append(str(self._mysql))
         return ",".join(parts) or None
 
 
@@ -97,7 +96,9 @@ def missing_gtids(lake_set: str | None, server_state: str | None) -> list[str]:
     ['0-1-42']
     """
     if any(not is_mariadb_gtid(part) for part in (lake_set or "", server_state or "") if part):
-        raise ValueError("comparing MySQL GTID sets (uuid:ranges) for a failover is not implemented yet")
+        # MySQL (server_state: @@gtid_executed): interval containment; a MariaDB part never matches a MySQL one
+        missing = GtidSet.parse(lake_set).missing_from(GtidSet.parse(server_state))
+        return str(missing).split(",") if missing else []
     have: dict[tuple[int, int], int] = {}
     for gtid in parse_mariadb_set(server_state):
         key = (gtid.domain, gtid.server)
@@ -122,7 +123,10 @@ def union(*sets: str | None) -> str | None:
     """
     texts = [text for text in sets if text]
     if any(not is_mariadb_gtid(text) for text in texts):
-        return ",".join(texts) or None  # MySQL: compared nowhere yet (missing_gtids refuses it)
+        combined = GtidSet()  # MySQL: the union of the intervals
+        for text in texts:
+            combined |= GtidSet.parse(text)
+        return combined.text
     best: dict[int, MariadbGtid] = {}
     for gtid in (g for text in texts for g in parse_mariadb_set(text)):
         if gtid.domain not in best or gtid.seq > best[gtid.domain].seq:

@@ -204,7 +204,7 @@ def snapshot_history(registry: Registry, server_id: int, server_uuid: str | None
         raise HistoryError(
             f"the source is server_id {server_id}, but the capture's current binlog history is {latest.describe()}: "
             f"a snapshot of this server cannot be ordered against the change log. {fix}")
-    if mariadb and latest.start_gtid and missing_gtids(latest.start_gtid, gtid_state):
+    if latest.start_gtid and missing_gtids(latest.start_gtid, gtid_state):  # MySQL: gtid_state = gtid_executed
         raise HistoryError(
             f"the source no longer holds GTID(s) {', '.join(missing_gtids(latest.start_gtid, gtid_state))} at which "
             f"the capture's binlog history {latest.describe()} began (@@gtid_binlog_state is "

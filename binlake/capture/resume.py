@@ -90,7 +90,7 @@ def history_change(checkpoint: Checkpoint, server: ServerFacts) -> str | None:
     if position.file in sizes and sizes[position.file] < position.pos:
         return (f"binlog {position.file} is {sizes[position.file]} bytes, shorter than the checkpoint offset "
                 f"{position.pos} (RESET MASTER?)")
-    if server.mariadb and position.gtid and missing_gtids(position.gtid, server.gtid_state):
+    if position.gtid and missing_gtids(position.gtid, server.gtid_state):  # MySQL: gtid_state is gtid_executed
         return (f"the checkpoint's GTIDs {position.gtid} are not in the server's @@gtid_binlog_state "
                 f"{server.gtid_state or '(empty)'} (RESET MASTER?)")
     return None
@@ -117,7 +117,7 @@ def resume_decision(checkpoint: Checkpoint, registry: Registry, server: ServerFa
             f"the source's binlog is not the history the checkpoint was read from ({change}), and the checkpoint "
             "carries no GTID to find its place in the new history. Recover: start the capture with "
             "capture.start: end, then reload every table (full load)")
-    missing = missing_gtids(held, server.gtid_state) if server.mariadb else []
+    missing = missing_gtids(held, server.gtid_state)  # both forms (binlake.gtidset for MySQL)
     if missing:
         raise HistoryRefused(
             f"failover refused ({change or 'records written after the checkpoint'}): the source (server_id "
