@@ -10,20 +10,25 @@ do), which applies due resync chunks after each batch and once at its end.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
+from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
 from conftest import include_schema_rules
 from merge_helpers import run_merge
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
-from binlake.lake import Lake, table_key
+from binlake.lake import CHECKPOINT_KEY, Lake, table_key
+from binlake.progress import read_progress
 from binlake.resync import store
 from binlake.resync.job import ResyncError, run_resync
 from binlake.resync.manifest import Resync, ResyncChunk
@@ -32,6 +37,7 @@ from binlake.snapshot.job import run_full_load
 from binlake.validation import validate
 
 pytestmark = pytest.mark.spark
+ROOT = Path(__file__).resolve().parents[2]
 
 LINES = ("CREATE TABLE order_lines (a INT, b VARCHAR(6) COLLATE utf8mb4_bin, qty INT, note VARCHAR(20), "
          "PRIMARY KEY (a, b))")
@@ -81,8 +87,9 @@ def _behind_replication(mariadb: LocalMariaDB, db: str, statements: list[str]) -
 class Workload:
     """Random single-statement transactions on ``lines``: inserts, updates, deletes (logged)."""
 
-    def __init__(self, connect: Callable[[], Any], seed: int) -> None:
+    def __init__(self, connect: Callable[[], Any], seed: int, limit: int = 600) -> None:
         self.connect = connect
+        self.limit = limit  # transactions at most (the change log stays small on a slow machine)
         self.rng = random.Random(seed)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
@@ -93,7 +100,7 @@ class Workload:
         conn = self.connect()
         try:
             with conn.cursor() as cur:
-                while not self.stop_event.is_set():
+                while not self.stop_event.is_set() and self.count < self.limit:
                     a, b = self.rng.randint(40, 460), self.rng.choice(LETTERS)
                     op = self.rng.random()
                     if op < 0.4:
@@ -104,7 +111,7 @@ class Workload:
                     else:
                         cur.execute("DELETE FROM order_lines WHERE a = %s AND b = %s", (a, b))
                     self.count += 1
-                    self.stop_event.wait(0.01)
+                    self.stop_event.wait(0.02)
         except BaseException as exc:
             self.error = exc
         finally:
@@ -130,7 +137,7 @@ def _loaded_lines(mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_co
     config: PipelineConfig = make_config(
         lake_dir, include_schema_rules(source_db, "order_lines"),
         full_load={"chunk_rows": 400, "max_parallel_chunks": 1},
-        capture={"flush_seconds": 0.2}, merge={"optimize_every_batches": 0, "max_files_per_batch": 50})
+        capture={"flush_seconds": 0.5}, merge={"optimize_every_batches": 0, "max_files_per_batch": 500})
     capture = CaptureThread(config).start()
     run_full_load(config, spark)
     _caught_up(config, mariadb, capture)
@@ -234,3 +241,75 @@ def test_resync_refuses_a_table_without_a_full_load_and_a_bad_where(
         run_resync(config, spark, f"{source_db}.items")
     with pytest.raises(ResyncError, match="not a table the table mapping selects"):
         run_resync(config, spark, f"{source_db}.nope")
+
+
+class Group:
+    """A subprocess in its own process group, killed as a whole (python and its JVM)."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.handle = log.open("ab")
+        self.process = subprocess.Popen([sys.executable, *args], stdout=self.handle, stderr=subprocess.STDOUT,
+                                        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                        start_new_session=True)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=120)
+        self.handle.close()
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.handle.close()
+        return code
+
+
+@pytest.mark.slow
+def test_resync_converges_after_sigkills_of_the_resync_and_the_merge(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any, tmp_path: Path
+) -> None:
+    """Capture, merge and resync as real processes: the resync is SIGKILLed after its first delivery
+    and run again (it resumes), the merge is SIGKILLed after it applied a chunk and started again;
+    a workload runs throughout. The lake ends equal to the source."""
+    _beats(mariadb)
+    mariadb.execute(LINES, source_db)
+    mariadb.execute("INSERT INTO order_lines VALUES " + ",".join(
+        f"({a}, '{b}', {a * 10}, 'n{a}{b}')" for a in range(1, 401) for b in LETTERS), source_db)
+    config: PipelineConfig = make_config(
+        lake_dir, include_schema_rules(source_db, "order_lines"),
+        full_load={"chunk_rows": 300, "max_parallel_chunks": 1}, capture={"flush_seconds": 0.2},
+        merge={"optimize_every_batches": 0, "trigger_seconds": 1.0})
+    config_path = write_config(config, tmp_path / "pipeline.yaml")
+    lake = Lake.from_config(config)
+    capture = Group(["-m", "binlake.cli", "capture", "--config", str(config_path)], tmp_path / "capture.log")
+    merge: Group | None = None
+    try:
+        wait_for(lambda: lake.exists(CHECKPOINT_KEY), 60, "the capture's first checkpoint")
+        run_full_load(config, spark)
+        merge = Group(["streaming/merge.py", "--config", str(config_path)], tmp_path / "merge.log")
+        _behind_replication(mariadb, source_db, BEHIND)
+        with Workload(lambda: mariadb.connect(source_db), seed=11):
+            resync_args = ["-m", "binlake.cli", "resync", "--config", str(config_path),
+                           "--table", f"{source_db}.order_lines"]
+            first = Group(resync_args, tmp_path / "resync.log")
+            wait_for(lambda: any(r.delivered for r in store.table_resyncs(lake, source_db, "order_lines")), 300,
+                     "the first chunk delivered")
+            first.kill()
+            (resync,) = store.table_resyncs(lake, source_db, "order_lines")
+            assert resync.pending, "the resync finished before it could be killed"
+            assert Group(resync_args, tmp_path / "resync.log").wait(600) == 0  # resumes the same resync
+            wait_for(lambda: bool(store.read_applied(lake, resync).chunks), 300, "a chunk applied")
+            merge.kill()
+            merge = Group(["streaming/merge.py", "--config", str(config_path)], tmp_path / "merge.log")
+            wait_for(lambda: store.read_applied(lake, resync).covers(resync), 600, "every chunk applied")
+        end = master_position(mariadb)
+        wait_for(checkpoint_reached(config, end), 120, "the capture to reach the binlog end")
+        wait_for(lambda: (read_progress(lake).applied_lsn or 0) >= end.lsn, 300, "the merge to catch up")
+    finally:
+        if merge is not None:
+            merge.kill(signal.SIGTERM)
+        capture.kill(signal.SIGTERM)
+    (final,) = store.table_resyncs(lake, source_db, "order_lines")
+    assert final.resync_id == resync.resync_id and not final.pending
+    assert _lake(spark, config, source_db, "order_lines", COLUMNS, ORDER) == _source(
+        mariadb, source_db, "order_lines", COLUMNS, ORDER)

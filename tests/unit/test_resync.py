@@ -163,3 +163,15 @@ def test_full_load_refuses_to_drop_a_joined_table_while_the_merge_runs(tmp_path:
     beat = read_heartbeat(lake)
     assert beat is not None and beat.stopped
     refuse_reload_while_merging(lake, table, PrepMode.DROP_AND_CREATE, NOW, 5.0)
+
+
+def test_binlake_tables_shows_the_latest_resync(tmp_path: Path) -> None:
+    from binlake.tables import render_text, table_rows
+
+    lake = Lake(str(tmp_path))
+    r = Resync("r20261201100000-abcd0123", "shop", "orders", "shop", "orders", (ResyncKey("id", "int"),),
+               NOW.isoformat(), (chunk(0, None, (5,), 10), chunk(1, (5,), None)))
+    store.write_manifest(lake, r)
+    (row,) = table_rows(lake, [TableTarget("shop", "orders", "shop", "orders")])
+    assert row.resync == "r20261201100000-abcd0123 running: 1/2 delivered, 0/2 applied"
+    assert "shop.orders: last resync r20261201100000-abcd0123 running" in render_text([row])
