@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -79,13 +80,27 @@ END"""
 
 @dataclass
 class Result:
+    """``seconds``: wall clock; ``cpu``: user+sys CPU seconds of the reader alone (its thread or
+    process), which a loaded machine inflates far less than wall clock (0: not measured)."""
+
     seconds: float
     rows: int
     files: int = 0
+    cpu: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.rows / self.cpu if self.cpu else 0.0
+
+
+def process_cpu(pid: int) -> float:
+    """User+sys CPU seconds so far of process ``pid`` (all its threads), from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def position(db: LocalMariaDB) -> BinlogPosition:
@@ -131,6 +146,8 @@ def run_capture(data: dict[str, object], end_lsn: int) -> Result:
     lake_store = Lake(str(lake))
     began = time.perf_counter()
     thread.start()
+    assert thread.ident is not None
+    thread_clock = time.pthread_getcpuclockid(thread.ident)
     while True:
         checkpoint = load_checkpoint(lake_store)
         if checkpoint is not None and checkpoint.position.lsn >= end_lsn:
@@ -139,10 +156,11 @@ def run_capture(data: dict[str, object], end_lsn: int) -> Result:
             raise RuntimeError("the capture stopped early: " + str(runner.metrics.error))
         time.sleep(0.1)
     seconds = time.perf_counter() - began
+    cpu = time.clock_gettime(thread_clock)
     runner.stopping = True
     thread.join()
     assert runner.sink is not None
-    return Result(seconds, runner.sink.records_written, runner.sink.files_written)
+    return Result(seconds, runner.sink.records_written, runner.sink.files_written, cpu)
 
 
 def capture_process(db: LocalMariaDB, lake: Path, start: BinlogPosition, end: BinlogPosition) -> Result:
@@ -163,10 +181,11 @@ def capture_process(db: LocalMariaDB, lake: Path, start: BinlogPosition, end: Bi
                 raise RuntimeError(f"binlake capture exited early with code {process.returncode}")
             time.sleep(0.05)
         seconds = time.perf_counter() - began
+        cpu = process_cpu(process.pid)
     finally:
         process.terminate()
         process.wait(30)
-    return Result(seconds, 0, 0)
+    return Result(seconds, 0, 0, cpu)
 
 
 def stock_decode(db: LocalMariaDB, start: BinlogPosition, end: BinlogPosition, freeze: bool) -> Result:
@@ -176,14 +195,14 @@ def stock_decode(db: LocalMariaDB, start: BinlogPosition, end: BinlogPosition, f
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent], freeze_schema=freeze, enable_logging=False,
     )
     rows = 0
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.thread_time()
     for event in stream:
         if make_lsn(stream.log_file, event.packet.log_pos) > end.lsn:
             break
         rows += len(event.rows)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.thread_time() - cpu_began
     stream.close()
-    return Result(seconds, rows)
+    return Result(seconds, rows, cpu=cpu)
 
 
 def mariadb_binlog(db: LocalMariaDB, start: BinlogPosition, end: BinlogPosition, rows: int) -> Result:
@@ -206,7 +225,7 @@ def measure(name: str, db: LocalMariaDB, workdir: Path, workload: Callable[[], N
     end = position(db)
     results = {"binlake capture": capture(db, workdir / f"lake-{name}", start, end)}
     process = capture_process(db, workdir / f"lake-{name}-process", start, end)
-    results["binlake capture (process)"] = Result(process.seconds, results["binlake capture"].rows)
+    results["binlake capture (process)"] = Result(process.seconds, results["binlake capture"].rows, cpu=process.cpu)
     results["stock pymysqlreplication"] = stock_decode(db, start, end, freeze=False)
     results["stock, freeze_schema=True"] = stock_decode(db, start, end, freeze=True)
     results["mariadb-binlog -v"] = mariadb_binlog(db, start, end, results["binlake capture"].rows)
@@ -214,12 +233,18 @@ def measure(name: str, db: LocalMariaDB, workdir: Path, workload: Callable[[], N
 
 
 def report(name: str, results: dict[str, Result]) -> None:
-    stock = results["stock pymysqlreplication"].rate
+    """Wall-clock and per-CPU-second rates; the ratios to stock compare like with like (the CPU
+    ratio is the one to trust on a loaded machine; mariadb-binlog's CPU is not measured)."""
+    stock = results["stock pymysqlreplication"]
     print(f"\n{name}: {results['binlake capture'].rows:,} rows")
-    print(f"  {'reader':<28}{'seconds':>9}{'rows/s':>12}{'vs stock':>10}  notes")
+    print(f"  {'reader':<28}{'seconds':>9}{'rows/s':>12}{'vs stock':>10}{'CPU s':>8}{'rows/CPU-s':>12}"
+          f"{'vs stock':>10}  notes")
     for reader, result in results.items():
         notes = f"{result.files} change-log files" if result.files else ""
-        print(f"  {reader:<28}{result.seconds:>9.2f}{result.rate:>12,.0f}{result.rate / stock:>9.2f}x  {notes}")
+        cpu = (f"{result.cpu:>8.2f}{result.cpu_rate:>12,.0f}{result.cpu_rate / stock.cpu_rate:>9.2f}x"
+               if result.cpu else f"{'':>30}")
+        print(f"  {reader:<28}{result.seconds:>9.2f}{result.rate:>12,.0f}{result.rate / stock.rate:>9.2f}x"
+              f"{cpu}  {notes}")
 
 
 def peak_rss_mb() -> float:

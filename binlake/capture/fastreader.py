@@ -41,6 +41,7 @@ from pymysqlreplication.packet import BinLogPacketWrapper
 from binlake.capture import eventtypes
 from binlake.capture.compressed import COMPRESSED_TYPES, decompress_packet
 from binlake.capture.compressed import ROWS_TYPES as COMPRESSED_ROWS_TYPES
+from binlake.capture.packets import PacketReader
 from binlake.capture.records import FAST, SKIP, RawRowsEvent
 from binlake.changelog import OP_DELETE, OP_INSERT, OP_UPDATE
 
@@ -120,6 +121,7 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.route = route
         self._warned_types: set[int] = set()
+        self._reader: PacketReader | None = None
 
     def _private(self, name: str) -> Any:
         return getattr(self, _PRIVATE + name)
@@ -131,21 +133,29 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
                 self._BinLogStreamReader__connect_to_stream()
             if not self._BinLogStreamReader__connected_ctl:
                 self._BinLogStreamReader__connect_to_ctl()
-            packet = self._stream_connection._read_packet()
-            if packet.is_eof_packet():
+            reader = self._reader
+            if reader is None or reader.connection is not self._stream_connection:
+                reader = self._reader = PacketReader(self._stream_connection)
+            data = reader.read()
+            if not data:
+                continue
+            if data[0] == 0xFE and len(data) < 9:  # EOF packet: the server ended the stream
                 self.close()
                 return None
-            if not packet.is_ok_packet():
+            if data[0] != 0 or len(data) < 7:  # not an OK packet (pymysql's is_ok_packet)
                 continue
-            event = self._fast_event(packet)
+            event = self._fast_event(data)
             if event is None:
-                event = self._library_event(packet)
+                event = self._library_event(MysqlPacket(data, self._stream_connection.encoding))
             if event is not _SKIPPED:
                 return event
 
-    def _fast_event(self, packet: Any) -> Any:
-        """A fast event, ``_SKIPPED``, or ``None`` (= let the library handle the packet)."""
-        data: bytes = packet.get_all_data()
+    def idle(self) -> bool:
+        """Has the reader consumed everything the server sent so far (the next read would wait)?"""
+        return self._reader is not None and self._reader.idle()
+
+    def _fast_event(self, data: bytes) -> Any:
+        """A fast event, ``_SKIPPED``, or ``None`` (= let the library handle the packet ``data``)."""
         if len(data) < _HEADER:
             return None
         event_type = data[5]
@@ -179,11 +189,11 @@ class FastStreamReader(BinLogStreamReader):  # type: ignore[misc]
                 if table is None or self.route(table) == SKIP:  # not selected: not worth inflating
                     self.log_pos = log_pos
                     return _SKIPPED
-            inflated = MysqlPacket(decompress_packet(
+            inflated = decompress_packet(
                 data, self._BinLogStreamReader__post_header_lengths, self._BinLogStreamReader__use_checksum,
-                f"{self.log_file}:{start}"), None)
+                f"{self.log_file}:{start}")
             event = self._fast_event(inflated)
-            return event if event is not None else self._library_event(inflated)
+            return event if event is not None else self._library_event(MysqlPacket(inflated, None))
         flags = int.from_bytes(data[18:20], "little")
         unknown_ignorable = event_type not in eventtypes.CATALOGUE and flags & eventtypes.LOG_EVENT_IGNORABLE_F
         if event_type not in eventtypes.IGNORED_TYPES and not unknown_ignorable:

@@ -218,7 +218,7 @@ def reader(route: int) -> FastStreamReader:
 
 
 def read(stream_reader: FastStreamReader, data: bytes) -> Any:
-    event = stream_reader._fast_event(MysqlPacket(data, None))
+    event = stream_reader._fast_event(data)
     return event if event is not None else stream_reader._library_event(MysqlPacket(data, None))
 
 
