@@ -175,6 +175,14 @@ class PrepMode(StrEnum):
     DO_NOTHING = "DO_NOTHING"
 
 
+class SnapshotMethod(StrEnum):
+    """How a full-load chunk's rows get the binlog position they are consistent with."""
+
+    AUTO = "auto"
+    MARIADB = "mariadb"
+    WATERMARK = "watermark"
+
+
 class FullLoadConfig(_Frozen):
     """The full load (``jobs/full_load.py``)."""
 
@@ -192,6 +200,17 @@ class FullLoadConfig(_Frozen):
         description="Tables without a primary key: load_whole (one chunk, with a warning) or refuse.",
     )
     jdbc_fetch_size: int = Field(10_000, ge=1, description="JDBC fetch size per chunk read.")
+    snapshot_method: SnapshotMethod = Field(
+        SnapshotMethod.AUTO,
+        description="mariadb (each chunk's snapshot reports its exact binlog position: MariaDB, Percona "
+        "Server), watermark (chunks labelled with the binlog end read just before their snapshot: MySQL, "
+        "Aurora, RDS; see docs/full-load.md) or auto (mariadb where the server has it, else watermark).",
+    )
+    watermark_settle_seconds: float = Field(
+        0.5, ge=0,
+        description="watermark method: wait between reading a chunk's low watermark and starting its snapshot, "
+        "so transactions already in the binlog have finished their storage-engine commit.",
+    )
 
 
 class StartFrom(StrEnum):

@@ -32,7 +32,7 @@ from pyspark.sql import SparkSession
 
 from binlake.capture.history import HistoryError, load_registry, snapshot_history
 from binlake.catalog import CatalogEntry, LegacyLayoutError, check_no_legacy_layout, write_catalog
-from binlake.config import PipelineConfig
+from binlake.config import PipelineConfig, SnapshotMethod
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, snapshot_state_key
 from binlake.names import LakeNameError, TargetCollisionError
@@ -41,6 +41,7 @@ from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
 from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
 from binlake.snapshot.report import Progress, TableReport, format_report
+from binlake.snapshot.watermark import choose_method, server_has_snapshot_position
 from binlake.source import (
     Connection,
     SourceError,
@@ -66,19 +67,18 @@ class FullLoadError(RuntimeError):
         self.reports = list(reports)
 
 
-def check_snapshot_support(conn: Connection) -> None:
-    """Refuse a server without per-transaction binlog snapshot positions or without a binlog."""
+def check_snapshot_support(conn: Connection, setting: SnapshotMethod = SnapshotMethod.MARIADB) -> SnapshotMethod:
+    """The snapshot method for ``setting`` (``full_load.snapshot_method``) on this server; refuses a
+    server without a binlog, or ``mariadb`` where the server has no per-transaction position."""
     with conn.cursor() as cur:
         cur.execute("SELECT @@log_bin")
         row = cur.fetchone()
         if row is None or str(row[0]) not in ("1", "ON"):
             raise SourceError("the source has no binlog (log_bin is OFF): start it with log-bin; the full "
                               "load records binlog positions for the change stream")
-        cur.execute("SHOW SESSION STATUS LIKE 'binlog_snapshot_file'")
-        if cur.fetchone() is None or not is_mariadb(conn):
-            raise SourceError("the source does not expose Binlog_snapshot_file/position (MySQL): binlake's "
-                              "lock-free full load needs MariaDB (or Percona Server) for per-chunk snapshot "
-                              "positions")
+    method = choose_method(setting, server_has_snapshot_position(conn))
+    log.info("snapshot method: %s (full_load.snapshot_method: %s)", method.value, setting.value)
+    return method
 
 
 def check_tables(tables: Sequence[SourceTable], config: PipelineConfig) -> None:
@@ -138,7 +138,7 @@ def run_full_load(
     lake = Lake.from_config(config)
     log.info("step 1/5: connecting to the source %s and checking it", describe(config.source))
     with connector() as conn:
-        check_snapshot_support(conn)
+        method = check_snapshot_support(conn, config.full_load.snapshot_method)
         check_grants(conn, need_replication=False)
         source_id = server_id(conn)
         try:
@@ -174,7 +174,7 @@ def run_full_load(
         ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc, connect=connector,
                           chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
                           after_commit=after_commit, after_record=after_record, history=history,
-                          server_id=source_id)
+                          server_id=source_id, snapshot_method=method)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
     failed = [r for r in reports if r.status == "failed"]

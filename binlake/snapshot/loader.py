@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from binlake.capture.history import History
 from binlake.chunks import render_predicate
-from binlake.config import PipelineConfig, PrepMode
+from binlake.config import PipelineConfig, PrepMode, SnapshotMethod
 from binlake.lake import Lake, snapshot_state_key, table_key
 from binlake.positions import BinlogPosition, split_lsn
 from binlake.resync.guard import refuse_reload_while_merging
@@ -45,9 +45,11 @@ from binlake.snapshot.reading import (
     JdbcSource,
     chunk_query,
     lake_expressions,
+    with_watermark,
 )
 from binlake.snapshot.report import Progress, TableReport
 from binlake.snapshot.state import COMMITTED, ChunkState, TableState
+from binlake.snapshot.watermark import low_watermark
 from binlake.source import Connection, gtid_at, master_position
 
 log = logging.getLogger("binlake.snapshot")
@@ -74,6 +76,7 @@ class LoadContext:
     after_record: ChunkHook | None = None  # … and after its state-file record
     history: History | None = None  # the binlog history positions are labelled with (None: epoch 0, no registry)
     server_id: int | None = None  # the source's @@server_id, kept in the state file
+    snapshot_method: SnapshotMethod = SnapshotMethod.MARIADB  # mariadb or watermark (binlake.snapshot.watermark)
 
 
 def _iso(moment: datetime) -> str:
@@ -104,7 +107,11 @@ def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
 
 def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState) -> tuple[DataFrame, Observation]:
     """The lake rows of one chunk (one Spark partition) and the observation of its position and count."""
-    return read_chunk(ctx.spark, ctx.jdbc, table, chunk.predicate)
+    jdbc = ctx.jdbc
+    if ctx.snapshot_method is SnapshotMethod.WATERMARK:
+        epoch = 0 if ctx.history is None else ctx.history.epoch
+        jdbc = with_watermark(jdbc, low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds))
+    return read_chunk(ctx.spark, jdbc, table, chunk.predicate)
 
 
 def read_chunk(spark: SparkSession, jdbc: JdbcSource, table: SourceTable,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
-from binlake.positions import epoch_base
+from binlake.positions import BinlogPosition, epoch_base
 from binlake.snapshot.discovery import SourceTable
 from binlake.tls import jdbc_settings
 from binlake.typemap import source_select_sql, spark_parse_sql
@@ -62,6 +62,25 @@ def session_init(epoch: int = 0) -> str:
         f"SET @binlake_snap_lsn = CAST({epoch_base(epoch)} "
         "| (CAST(SUBSTRING_INDEX(@binlake_snap_file, '.', -1) AS UNSIGNED) << 32) | @binlake_snap_pos AS SIGNED)"
     )
+
+
+def watermark_session_init(low: BinlogPosition) -> str:
+    """The session-init statement of the watermark method (:mod:`binlake.snapshot.watermark`): the
+    same snapshot transaction, labelled with ``low`` — the binlog end read *before* it started —
+    instead of the server's own snapshot position (which MySQL does not expose)."""
+    file = low.file.replace("\\", "").replace("'", "")
+    return (
+        "SET time_zone = '+00:00'; "
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; "
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY; "
+        f"SET @binlake_snap_file = '{file}', @binlake_snap_lsn = {low.lsn}, "
+        "@binlake_read_ts = CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+    )
+
+
+def with_watermark(jdbc: JdbcSource, low: BinlogPosition) -> JdbcSource:
+    """``jdbc`` whose reads are labelled with the low watermark ``low`` (see :func:`watermark_session_init`)."""
+    return JdbcSource(jdbc.url, {**jdbc.properties, "sessionInitStatement": watermark_session_init(low)})
 
 
 SESSION_INIT = session_init(0)

@@ -26,6 +26,7 @@ from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.reading import SNAP_LSN, jdbc_source, with_snapshot_position
+from binlake.snapshot.watermark import snapshot_jdbc
 from binlake.validation.canonical import lake_row_hash_sql, source_row_hash_sql, spark_column
 
 CHUNK = "_binlake_chunk"
@@ -60,7 +61,8 @@ def source_chunk_sums(
 
     One Spark task per chunk, each on its own JDBC connection and consistent snapshot.
     """
-    jdbc = jdbc_source(config, epoch=source_epoch(config))  # source lsns comparable with the lake's
+    epoch = source_epoch(config)  # source lsns comparable with the lake's
+    jdbc = snapshot_jdbc(config, jdbc_source(config, epoch=epoch), epoch)  # the full load's method
     frames = [
         spark.read.jdbc(jdbc.url, source_sum_query(table, predicate), properties=jdbc.properties).select(
             F.lit(index).alias(CHUNK), F.col(SNAP_LSN).cast("bigint").alias(SNAP_LSN), F.col(ROWS), F.col(SUM))

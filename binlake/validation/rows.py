@@ -29,6 +29,7 @@ from binlake.capture.history import source_epoch
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.reading import HIT, LSN_COLUMN, SNAP_LSN, chunk_query, jdbc_source, lake_expressions
+from binlake.snapshot.watermark import snapshot_jdbc
 from binlake.validation.canonical import spark_column
 from binlake.validation.report import TableValidation
 
@@ -45,7 +46,8 @@ def source_frame(
     chunk, with the chunk index and the chunk's snapshot lsn (empty chunks give no row)."""
     if not chunks:
         raise ValueError("chunks must not be empty")
-    jdbc = jdbc_source(config, epoch=source_epoch(config))  # source lsns comparable with the lake's
+    epoch = source_epoch(config)  # source lsns comparable with the lake's
+    jdbc = snapshot_jdbc(config, jdbc_source(config, epoch=epoch), epoch)  # the full load's method
     frames = []
     for index, predicate in chunks:
         raw = spark.read.jdbc(jdbc.url, chunk_query(table, predicate), properties=jdbc.properties)
