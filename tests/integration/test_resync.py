@@ -87,9 +87,9 @@ def _behind_replication(mariadb: LocalMariaDB, db: str, statements: list[str]) -
 class Workload:
     """Random single-statement transactions on ``lines``: inserts, updates, deletes (logged)."""
 
-    def __init__(self, connect: Callable[[], Any], seed: int, limit: int = 600) -> None:
+    def __init__(self, connect: Callable[[], Any], seed: int, pause: float = 0.05) -> None:
         self.connect = connect
-        self.limit = limit  # transactions at most (the change log stays small on a slow machine)
+        self.pause = pause  # between transactions: ~20/s, so the change log stays small on a slow machine
         self.rng = random.Random(seed)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
@@ -100,7 +100,7 @@ class Workload:
         conn = self.connect()
         try:
             with conn.cursor() as cur:
-                while not self.stop_event.is_set() and self.count < self.limit:
+                while not self.stop_event.is_set():
                     a, b = self.rng.randint(40, 460), self.rng.choice(LETTERS)
                     op = self.rng.random()
                     if op < 0.4:
@@ -111,7 +111,7 @@ class Workload:
                     else:
                         cur.execute("DELETE FROM order_lines WHERE a = %s AND b = %s", (a, b))
                     self.count += 1
-                    self.stop_event.wait(0.02)
+                    self.stop_event.wait(self.pause)
         except BaseException as exc:
             self.error = exc
         finally:
@@ -137,7 +137,7 @@ def _loaded_lines(mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_co
     config: PipelineConfig = make_config(
         lake_dir, include_schema_rules(source_db, "order_lines"),
         full_load={"chunk_rows": 400, "max_parallel_chunks": 1},
-        capture={"flush_seconds": 0.5}, merge={"optimize_every_batches": 0, "max_files_per_batch": 500})
+        capture={"flush_seconds": 1.0}, merge={"optimize_every_batches": 0, "max_files_per_batch": 1000})
     capture = CaptureThread(config).start()
     run_full_load(config, spark)
     _caught_up(config, mariadb, capture)
@@ -183,6 +183,7 @@ def test_resync_under_a_workload_brings_the_lake_back_to_the_source(
     (resync,) = store.table_resyncs(lake, source_db, "order_lines")
     assert _lake(spark, config, source_db, "order_lines", COLUMNS, ORDER) == _source(
         mariadb, source_db, "order_lines", COLUMNS, ORDER)
+    assert len({c.lsn for c in resync.chunks}) > 1  # the workload changed the table while the chunks were read
     applied = store.read_applied(lake, resync)
     assert applied.covers(resync) and not any(c.skipped for c in applied.chunks.values())
     assert sum(c.deleted for c in applied.chunks.values()) >= 6  # the rows deleted behind the binlog's back
@@ -277,7 +278,7 @@ def test_resync_converges_after_sigkills_of_the_resync_and_the_merge(
         f"({a}, '{b}', {a * 10}, 'n{a}{b}')" for a in range(1, 401) for b in LETTERS), source_db)
     config: PipelineConfig = make_config(
         lake_dir, include_schema_rules(source_db, "order_lines"),
-        full_load={"chunk_rows": 300, "max_parallel_chunks": 1}, capture={"flush_seconds": 0.2},
+        full_load={"chunk_rows": 300, "max_parallel_chunks": 1}, capture={"flush_seconds": 1.0},
         merge={"optimize_every_batches": 0, "trigger_seconds": 1.0})
     config_path = write_config(config, tmp_path / "pipeline.yaml")
     lake = Lake.from_config(config)
