@@ -2,8 +2,9 @@
 
 :func:`run_resync` runs these numbered, logged steps:
 
-1. connect to the source, check it as the full load does, and label snapshot positions with the
-   capture's binlog history (exactly as the full load: :func:`binlake.capture.history.snapshot_history`);
+1. connect to the source, check it as the full load does (and pick its snapshot method,
+   ``full_load.snapshot_method``), and label snapshot positions with the capture's binlog history
+   (exactly as the full load: :func:`binlake.capture.history.snapshot_history`);
 2. find the table in the table mapping and check it can be resynced: a primary key whose columns
    are all in the lake, a complete full load, not an SCD2 table;
 3. resume the table's unfinished resync of the same selection (``--restart``: abandon it), or plan
@@ -38,7 +39,7 @@ from pyspark.sql import SparkSession
 
 from binlake.capture.history import HistoryError, load_registry, snapshot_history
 from binlake.chunks import WHOLE, ChunkRange, render_predicate
-from binlake.config import PipelineConfig
+from binlake.config import PipelineConfig, SnapshotMethod
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake
 from binlake.merge.handoff import read_handoff
@@ -54,8 +55,9 @@ from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.job import check_snapshot_support
 from binlake.snapshot.loader import read_chunk
 from binlake.snapshot.planning import plan_chunks, table_sql
-from binlake.snapshot.reading import SPARK_SETTINGS, JdbcSource, jdbc_source
+from binlake.snapshot.reading import SPARK_SETTINGS, JdbcSource, jdbc_source, with_watermark
 from binlake.snapshot.report import Progress
+from binlake.snapshot.watermark import low_watermark
 from binlake.source import (
     Connection,
     SourceError,
@@ -90,7 +92,18 @@ class ResyncContext:
     table: SourceTable
     clock: Callable[[], float]
     now: Callable[[], datetime]
+    connect: Callable[[], Connection]
+    method: SnapshotMethod = SnapshotMethod.MARIADB  # the full load's method on this server
+    epoch: int = 0  # the binlog history positions are labelled with
     after_deliver: DeliverHook | None = None  # test hook: after a chunk is recorded delivered
+
+    def chunk_jdbc(self) -> JdbcSource:
+        """The JDBC source of one chunk read, exactly as the full load reads its chunks: the server's
+        snapshot position (``mariadb``), or a low watermark read now and settled (``watermark``)."""
+        if self.method is not SnapshotMethod.WATERMARK:
+            return self.jdbc
+        settle = self.config.full_load.watermark_settle_seconds
+        return with_watermark(self.jdbc, low_watermark(self.connect, self.epoch, settle))
 
 
 def find_table(tables: Sequence[SourceTable], name: str) -> SourceTable:
@@ -208,7 +221,7 @@ class Delivery:
 
     def _deliver(self, chunk: ResyncChunk) -> None:
         started = self.ctx.clock()
-        frame, observation = read_chunk(self.ctx.spark, self.ctx.jdbc, self.ctx.table, chunk.predicate)
+        frame, observation = read_chunk(self.ctx.spark, self.ctx.chunk_jdbc(), self.ctx.table, chunk.predicate)
         key = store.chunk_data_key(self.resync, chunk.index)
         frame.coalesce(1).write.mode("errorifexists").parquet(self.ctx.lake.uri(key))
         metrics = observation.get
@@ -257,7 +270,7 @@ def run_resync(
     with connector() as conn:
         with conn.cursor() as cur:
             cur.execute("SET time_zone = '+00:00'")
-        check_snapshot_support(conn)
+        method = check_snapshot_support(conn, config.full_load.snapshot_method)
         check_grants(conn, need_replication=False)
         try:
             history = snapshot_history(load_registry(lake), server_id(conn), server_uuid(conn),
@@ -275,8 +288,9 @@ def run_resync(
             check_where(conn, table, where)
         log.info("step 3/5: planning the chunks")
         resync = _resume_or_plan(conn, config, lake, table, keys, where, ranges, restart, now(), reason)
-    jdbc = jdbc_source(config, epoch=0 if history is None else history.epoch)
-    ctx = ResyncContext(config, spark, lake, jdbc, table, clock, now, after_deliver)
+    epoch = 0 if history is None else history.epoch
+    ctx = ResyncContext(config, spark, lake, jdbc_source(config, epoch=epoch), table, clock, now, connector, method,
+                        epoch, after_deliver)
     parallel = config.full_load.max_parallel_chunks or spark.sparkContext.defaultParallelism
     log.info("step 4/5: delivering %d of %d chunk(s), %d at a time", len(resync.pending), len(resync.chunks),
              parallel)
