@@ -206,6 +206,12 @@ class FullLoadConfig(_Frozen):
         "Server), watermark (chunks labelled with the binlog end read just before their snapshot: MySQL, "
         "Aurora, RDS; see docs/full-load.md) or auto (mariadb where the server has it, else watermark).",
     )
+    source: SourceConfig | None = Field(
+        None,
+        description="Read the full load from this server instead of source (another endpoint of the captured "
+        "server); unset = source. A replica is refused: its binlog positions are its own and cannot be ordered "
+        "against the captured primary's change log.",
+    )
     watermark_settle_seconds: float = Field(
         0.5, ge=0,
         description="watermark method: wait between reading a chunk's low watermark and starting its snapshot, "
@@ -233,6 +239,11 @@ class CaptureConfig(_Frozen):
     flush_rows: int = Field(50_000, ge=1, description="Write a change-log file after this many records…")
     flush_seconds: float = Field(1.0, gt=0, description="…or after this many seconds, whichever comes first.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Source heartbeat period (keeps an idle stream alive).")
+    min_binlog_retention_hours: float = Field(
+        24.0, ge=0,
+        description="The pre-flight warns when the source keeps binlogs for less (RDS/Aurora: 'binlog retention "
+        "hours'; else binlog_expire_logs_seconds / expire_logs_days): a capture down for longer needs a full load.",
+    )
     reconnect_max_seconds: float = Field(60.0, gt=0, description="Longest back-off between reconnect attempts.")
     max_transaction_rows_in_memory: int = Field(
         100_000, ge=1,

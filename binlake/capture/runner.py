@@ -46,6 +46,7 @@ from binlake.capture.transactions import TransactionAssembler
 from binlake.config import CaptureConfig, ConfigError, PipelineConfig, StartFrom
 from binlake.lake import Lake
 from binlake.positions import BinlogPosition
+from binlake.retention import check_retention
 from binlake.rules import TableMapping
 from binlake.snapshot.discovery import selected_targets
 from binlake.typemap import UnsupportedTypeError
@@ -143,6 +144,7 @@ class CaptureRunner:
         with src.connect(source) as conn:
             src.check_binlog_settings(conn)
             src.check_grants(conn, need_replication=True)
+            check_retention(conn, self.config.capture.min_binlog_retention_hours)
             self.mariadb = src.is_mariadb(conn)
             server_id = src.server_id(conn)
             if server_id == source.server_id:

@@ -116,6 +116,20 @@ def job_spark_settings(config: PipelineConfig, parallelism: int) -> dict[str, st
     return {key: value for key, value in settings.items() if key not in config.spark.conf}
 
 
+REPLICA_REFUSED = (
+    " — full_load.source points the full load at another server than the capture's. A replica's binlog "
+    "positions are its own: they cannot be ordered against the primary's change log (binlake does not map a "
+    "replica's GTID watermarks to the primary's positions). Unset full_load.source, or point it at the captured "
+    "server (another endpoint of the same instance)")
+
+
+def full_load_view(config: PipelineConfig) -> PipelineConfig:
+    """``config`` as the full load sees it: ``source`` replaced by ``full_load.source`` when that is set."""
+    if config.full_load.source is None:
+        return config
+    return config.model_copy(update={"source": config.full_load.source})
+
+
 def run_full_load(
     config: PipelineConfig,
     spark: SparkSession,
@@ -132,6 +146,8 @@ def run_full_load(
     ``restart`` forgets unfinished loads (their state files) and starts those tables afresh.
     Raises :class:`FullLoadError` when a table failed, after loading the others.
     """
+    overridden = config.full_load.source is not None
+    config = full_load_view(config)
     connector = connect_source or (lambda: connect(config.source))
     for key, value in job_spark_settings(config, spark.sparkContext.defaultParallelism).items():
         spark.conf.set(key, value)
@@ -145,7 +161,11 @@ def run_full_load(
             history = snapshot_history(load_registry(lake), source_id, server_uuid(conn), gtid_binlog_state(conn),
                                        is_mariadb(conn))
         except HistoryError as exc:
-            raise FullLoadError(str(exc)) from None
+            raise FullLoadError(str(exc) + (REPLICA_REFUSED if overridden else "")) from None
+        if history is None and overridden:
+            raise FullLoadError("full_load.source is set, but the capture has not registered its binlog history "
+                                "yet, so the full load cannot check that full_load.source is the captured server: "
+                                "start the capture first (the README's start order)")
         if history is not None:
             log.info("snapshot positions belong to binlog history %s", history.describe())
         log.info("step 2/5: discovering tables selected by the table mapping")
