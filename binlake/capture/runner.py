@@ -38,7 +38,7 @@ from binlake.capture.history import EXPLICIT_START, START_AT_END, lake_gtids, lo
 from binlake.capture.records import CaptureDataError, Layouts
 from binlake.capture.resume import history_change, new_start_decision, read_server_facts, resume_decision
 from binlake.capture.schema import DeclaredTypesReader
-from binlake.capture.sink import ChangeLogSink, FlushPolicy, LakeWriteError
+from binlake.capture.sink import CAUGHT_UP_FRACTION, ChangeLogSink, FlushPolicy, LakeWriteError
 from binlake.capture.spill import SpillFolder
 from binlake.capture.status import CaptureMetrics, StatusWriter, local_status_path, summary_line
 from binlake.capture.stream import EventDispatcher, StartPoint, StreamLost, open_stream
@@ -114,6 +114,7 @@ class CaptureRunner:
         self.mariadb = True
         self._pending_since: float | None = None
         self._moved_since: float | None = None
+        self._last_flush: float | None = None
         self._last_status = 0.0
         self._last_log = 0.0
         self._backoff = INITIAL_BACKOFF
@@ -333,7 +334,9 @@ class CaptureRunner:
     def _stream_from(self, start: StartPoint) -> None:
         assert self.assembler is not None
         self.layouts.clear()
-        heartbeat = min(self.config.capture.heartbeat_seconds, self.policy.max_seconds)
+        # a heartbeat within a fraction of the flush period: a stream that caught up right after a
+        # flush still flushes its tail that soon (FlushPolicy.due_caught_up)
+        heartbeat = min(self.config.capture.heartbeat_seconds, self.policy.max_seconds * CAUGHT_UP_FRACTION)
         stream = open_stream(self.config.source, start, self.layouts, heartbeat, self.mariadb)
         self._stream = stream
         dispatcher = EventDispatcher(self.assembler, self.layouts, self._heartbeat)
@@ -370,7 +373,9 @@ class CaptureRunner:
             self._stream.table_map.clear()
 
     def _after_event(self) -> None:
-        """Flush on the size/time bound; refresh the status every few seconds (cheap per event)."""
+        """Flush on the size/time bound, or at once when the stream has caught up
+        (:meth:`FlushPolicy.due_caught_up`, asked only between transactions); refresh the status
+        every few seconds (cheap per event)."""
         assembler, sink = self.assembler, self.sink
         assert assembler is not None and sink is not None
         now = time.monotonic()
@@ -381,7 +386,9 @@ class CaptureRunner:
               and assembler.position_key != self._saved_key):
             self._moved_since = now
         if self.policy.due(assembler.pending_rows, self._pending_since, self._moved_since, now,
-                           assembler.pending_bytes):
+                           assembler.pending_bytes) or (
+                not assembler.in_transaction and self.policy.due_caught_up(self._pending_since, self._last_flush, now)
+                and self._stream is not None and self._stream.idle()):
             self._flush()
         if now - self._last_status >= STATUS_SECONDS:
             self.metrics.last_event_ts = assembler.last_event_ts or self.metrics.last_event_ts
@@ -405,6 +412,7 @@ class CaptureRunner:
         if sink.saved is not None:
             self._saved_key = (sink.saved.file, sink.saved.pos)
         self._pending_since = self._moved_since = None
+        self._last_flush = time.monotonic()
 
     def _write_status(self) -> None:
         now = time.monotonic()

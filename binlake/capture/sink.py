@@ -47,13 +47,18 @@ class LakeWriteError(RuntimeError):
     not durable (never retried as a source problem: the capture stops, a restart resumes there)."""
 
 
+CAUGHT_UP_FRACTION = 0.25
+"""Of ``capture.flush_seconds``: how soon after the previous flush a caught-up stream flushes."""
+
+
 @dataclass(frozen=True)
 class FlushPolicy:
     """Flush when ``max_rows`` records or ``max_bytes`` bytes (estimated) are pending, or the oldest
     pending one waited ``max_seconds``.
 
     A position that advanced without records (transactions on unselected tables) is checkpointed
-    at most every ``max_seconds``.
+    at most every ``max_seconds``. A stream that has caught up flushes sooner
+    (:meth:`due_caught_up`).
     """
 
     max_rows: int
@@ -77,6 +82,16 @@ class FlushPolicy:
         if pending_since is not None and now - pending_since >= self.max_seconds:
             return True
         return position_moved_since is not None and now - position_moved_since >= self.max_seconds
+
+    def due_caught_up(self, pending_since: float | None, last_flush: float | None, now: float) -> bool:
+        """The stream has caught up (nothing more to read now): flush the pending records without
+        waiting out ``max_seconds`` — once the previous flush (``last_flush``, ``None`` = none yet) is
+        ``max_seconds * CAUGHT_UP_FRACTION`` old. The checkpoint then follows the end of a backlog
+        within that fraction of the period, and a source that trickles (caught up after every
+        transaction) still gets at most ``1 / CAUGHT_UP_FRACTION`` files per period."""
+        if pending_since is None:
+            return False
+        return last_flush is None or now - last_flush >= self.max_seconds * CAUGHT_UP_FRACTION
 
 
 class ChangeLogSink:

@@ -132,6 +132,14 @@ def test_flush_policy_bounds() -> None:
         FlushPolicy(0, 1.0)
 
 
+def test_caught_up_flush_waits_a_quarter_period_after_the_previous_one() -> None:
+    policy = FlushPolicy(max_rows=100, max_seconds=2.0)
+    assert not policy.due_caught_up(None, None, now=10.0)  # nothing pending
+    assert policy.due_caught_up(9.99, None, now=10.0)  # no flush yet
+    assert not policy.due_caught_up(9.99, 9.6, now=10.0)  # at most 1 / CAUGHT_UP_FRACTION files per period
+    assert policy.due_caught_up(9.99, 9.5, now=10.0)
+
+
 class RecordingLake(Lake):
     def __init__(self, root: str) -> None:
         super().__init__(root)
