@@ -36,6 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from binlake import arrowcols
 from binlake.lake import CHANGELOG_DIR, Lake, changelog_key, parse_changelog_name
 
 OP_INSERT = "I"
@@ -119,14 +120,19 @@ RECORD_OVERHEAD = 100
 def approx_bytes(changes: EventChanges) -> int:
     """Estimated memory of one event's records: image lengths plus :data:`RECORD_OVERHEAD` each
     (cheap: no pass over the characters; what the capture's byte bounds count)."""
-    size = RECORD_OVERHEAD * changes.row_count
-    if changes.before is not None:
-        size += sum(map(len, changes.before))
-    if changes.after is not None:
-        size += sum(map(len, changes.after))
+    before, after = changes.before, changes.after  # hot: once per row event, so no row_count call
+    size = rows = 0
+    if before is not None:
+        rows = len(before)
+        size = len(before[0]) if rows == 1 else sum(map(len, before))
+    if after is not None:
+        rows = len(after)
+        size += len(after[0]) if rows == 1 else sum(map(len, after))
     if changes.ddl is not None:
         size += len(changes.ddl)
-    return size
+    if changes.op == OP_DDL:
+        rows = 1
+    return size + RECORD_OVERHEAD * rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,23 +194,28 @@ def to_arrow(transactions: Iterable[CommittedTransaction]) -> pa.Table:
         events.extend(txn.events)
         txn_of_event.extend([txn] * len(txn.events))
     counts = [event.row_count for event in events]
-    row_event = pa.array([i for i, n in enumerate(counts) for _ in range(n)], type=pa.int32())
+    row_event = arrowcols.integers([i for i, n in enumerate(counts) for _ in range(n)], pa.int32())
     columns: dict[str, pa.Array] = {}
     for name in _EVENT_FIELDS:
-        columns[name] = pa.array([getattr(e, name) for e in events], type=CHANGELOG_SCHEMA.field(name).type)
-    columns["gtid"] = pa.array([t.gtid for t in txn_of_event], type=pa.string())
-    columns["xid"] = pa.array([t.xid for t in txn_of_event], type=pa.int64())
-    columns["commit_ts"] = pa.array([t.commit_ts_us for t in txn_of_event], type=pa.timestamp("us", tz="UTC"))
+        columns[name] = _column([getattr(e, name) for e in events], CHANGELOG_SCHEMA.field(name).type)
+    columns["gtid"] = arrowcols.strings([t.gtid for t in txn_of_event])
+    columns["xid"] = arrowcols.integers([t.xid for t in txn_of_event], pa.int64())
+    columns["commit_ts"] = arrowcols.integers([t.commit_ts_us for t in txn_of_event], pa.timestamp("us", tz="UTC"))
     expanded = {name: array.take(row_event) for name, array in columns.items()}
-    expanded["row_idx"] = pa.array([i for e in events for i in range(e.first_row_idx, e.first_row_idx + e.row_count)],
-                                   type=pa.int32())
+    expanded["row_idx"] = arrowcols.integers(
+        [i for e in events for i in range(e.first_row_idx, e.first_row_idx + e.row_count)], pa.int32())
     for name in ("before", "after"):
         images: list[str | None] = []
         for event, n in zip(events, counts, strict=True):
             image = getattr(event, name)
             images.extend(image if image is not None else [None] * n)
-        expanded[name] = pa.array(images, type=pa.string())
+        expanded[name] = arrowcols.strings(images)
     return pa.Table.from_arrays([expanded[f.name] for f in CHANGELOG_SCHEMA], schema=CHANGELOG_SCHEMA)
+
+
+def _column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    """``pa.array(values, type=arrow_type)`` without pyarrow's pandas import (:mod:`binlake.arrowcols`)."""
+    return arrowcols.strings(values) if arrow_type == pa.string() else arrowcols.integers(values, arrow_type)
 
 
 _COMMIT_FIELDS = ("gtid", "xid", "commit_ts")
