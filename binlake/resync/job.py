@@ -294,8 +294,9 @@ def run_resync(
     parallel = config.full_load.max_parallel_chunks or spark.sparkContext.defaultParallelism
     log.info("step 4/5: delivering %d of %d chunk(s), %d at a time", len(resync.pending), len(resync.chunks),
              parallel)
+    before = frozenset(c.index for c in resync.delivered)
     resync = Delivery(ctx, resync, Progress(1, clock)).run(parallel)
-    report = ResyncReport.of(resync, clock() - started)
+    report = ResyncReport.of(resync, clock() - started, before)
     log.info("step 5/5: report\n%s", format_chunks(resync))
     return report
 

@@ -24,22 +24,27 @@ class ResyncReport:
     max_lsn: int | None
     note: str = ""
 
+    rows_this_run: int = 0  # rows of the chunks this run delivered (a resumed run: not the earlier ones)
+
     @classmethod
-    def of(cls, resync: Resync, seconds: float) -> ResyncReport:
+    def of(cls, resync: Resync, seconds: float, before: frozenset[int] = frozenset()) -> ResyncReport:
+        """The report of a run that found the chunks ``before`` already delivered."""
         lsns = [c.lsn for c in resync.delivered if c.lsn is not None]
+        fresh = sum(c.rows for c in resync.delivered if c.index not in before)
         return cls(resync.resync_id, resync.qualified_source, resync.schema, resync.table, len(resync.chunks),
                    len(resync.delivered), resync.rows, round(seconds, 3), min(lsns, default=None),
-                   max(lsns, default=None), resync.note)
+                   max(lsns, default=None), resync.note, fresh)
 
     @property
     def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
+        """Rows this run read and delivered per second."""
+        return self.rows_this_run / self.seconds if self.seconds > 0 else 0.0
 
     def text(self) -> str:
         span = "-" if self.min_lsn is None else f"{_lsn_text(self.min_lsn)} .. {_lsn_text(self.max_lsn)}"
         lines = [f"resync {self.resync_id} of {self.source} → {self.schema}.{self.table}: {self.delivered} of "
-                 f"{self.chunks} chunk(s) delivered, {self.rows:,} rows in {self.seconds:.1f} s "
-                 f"({self.rows_per_second:,.0f} rows/s), snapshot lsn {span}"]
+                 f"{self.chunks} chunk(s) delivered, {self.rows:,} rows ({self.rows_this_run:,} in this run, "
+                 f"{self.seconds:.1f} s, {self.rows_per_second:,.0f} rows/s), snapshot lsn {span}"]
         if self.note:
             lines.append(f"  note: {self.note}")
         lines.append("  the merge applies the chunks (binlake tables shows how far it got)")

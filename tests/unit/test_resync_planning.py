@@ -175,3 +175,12 @@ def test_binlake_tables_shows_the_latest_resync(tmp_path: Path) -> None:
     (row,) = table_rows(lake, [TableTarget("shop", "orders", "shop", "orders")])
     assert row.resync == "r20261201100000-abcd0123 running: 1/2 delivered, 0/2 applied"
     assert "shop.orders: last resync r20261201100000-abcd0123 running" in render_text([row])
+
+
+def test_the_report_of_a_resumed_run_counts_only_its_own_rows() -> None:
+    from binlake.resync.report import ResyncReport
+
+    r = resync((chunk(0, None, (5, "m"), 10), chunk(1, (5, "m"), None, 12)))
+    report = ResyncReport.of(r, 2.0, before=frozenset({0}))
+    assert (report.delivered, report.rows, report.rows_this_run, report.rows_per_second) == (2, 20, 10, 5.0)
+    assert "2 of 2 chunk(s) delivered, 20 rows (10 in this run" in report.text()
