@@ -166,6 +166,11 @@ class GtidSet:
     def is_mariadb(self) -> bool:
         return bool(self.mariadb)
 
+    @property
+    def is_tagged(self) -> bool:
+        """Does the set hold MySQL 8.4 tagged GTIDs (``uuid:tag:n``)?"""
+        return any(tag for (_, tag), _ in self.mysql)
+
     def __or__(self, other: GtidSet) -> GtidSet:
         """Union: MySQL intervals joined; MariaDB the higher sequence number per (domain, server)."""
         mysql: dict[SourceKey, list[Interval]] = {key: list(iv) for key, iv in self.mysql}

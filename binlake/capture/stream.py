@@ -60,9 +60,10 @@ from binlake.capture.fastreader import FastBoundary, FastGtid, FastStreamReader,
 from binlake.capture.records import CaptureDataError, Layouts, RawRowsEvent
 from binlake.capture.transactions import TransactionAssembler
 from binlake.config import SourceConfig
+from binlake.gtidset import GtidSet
 from binlake.positions import BinlogPosition
 from binlake.rules import TableMapping
-from binlake.source import connection_kwargs
+from binlake.source import SourceError, connection_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,9 @@ def open_stream(
     if start.position is not None:
         kwargs.update(resume_stream=True, log_file=start.position.file, log_pos=start.position.pos)
     else:
+        if not mariadb and start.gtid and GtidSet.parse(start.gtid).is_tagged:  # pymysqlreplication 1.0: no tags
+            raise SourceError(f"cannot stream after the GTID set {start.gtid}: it holds MySQL 8.4 tagged GTIDs "
+                              "(uuid:tag:n), which the binlog reader cannot send to the server yet")
         kwargs.update(auto_position=start.gtid, is_mariadb=mariadb)
     return FastStreamReader(
         route=layouts.route,

@@ -102,3 +102,8 @@ def test_the_two_forms_share_nothing() -> None:
     both = s(f"{U}:1-3,0-1-5")
     assert both.is_mysql and both.is_mariadb and str(both) == f"{u}:1-3,0-1-5"
     assert both.count() == 4
+
+
+def test_tagged_sets_are_flagged() -> None:
+    assert s(f"{U}:1-5:domain_1:1").is_tagged
+    assert not s(f"{U}:1-5").is_tagged and not s("0-1-5").is_tagged
