@@ -44,6 +44,7 @@ OP_UPDATE = "U"
 OP_DELETE = "D"
 OP_DDL = "DDL"
 DDL_KINDS = ("CREATE", "ALTER", "RENAME", "TRUNCATE", "DROP")
+_ROW_OPS = frozenset((OP_INSERT, OP_UPDATE, OP_DELETE))
 
 CHANGELOG_SCHEMA = pa.schema(
     [
@@ -95,13 +96,14 @@ class EventChanges:
     first_row_idx: int = 0  # > 0 only for the 2nd, 3rd … control record of one multi-table DDL
 
     def __post_init__(self) -> None:
-        if self.op == OP_DDL:
+        op = self.op  # hot: once per row event
+        if op == OP_DDL:
             if self.ddl_kind not in DDL_KINDS:
                 raise ValueError(f"ddl_kind must be one of {DDL_KINDS}, got {self.ddl_kind!r}")
-        elif self.op not in (OP_INSERT, OP_UPDATE, OP_DELETE):
-            raise ValueError(f"op must be I, U, D or DDL, got {self.op!r}")
-        images = [image for image in (self.before, self.after) if image is not None]
-        if len({len(image) for image in images}) > 1:
+        elif op not in _ROW_OPS:
+            raise ValueError(f"op must be I, U, D or DDL, got {op!r}")
+        before, after = self.before, self.after
+        if before is not None and after is not None and len(before) != len(after):
             raise ValueError("before and after must hold the same number of rows")
 
     @property

@@ -189,10 +189,6 @@ def _remaining(event: Any) -> bytes:
     return data
 
 
-def _full_image(number_of_columns: int, layout: TableLayout, bitmap: bytes) -> bool:
-    return number_of_columns == layout.ncols and int.from_bytes(bitmap, "little") == layout.all_present
-
-
 def _images(layout: TableLayout, data: bytes, per_row: int) -> list[list[str]]:
     decode = layout.decode_image
     out: list[list[str]] = [[] for _ in range(per_row)]
@@ -254,7 +250,10 @@ def event_changes(event: Any, layout: TableLayout, binlog_file: str) -> EventCha
     ``binlog_row_image`` other than FULL wrote it): binlake never guesses missing columns.
     """
     op, keys, bitmaps, ncols, pos = _view(event)
-    if not all(_full_image(ncols, layout, bitmap) for bitmap in bitmaps):
+    full = ncols == layout.ncols
+    for bitmap in bitmaps:  # every column present in every image (inline: once per row event)
+        full = full and int.from_bytes(bitmap, "little") == layout.all_present
+    if not full:
         raise CaptureDataError(
             f"{binlog_file}:{pos}: row event on {layout.source_schema}.{layout.source_table} "
             "does not carry a FULL row image (a session changed binlog_row_image); binlake cannot "

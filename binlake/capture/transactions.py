@@ -185,7 +185,7 @@ class TransactionAssembler:
             committed = CommittedTransaction(txn.gtid, xid, timestamp * 1_000_000, tuple(txn.events),
                                              tuple(txn.spilled))
             self.pending.append(committed)
-            self.pending_rows += committed.row_count
+            self.pending_rows += txn.rows + txn.spilled_rows  # = committed.row_count, without a pass
             self.pending_bytes += txn.bytes
             if committed.spilled:
                 log.info("transaction %s committed: %d records, %d of them in %d spill files",
