@@ -72,6 +72,8 @@ def _error_code(exc: BaseException) -> int | None:
 
 def _fatal(exc: BaseException, position: str) -> BaseException | None:
     """The error to stop with for ``exc``, or ``None`` when reconnecting may help."""
+    if isinstance(exc, src.SourceTlsError):  # an untrusted or misnamed certificate, no TLS offered: not transient
+        return exc
     code = _error_code(exc)
     if code == src.ER_MASTER_FATAL_READING_BINLOG:
         text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)

@@ -236,3 +236,12 @@ def test_unverified_modes_warn_once(caplog: pytest.LogCaptureFixture) -> None:
         tls.warn_unverified(TlsConfig(mode=TlsMode.VERIFY_CA), "warn-once.example")
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "not verified" in warnings[0] and "verify-identity" in warnings[0]
+
+
+def test_a_tls_refusal_on_reconnect_stops_the_capture() -> None:
+    from binlake.capture.runner import _fatal
+    from binlake.source import SourceTlsError, SourceUnreachableError
+
+    refused = SourceTlsError("cannot connect to source binlake@db:3306: the server's TLS certificate is not signed …")
+    assert _fatal(refused, "binlog.000001:4") is refused
+    assert _fatal(SourceUnreachableError("connection refused"), "binlog.000001:4") is None  # still retried
