@@ -9,7 +9,8 @@ Then starts the merge (``streaming/merge.py``, continuous) and an update workloa
 resync (:func:`binlake.resync.job.run_resync`: read + deliver) and the end-to-end time until the
 merge has applied every chunk. While the resync runs it samples the merge's freshness (seconds
 between the source commit of the newest merged change and now, from ``status.json``). Prints
-rows/s of both and the freshness; finally checks the lake against the source (row count, sums).
+rows/s of both and the freshness; finally, once the merge has caught up, checks the lake against the
+source (row count, sum of a column every update changes).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from full_load_bench import bench_config, fill
 
 from binlake.devdb import LocalMariaDB, free_port
 from binlake.lake import MERGE_STATUS_KEY, Lake, table_key
+from binlake.progress import read_progress
+from binlake.source import master_position
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,6 +101,8 @@ def main() -> None:
     try:
         with LocalMariaDB(workdir / "db" / "data", free_port()) as db:
             fill(db, args.rows)
+            db.execute("CREATE DATABASE beats")
+            db.execute("CREATE TABLE beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
             print(f"filled bench.retail_trans with {args.rows:,} rows")
             config = bench_config(db, workdir / "lake", chunk_rows, 0, {}, {})
             config_path = workdir / "bench.yaml"
@@ -147,7 +152,13 @@ def main() -> None:
                 sampling.set()
                 sampler.join()
                 rate = updates.done / max(applied_seconds, 1e-9)
-            time.sleep(15)  # the merge applies the last updates
+            conn = db.connect()
+            end = master_position(conn).lsn  # the merge catches up with the last updates before the check
+            conn.close()
+            deadline = time.monotonic() + 900
+            while (read_progress(lake).applied_lsn or 0) < end and time.monotonic() < deadline:
+                db.execute("INSERT INTO beats.beat VALUES ()")  # an unselected table moves the capture on
+                time.sleep(2)
             lake_rows = spark.read.format("delta").load(lake.uri(table_key("bench", "retail_trans")))
             lake_sum = lake_rows.selectExpr("count(*)", "sum(amount)").first()
             source_sum = db.execute("SELECT COUNT(*), SUM(amount) FROM retail_trans", "bench")[0]
