@@ -204,7 +204,7 @@ def test_source_restart_while_capturing(
         mariadb.restart()
         Workload(mariadb, source_db, 200, 0, seed=9).start().join()
         end = master_position(mariadb)
-        wait_for(checkpoint_reached(config, end), 60, "the capture to catch up after the restart")
+        wait_for(checkpoint_reached(config, end), 180, "the capture to catch up after the restart")
     finally:
         capture.stop()
     assert capture.runner.metrics.reconnects >= 1
