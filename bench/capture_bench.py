@@ -22,6 +22,11 @@ For each, the same binlog range is read by
    the same with ``freeze_schema=True`` for reference;
 3. ``mariadb-binlog -v`` on the same binlog files and positions, output discarded.
 
+Each row shows wall-clock seconds and rows/s and, except for mariadb-binlog, the reader's own CPU
+time (user+sys of the capture thread, of the ``binlake capture`` process from its start, of the
+stock reader's thread) and rows per CPU-second, with ratios to stock for both. On a shared,
+loaded machine compare the CPU ratios: wall-clock rates move with other people's jobs.
+
 Usage: ``python bench/capture_bench.py [--single N] [--bulk-rows N] [--spill-rows N]
 [--only single,update,bulk,spill] [--keep DIR]``.
 """
