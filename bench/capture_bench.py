@@ -117,6 +117,10 @@ def run_single(db: LocalMariaDB, n: int) -> None:
     db.execute(f"CALL single_trx({n})", "retail")
 
 
+def run_updates(db: LocalMariaDB, n: int) -> None:
+    db.execute(f"CALL update_trx({n})", "retail")
+
+
 def run_bulk(db: LocalMariaDB, rows: int, per_statement: int = 1000) -> None:
     with db.connect("retail") as conn, conn.cursor() as cur:
         for start in range(0, rows, per_statement):
@@ -345,7 +349,7 @@ def main() -> None:
         if "update" in only:
             if not db.execute("SELECT 1 FROM retail_trans LIMIT 1", "retail"):
                 run_bulk(db, args.single)
-            update = measure("update", db, workdir, lambda: db.execute(f"CALL update_trx({args.single})", "retail"))
+            update = measure("update", db, workdir, lambda: run_updates(db, args.single))
             report(f"{args.single:,} single-row UPDATE transactions", update)
         if "bulk" in only:
             bulk = measure("bulk", db, workdir, lambda: run_bulk(db, args.bulk_rows))
