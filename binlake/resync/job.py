@@ -42,7 +42,7 @@ from binlake.chunks import WHOLE, ChunkRange, render_predicate
 from binlake.config import PipelineConfig, SnapshotMethod
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake
-from binlake.merge.handoff import read_handoff
+from binlake.merge.handoff import joined_load, read_handoff
 from binlake.merge.summary import TableName
 from binlake.names import LakeNameError, TargetCollisionError
 from binlake.positions import split_lsn
@@ -310,6 +310,9 @@ def _check_resyncable(config: PipelineConfig, lake: Lake, table: SourceTable) ->
     if handoff is None or not handoff.complete:
         raise ResyncError(f"{table.qualified} has no complete full load yet: run the full load first "
                           "(a resync re-synchronises a table the merge already replicates)")
+    if joined_load(lake, name) != handoff.load_id:
+        log.warning("%s: the merge has not joined this table yet (binlake tables: 'loaded'; it joins with the "
+                    "first change of the table it merges): the chunks wait until it has", table.qualified)
 
 
 def _resume_or_plan(conn: Connection, config: PipelineConfig, lake: Lake, table: SourceTable,
