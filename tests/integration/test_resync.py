@@ -314,3 +314,34 @@ def test_resync_converges_after_sigkills_of_the_resync_and_the_merge(
     assert final.resync_id == resync.resync_id and not final.pending
     assert _lake(spark, config, source_db, "order_lines", COLUMNS, ORDER) == _source(
         mariadb, source_db, "order_lines", COLUMNS, ORDER)
+
+
+def test_a_where_resync_replaces_exactly_the_chunks_holding_matching_rows(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    _beats(mariadb)
+    mariadb.execute(ITEMS, source_db)
+    mariadb.execute("INSERT INTO items VALUES " + ",".join(f"({i}, 'i{i}', {i})" for i in range(1, 1001)), source_db)
+    config: PipelineConfig = make_config(
+        lake_dir, include_schema_rules(source_db, "items"), full_load={"chunk_rows": 200},
+        capture={"flush_seconds": 0.2}, merge={"optimize_every_batches": 0})
+    capture = CaptureThread(config).start()
+    try:
+        run_full_load(config, spark)
+        mariadb.execute("UPDATE items SET name = 'streamed' WHERE id = 900", source_db)  # the merge joins on it
+        _caught_up(config, mariadb, capture)
+        run_merge(spark, config)
+        _behind_replication(mariadb, source_db, ["UPDATE items SET qty = -1 WHERE id IN (50, 640)",
+                                                 "DELETE FROM items WHERE id = 799"])  # chunks [1,201), [601,801)
+        # matches rows of chunk [601, 801) only; the chunk is replaced whole (799 too, which does not match)
+        report = run_resync(config, spark, f"{source_db}.items", where="id BETWEEN 630 AND 650")
+        assert report.chunks == 1
+        _caught_up(config, mariadb, capture)
+        run_merge(spark, config)
+    finally:
+        capture.stop()
+    lake_rows = dict((r[0], r[1:]) for r in _lake(spark, config, source_db, "items", "id, name, qty", "id"))
+    assert lake_rows[640] == ("i640", -1) and 799 not in lake_rows  # the chunk holding the matches
+    assert lake_rows[50] == ("i50", 50)  # another chunk: untouched, still different from the source
+    source_rows = dict((r[0], r[1:]) for r in _source(mariadb, source_db, "items", "id, name, qty", "id"))
+    assert {k: v for k, v in lake_rows.items() if k != 50} == {k: v for k, v in source_rows.items() if k != 50}
