@@ -116,6 +116,13 @@ def files_in(lake: Lake, first: BinlogPosition, last: BinlogPosition) -> list[st
     return [key for key in list_changelog(lake) if first.lsn < parse_changelog_name(key)[0] <= last.lsn]
 
 
+def files_holding(lake: Lake, first: BinlogPosition, last: BinlogPosition) -> list[str]:
+    """Change-log files holding at least one record inside ``(first, last)``, wherever they start
+    (a caught-up flush may put the transaction in the same file as the change before it)."""
+    return [key for key in list_changelog(lake)
+            if any(first.lsn < r["lsn"] < last.lsn for r in records(read_changelog(lake, [key], dedupe=False)))]
+
+
 def test_a_spilled_transaction_equals_the_in_memory_capture_and_the_oracle(
     mariadb: LocalMariaDB, source_db: str, tmp_path: Path, make_config: MakeConfig
 ) -> None:
@@ -146,7 +153,7 @@ def test_a_spilled_transaction_equals_the_in_memory_capture_and_the_oracle(
     parts = files_in(lake, before, after)
     spill_files = (read_status(lake) or {}).get("spill_files", 0)
     assert spill_files >= 20 and len(parts) in (spill_files, spill_files + 1)  # the transaction spans many files …
-    assert len(files_in(Lake.from_config(in_memory), before, after)) == 1   # … not one
+    assert len(files_holding(Lake.from_config(in_memory), before, after)) == 1   # … not one
     for key in parts:                                            # each ordered, within the transaction
         part = records(read_changelog(lake, [key], dedupe=False))
         assert [(r["lsn"], r["row_idx"]) for r in part] == sorted((r["lsn"], r["row_idx"]) for r in part)
