@@ -183,6 +183,13 @@ class SnapshotMethod(StrEnum):
     WATERMARK = "watermark"
 
 
+class UnappliableDdl(StrEnum):
+    """What the merge does with a DDL whose effect on stored values the lake cannot derive."""
+
+    RESYNC = "resync"
+    STOP = "stop"
+
+
 class FullLoadConfig(_Frozen):
     """The full load (``jobs/full_load.py``)."""
 
@@ -300,6 +307,12 @@ class MergeConfig(_Frozen):
         50, ge=0, description="OPTIMIZE each touched table every N batches (0 = never)."
     )
     vacuum_retention_hours: int = Field(168, ge=0, description="VACUUM retention when maintenance runs.")
+    on_unappliable_ddl: UnappliableDdl = Field(
+        UnappliableDdl.RESYNC,
+        description="DDL whose effect on stored values the lake cannot derive (expression defaults, generated "
+        "or AUTO_INCREMENT columns, converting MODIFY/CHANGE, partition maintenance): 'resync' the table "
+        "online automatically, or 'stop' the merge with the command to run.",
+    )
 
 
 class SparkConfig(_Frozen):

@@ -53,6 +53,7 @@ TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
 CATALOG_KEY = f"{BINLAKE_DIR}/tables.json"  # source table → lake table, binlake.catalog
 RESYNC_DIR = f"{BINLAKE_DIR}/resync"  # online resyncs, one reader/writer: binlake.resync.store
 MERGE_HEARTBEAT_KEY = f"{MERGE_DIR}/heartbeat.json"  # the running merge, binlake.merge.heartbeat
+AUTORESYNC_DIR = f"{BINLAKE_DIR}/autoresync"  # requested automatic resyncs, binlake.merge.autoresync
 
 TMP_PREFIX = "_tmp-"
 
@@ -95,6 +96,11 @@ def snapshot_state_key(schema: str, table: str) -> str:
 def resync_folder(schema: str, table: str) -> str:
     """Folder of the online resyncs of target table ``schema.table`` (one sub-folder per resync)."""
     return f"{RESYNC_DIR}/{table_segments(schema, table)}"
+
+
+def autoresync_folder(schema: str, table: str) -> str:
+    """Folder of the automatic resync requests of target table ``schema.table`` (one file each)."""
+    return f"{AUTORESYNC_DIR}/{table_segments(schema, table)}"
 
 
 def tombstones_key(schema: str, table: str) -> str:

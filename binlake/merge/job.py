@@ -12,7 +12,9 @@ app and is never silently skipped) and a version derived from the batch id.
 
 Online resyncs (:mod:`binlake.merge.resync`): after each batch, and every ``merge.trigger_seconds``
 while the stream is idle (also once after an ``--available-now`` run), the merge applies the
-delivered resync chunks that are due, under the same lock as the batch function.
+delivered resync chunks that are due, under the same lock as the batch function. Automatic
+resyncs the batches request (:mod:`binlake.merge.autoresync`: unappliable DDL, …) are executed by a
+background thread of the merge driver (at the end of an ``--available-now`` run, before it returns).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from binlake.config import PipelineConfig
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import CHANGELOG_DIR, MERGE_CHECKPOINT_DIR, Lake
 from binlake.merge.apply import Clock, MergeContext
+from binlake.merge.autoresync import AutoResyncRunner
 from binlake.merge.batch import BatchProcessor
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile
@@ -128,8 +131,12 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
         after_commit: Callable[[str, int], None] | None = None) -> None:
     """Start the query and wait for it: until caught up (``available_now``) or stopped; apply due
     resync chunks while it is idle, and once more at the end."""
-    resync = ResyncApplier(spark, Lake.from_config(config), clock, frozenset(config.merge.scd2_tables))
+    lake = Lake.from_config(config)
+    resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
     query = start(spark, config, available_now, clock, after_commit, resync)
+    auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
+    if not available_now:
+        auto.start()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping the merge query", signum)
@@ -144,8 +151,11 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
                 log.exception("applying resync chunks failed: stopping the merge query")
                 query.stop()
                 raise
+        if available_now:
+            auto.run_pending()
         resync.idle(stopped=True)
     finally:
+        auto.stop()
         resync.mark_stopped()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -22,7 +22,7 @@ from binlake.chunks import ChunkRange
 from binlake.resync.ranges import ResyncKey
 
 MANIFEST_VERSION = 1
-REASONS = ("resync", "repair")
+REASONS = ("resync", "repair", "auto")  # auto: binlake.merge.autoresync
 
 
 def chunk_app_id(resync_id: str, index: int) -> str:
