@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +21,10 @@ from types import TracebackType
 from typing import Any
 
 import pymysql
+
+from binlake.devproc import free_port, stop_process
+
+__all__ = ["LocalMariaDB", "free_port"]
 
 MY_CNF = """\
 [mariadbd]
@@ -61,13 +63,6 @@ def _find_binary(name: str) -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise RuntimeError(f"{name} not found: install Debian's mariadb-server (`make setup` does it)")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LocalMariaDB:
@@ -163,12 +158,7 @@ class LocalMariaDB:
         """Stop the server: SIGTERM (clean shutdown) or, with ``hard``, SIGKILL."""
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, hard, timeout=60)
         self.process = None
 
     def restart(self) -> None:

@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from binlake.devproc import stop_process
 
 MAIN_CLASS = "org.gaul.s3proxy.Main"
 # A small heap, and the quick (C1) compiler only, for a server that only ever sees test traffic:
@@ -182,12 +183,7 @@ class LocalS3:
         get connection refused until :meth:`start`."""
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, hard, timeout=30)
         self.process = None
 
     def restart(self) -> None:
