@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from binlake import arrowcols
 from binlake.lake import CHANGELOG_DIR, Lake, changelog_key, parse_changelog_name
+from binlake.lifecycle import ChangelogFile
 
 OP_INSERT = "I"
 OP_UPDATE = "U"
@@ -272,6 +273,28 @@ def list_changelog(lake: Lake) -> list[str]:
         except ValueError:
             continue
     return [key for _, key in sorted(keys)]
+
+
+def changelog_files(lake: Lake) -> list[ChangelogFile]:
+    """Every change-log file with its lsn range and write time, in lsn order (what the lifecycle
+    plans with, :mod:`binlake.lifecycle`)."""
+    files = []
+    for info in lake.list_info(CHANGELOG_DIR):
+        try:
+            first, last = parse_changelog_name(info.key)
+        except ValueError:
+            continue
+        files.append(ChangelogFile(first, last, info.key, info.modified))
+    return sorted(files)
+
+
+def remove_changelog(lake: Lake, files: Iterable[ChangelogFile]) -> int:
+    """Delete ``files`` one by one in the given order (a crash leaves a prefix deleted); how many."""
+    count = 0
+    for file in files:
+        lake.delete(file.key)
+        count += 1
+    return count
 
 
 def read_changelog(lake: Lake, keys: Sequence[str] | None = None, dedupe: bool = True) -> pa.Table:

@@ -307,11 +307,27 @@ class MergeConfig(_Frozen):
         50, ge=0, description="OPTIMIZE each touched table every N batches (0 = never)."
     )
     vacuum_retention_hours: int = Field(168, ge=0, description="VACUUM retention when maintenance runs.")
+    metrics_retention_days: int = Field(
+        30, ge=0,
+        description="Rows of the metrics table (_binlake/merge/metrics) older than this (merged_at) are deleted by "
+        "maintenance, at most once a day (0 = kept forever).",
+    )
     on_unappliable_ddl: UnappliableDdl = Field(
         UnappliableDdl.RESYNC,
         description="DDL whose effect on stored values the lake cannot derive (expression defaults, generated "
         "or AUTO_INCREMENT columns, converting MODIFY/CHANGE, partition maintenance): 'resync' the table "
         "online automatically, or 'stop' the merge with the command to run.",
+    )
+
+
+class ChangelogConfig(_Frozen):
+    """The change log's lifecycle (files under ``_binlake/changelog``; removed by the merge's maintenance)."""
+
+    retention_hours: float = Field(
+        24.0, ge=0,
+        description="A change-log file is removed once every reader has applied it (the merge, every table not "
+        "joined yet from its snapshot, the capture checkpoint) and it is older than this; within it the change "
+        "log can still be replayed (a new merge checkpoint). Listing cost grows with the files it keeps.",
     )
 
 
@@ -334,6 +350,7 @@ class PipelineConfig(_Frozen):
     full_load: FullLoadConfig = Field(default_factory=FullLoadConfig, description="Full-load settings.")
     capture: CaptureConfig = Field(default_factory=CaptureConfig, description="Capture settings.")
     merge: MergeConfig = Field(default_factory=MergeConfig, description="Merge settings.")
+    changelog: ChangelogConfig = Field(default_factory=ChangelogConfig, description="Change-log lifecycle.")
     spark: SparkConfig = Field(default_factory=SparkConfig, description="Spark settings.")
 
 

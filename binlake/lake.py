@@ -26,9 +26,11 @@ Storage guarantees:
 from __future__ import annotations
 
 import copy
+import datetime
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -53,6 +55,7 @@ TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
 CATALOG_KEY = f"{BINLAKE_DIR}/tables.json"  # source table → lake table, binlake.catalog
 RESYNC_DIR = f"{BINLAKE_DIR}/resync"  # online resyncs, one reader/writer: binlake.resync.store
 MERGE_HEARTBEAT_KEY = f"{MERGE_DIR}/heartbeat.json"  # the running merge, binlake.merge.heartbeat
+CHANGELOG_REMOVED_KEY = f"{BINLAKE_DIR}/changelog-removed.json"  # change-log lifecycle floor, binlake.merge.cleanup
 AUTORESYNC_DIR = f"{BINLAKE_DIR}/autoresync"  # requested automatic resyncs, binlake.merge.autoresync
 
 TMP_PREFIX = "_tmp-"
@@ -108,12 +111,22 @@ def tombstones_key(schema: str, table: str) -> str:
     return f"{TOMBSTONES_DIR}/{table_segments(schema, table)}"
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One listed object: its key, size in bytes and last-modified time (UTC; S3 gives whole seconds)."""
+
+    key: str
+    size: int
+    modified: datetime.datetime
+
+
 class Storage(Protocol):
     """Byte storage under one root; keys are relative, ``/``-separated."""
 
     def put_bytes(self, key: str, data: bytes, durable: bool = True) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
+    def list_info(self, prefix: str) -> list[ObjectInfo]: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
 
@@ -161,6 +174,12 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(self._walk_info(base), key=lambda info: info.key)
+
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         if not base.is_dir():
@@ -175,6 +194,20 @@ class LocalStorage:
                 yield from self._walk(Path(entry.path))
             else:
                 yield Path(entry.path).relative_to(self.root).as_posix()
+
+    def _walk_info(self, folder: Path) -> Iterator[ObjectInfo]:
+        for entry in os.scandir(folder):
+            if _is_temporary(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk_info(Path(entry.path))
+                continue
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # removed since the folder was read
+                continue
+            yield ObjectInfo(Path(entry.path).relative_to(self.root).as_posix(), stat.st_size,
+                             datetime.datetime.fromtimestamp(stat.st_mtime, datetime.UTC))
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -226,18 +259,21 @@ class S3Storage:
             raise
         return True
 
-    def list(self, prefix: str) -> list[str]:
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
         full = self._key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
         strip = len(self.prefix) + 1 if self.prefix else 0
-        keys: list[str] = []
+        infos: list[ObjectInfo] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
             for item in page.get("Contents", []):
                 key = item["Key"][strip:]
                 # "folder/" keys are directory markers (s3a mkdirs, the S3 console), never files
                 if not key.endswith("/") and not _is_temporary(key.rsplit("/", 1)[-1]):
-                    keys.append(key)
-        return sorted(keys)
+                    infos.append(ObjectInfo(key, int(item.get("Size", 0)), item["LastModified"]))
+        return sorted(infos, key=lambda info: info.key)
+
+    def list(self, prefix: str) -> list[str]:
+        return [info.key for info in self.list_info(prefix)]
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -307,6 +343,11 @@ class Lake:
 
     def exists(self, key: str) -> bool:
         return self._call("look up", key, lambda: self.storage.exists(key))
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        """As :meth:`list`, with each object's size and last-modified time (what the change-log
+        lifecycle ages files by; an object removed while the folder is read is left out)."""
+        return self._call("list", prefix, lambda: self.storage.list_info(prefix))
 
     def list(self, prefix: str) -> list[str]:
         """Keys under folder ``prefix`` (recursive, sorted, no temporary objects)."""

@@ -34,6 +34,7 @@ from binlake.capture.history import Registry, load_registry
 from binlake.catalog import CatalogEntry, TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
+from binlake.merge.cleanup import join_gap
 from binlake.merge.handoff import (
     GAP,
     WAITING,
@@ -100,7 +101,8 @@ class BatchProcessor:
         try:
             summaries = summarize(records)
             self._registry = load_registry(self.ctx.lake)
-            self.tables.check(seen_tables(summaries))  # before any table is written
+            seen = seen_tables(summaries)
+            self.tables.check(seen)  # before any table is written
             batch_max = max((s.max_lsn for s in summaries), default=0)
             metrics = [self._table(batch_id, changes, records, batch_max) for changes in summaries]
         finally:
@@ -111,7 +113,8 @@ class BatchProcessor:
         log.info("merge batch %d: %d table(s), %d record(s) in %.1f s", batch_id, len(metrics),
                  sum(m.records for m in metrics), time.monotonic() - started)
         if self.maintenance is not None:
-            self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING])
+            lsn_range = (min(lo for _, lo, _ in seen), max(hi for _, _, hi in seen)) if seen else None
+            self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING], lsn_range)
         return metrics
 
     def _table(self, batch_id: int, changes: TableChanges, records: DataFrame, batch_max: int) -> TableMetrics:
@@ -134,6 +137,10 @@ class BatchProcessor:
         table_records = records.filter(_is_table(name))
         if self._joined.get(name) == handoff.load_id:
             return apply_table(self.ctx, batch_id, changes, table_records, handoff.min_lsn, joining=False)
+        removed = join_gap(self.ctx.lake, handoff)
+        if removed is not None:  # the change-log cleanup removed records this join would need
+            log.error("%s: not merged — %s", name.qualified, removed)
+            return TableMetrics(batch_id, name.schema, name.table, GAP, records=changes.rows, lsn=changes.max_lsn)
         keys = catchup_keys(self.ctx.lake, handoff.min_lsn, batch_max)
         log.info("%s: joining the stream after full load %s: catching up over %d change-log file(s) from lsn %d",
                  name.qualified, handoff.load_id, len(keys), handoff.min_lsn)

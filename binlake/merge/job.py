@@ -112,7 +112,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
                        frozenset(config.merge.scd2_tables), clock, after_commit)
     status = StatusFile(lake)
-    maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake))
+    maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake))
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
     clear_unstarted_checkpoint(spark, lake)

@@ -13,10 +13,16 @@ After a batch, for each table the batch merged:
    versions they read, so keep the retention above the slowest reader's lag. Delta refuses a
    retention under 168 h unless ``spark.databricks.delta.retentionDurationCheck.enabled=false`` is
    set (in ``spark.conf``); without it such a value skips VACUUM with a warning. 0 = never VACUUM.
-   Then tombstone pruning (see :mod:`binlake.merge.tombstones`): tombstones older than the
-   retention and below the capture checkpoint's lsn are removed.
+   Then the table's tombstones (see :mod:`binlake.merge.tombstones`) are pruned — those older than
+   the retention and below every reader that could replay an older change
+   (:meth:`binlake.merge.cleanup.ChangelogCleanup.tombstone_floor`) — and VACUUMed; they are
+   compacted with the table (step 1), so their file count stays flat.
+3. After every batch, whatever ``merge.optimize_every_batches`` says, the change-log cleanup
+   (:mod:`binlake.merge.cleanup`, at most once a minute): change-log files every reader has applied
+   and older than ``changelog.retention_hours`` are removed.
 
-The metrics table is compacted on the same cadence. Progress is kept per table in
+The metrics table is compacted on the same cadence as the tables; once a day its rows older than
+``merge.metrics_retention_days`` are deleted and it is VACUUMed. Progress is kept per table in
 ``_binlake/merge/maintenance.json`` right after each step, so a merge killed during maintenance does
 not start it over (its batch is replayed, but the steps already done are not). Maintenance runs in
 the merge's own driver between batches, so it never races a merge commit; a failure is logged and
@@ -34,12 +40,13 @@ from typing import Any
 
 from delta.tables import DeltaTable
 
-from binlake.config import MergeConfig
+from binlake.config import ChangelogConfig, MergeConfig
 from binlake.lake import MERGE_DIR, MERGE_METRICS_DIR, table_key, tombstones_key
 from binlake.merge import tombstones
 from binlake.merge.apply import MergeContext
+from binlake.merge.cleanup import ChangelogCleanup
 from binlake.merge.layout import is_metadata_column
-from binlake.merge.metrics import JOINED, MERGED, TableMetrics
+from binlake.merge.metrics import JOINED, MERGED, TableMetrics, prune_metrics
 from binlake.merge.target import is_delta_table
 
 log = logging.getLogger(__name__)
@@ -54,10 +61,13 @@ METRICS = "_binlake.merge.metrics"
 class Maintenance:
     """Runs OPTIMIZE / VACUUM / tombstone pruning on the cadence of the module docstring."""
 
-    def __init__(self, ctx: MergeContext, config: MergeConfig, capture_lsn: Callable[[], int | None]) -> None:
+    def __init__(self, ctx: MergeContext, config: MergeConfig, capture_lsn: Callable[[], int | None],
+                 changelog: ChangelogConfig | None = None) -> None:
         self.ctx = ctx
         self.config = config
         self.capture_lsn = capture_lsn
+        self.cleanup = ChangelogCleanup(ctx.lake, (changelog or ChangelogConfig()).retention_hours,
+                                        lambda: self.ctx.clock(), capture_lsn)
         self.state: dict[str, dict[str, Any]] = self._load()
 
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -71,8 +81,18 @@ class Maintenance:
         body = json.dumps({"tables": self.state}, indent=1, sort_keys=True).encode()
         self.ctx.lake.put_bytes(STATE_KEY, body, durable=False)
 
-    def after_batch(self, batch_id: int, metrics: Iterable[TableMetrics]) -> None:
-        """Count the batch for every table it merged, and maintain the tables that are due."""
+    def after_batch(self, batch_id: int, metrics: Iterable[TableMetrics],
+                    lsn_range: tuple[int, int] | None = None) -> None:
+        """Count the batch for every table it merged, and maintain the tables that are due; then
+        the change-log cleanup (``lsn_range``: the lowest and highest record lsn the batch read,
+        inclusive; ``None``: unknown, and the cleanup waits for a batch that says)."""
+        try:
+            self._tables_after_batch(batch_id, metrics)
+        finally:
+            if lsn_range is not None:
+                self._guarded("change-log cleanup", self.cleanup.batch_finished, batch_id, lsn_range)
+
+    def _tables_after_batch(self, batch_id: int, metrics: Iterable[TableMetrics]) -> None:
         every = self.config.optimize_every_batches
         if every <= 0:
             return
@@ -104,11 +124,17 @@ class Maintenance:
                 continue
             entry = self.state.setdefault(name, {})
             self._guarded(f"OPTIMIZE {path}", self._optimize, path)
+            if name != METRICS:
+                self._guarded(f"OPTIMIZE tombstones of {name}", self._optimize, self._tombstones(name))
             entry.update(batches=0, optimized_at=self.ctx.clock().isoformat())
             self._save()
-            if name != METRICS and self._vacuum_due(entry):
+            if self._vacuum_due(entry):
+                if name == METRICS:
+                    self._guarded("metrics retention", self._prune_metrics, path)
+                else:
+                    self._guarded(f"prune tombstones of {name}", self._prune, entry["schema"], entry["table"], path)
+                    self._guarded(f"VACUUM tombstones of {name}", self._vacuum, self._tombstones(name))
                 self._guarded(f"VACUUM {path}", self._vacuum, path)
-                self._guarded(f"prune tombstones of {name}", self._prune, entry["schema"], entry["table"], path)
                 entry["vacuumed_at"] = self.ctx.clock().isoformat()
                 self._save()
         log.info("maintenance of %d table(s) took %.1f s", len(names), time.monotonic() - started)
@@ -119,22 +145,35 @@ class Maintenance:
         entry = self.state[name]
         return self.ctx.lake.uri(table_key(entry["schema"], entry["table"]))
 
+    def _tombstones(self, name: str) -> str:
+        entry = self.state[name]
+        return self.ctx.lake.uri(tombstones_key(entry["schema"], entry["table"]))
+
     def _vacuum_due(self, entry: dict[str, Any]) -> bool:
         last = entry.get("vacuumed_at")
         return last is None or self.ctx.clock() - datetime.datetime.fromisoformat(last) >= VACUUM_EVERY
 
-    def _guarded(self, what: str, action: Callable[..., object], *args: str) -> None:
+    def _guarded(self, what: str, action: Callable[..., object], *args: object) -> None:
         try:
             action(*args)
         except Exception:
             log.exception("maintenance step failed: %s", what)
 
     def _optimize(self, path: str) -> None:
-        DeltaTable.forPath(self.ctx.spark, path).optimize().executeCompaction()
+        if is_delta_table(self.ctx.spark, path):
+            DeltaTable.forPath(self.ctx.spark, path).optimize().executeCompaction()
+
+    def _prune_metrics(self, path: str) -> None:
+        days = self.config.metrics_retention_days
+        if days <= 0:
+            return
+        cutoff = (self.ctx.clock() - datetime.timedelta(days=days)).astimezone(datetime.UTC)
+        pruned = prune_metrics(self.ctx.spark, path, cutoff)
+        log.info("metrics: %d row(s) older than %d day(s) deleted", pruned, days)
 
     def _vacuum(self, path: str) -> None:
         hours = self.config.vacuum_retention_hours
-        if hours <= 0:
+        if hours <= 0 or not is_delta_table(self.ctx.spark, path):
             return
         check = self.ctx.spark.conf.get(CHECK_CONF, "true")
         if hours < DELTA_MIN_RETENTION_HOURS and str(check).lower() != "false":
@@ -145,7 +184,7 @@ class Maintenance:
 
     def _prune(self, schema: str, table: str, target_path: str) -> None:
         path = self.ctx.lake.uri(tombstones_key(schema, table))
-        below = self.capture_lsn()
+        below = self.cleanup.tombstone_floor()
         if below is None or not is_delta_table(self.ctx.spark, path):
             return
         key = [f.name for f in self.ctx.spark.read.format("delta").load(path).schema.fields

@@ -11,6 +11,10 @@ the binlog's one-second resolution). ``lag_max_seconds`` is the same for the old
 Counts are those of the commits a batch's (last) attempt made: when a batch is replayed after a
 crash, steps committed by the failed attempt are skipped and not counted again.
 
+Retention: maintenance deletes rows whose ``merged_at`` is older than ``merge.metrics_retention_days``
+(:func:`prune_metrics`, once a day). Appends come in ``merged_at`` order, so a reader filtering on a
+recent ``merged_at`` (:func:`recent_metrics`) reads only the newest files (Delta's file statistics).
+
 ``_binlake/merge/status.json`` holds the latest entry per table (also for tables not in the last
 batch), the last batch id, the lsn reached and the last error — what ``binlake status`` shows.
 """
@@ -24,9 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from binlake.lake import MERGE_METRICS_DIR, MERGE_STATUS_KEY, Lake
+from binlake.merge.sql import delta_ref
 
 METRICS_SCHEMA = (
     "batch_id BIGINT, schema STRING, `table` STRING, status STRING, records BIGINT, inserted BIGINT, "
@@ -90,6 +96,24 @@ def append_metrics(spark: SparkSession, lake: Lake, rows: Sequence[TableMetrics]
                   for v in dataclasses.astuple(row)) for row in rows]
     frame = spark.createDataFrame(data, METRICS_SCHEMA)
     frame.write.format("delta").mode("append").save(lake.uri(MERGE_METRICS_DIR))
+
+
+def prune_metrics(spark: SparkSession, path: str, older_than: datetime.datetime) -> int:
+    """Delete the metrics rows at ``path`` whose ``merged_at`` is before ``older_than``; how many."""
+    stamp = _naive_utc(older_than)
+    assert stamp is not None
+    result = spark.sql(f"DELETE FROM {delta_ref(path)} "
+                       f"WHERE merged_at < TIMESTAMP '{stamp.strftime('%Y-%m-%d %H:%M:%S')}'").collect()
+    return int(result[0]["num_affected_rows"] or 0) if result and "num_affected_rows" in result[0].asDict() else 0
+
+
+def recent_metrics(spark: SparkSession, lake: Lake, hours: float) -> DataFrame:
+    """The metrics rows merged in the last ``hours`` (what the lag notebook charts)."""
+    since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=hours)
+    naive = _naive_utc(since)
+    assert naive is not None
+    return (spark.read.format("delta").load(lake.uri(MERGE_METRICS_DIR))
+            .where(F.col("merged_at") >= F.lit(naive)))
 
 
 class StatusFile:
