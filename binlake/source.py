@@ -116,6 +116,13 @@ def is_mariadb(conn: Connection) -> bool:
     return "mariadb" in str(conn.get_server_info()).lower()  # type: ignore[no-untyped-call]
 
 
+def lower_case_table_names(conn: Connection) -> int:
+    """The server's ``lower_case_table_names`` (0: case-sensitive names; 1: stored and compared in lower
+    case; 2: stored as given, compared in lower case)."""
+    rows = _query(conn, "SELECT @@lower_case_table_names")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
 def global_variables(conn: Connection, names: Iterable[str]) -> dict[str, str | None]:
     """``{name: value}`` of global variables (lower-case names; ``None`` when the server has no such variable)."""
     wanted = [name.lower() for name in names]

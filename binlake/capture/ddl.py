@@ -6,13 +6,17 @@ selected ones. Only the statement's head is parsed; anything not recognised is `
 CREATE USER, FLUSH, …), which the capture ignores. DML in a Query event (statement-format
 binlogging forced by a session) is ``DML`` with its target table when that is evident.
 
-Limits: ``DROP DATABASE`` and ``CREATE/DROP INDEX`` are reported as ``OTHER``/``ALTER``
-respectively; views, triggers and procedures are ``OTHER``.
+``DROP DATABASE x`` / ``DROP SCHEMA x`` is ``DROP`` with verb ``DATABASE`` and ``database`` set (the
+capture turns it into a DROP TABLE record for each selected table of ``x``). Names in statements
+are resolved as the server resolves them under ``lower_case_table_names`` by :func:`resolve`.
+
+Limits: ``CREATE/DROP INDEX`` are reported as ``ALTER``; views, triggers and procedures are ``OTHER``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 CONTROL = "CONTROL"
@@ -41,6 +45,7 @@ class Statement:
     kind: str
     verb: str = ""
     tables: tuple[TableRef, ...] = ()
+    database: str = ""  # DROP DATABASE: the database dropped
 
 
 _COMMENT = re.compile(r"/\*(?!M?!)(?:.|\n)*?\*/|^\s*(?:--|#)[^\n]*\n", re.MULTILINE)
@@ -60,6 +65,7 @@ _ALTER_RENAME = re.compile(rf"\bRENAME\s+(?:TO\s+|AS\s+)?(?P<t>{_QUALIFIED})\s*(
 _RENAME = re.compile(r"^RENAME\s+TABLES?\s+(?P<rest>.+)$", re.IGNORECASE | re.DOTALL)
 _RENAME_PAIR = re.compile(rf"(?P<a>{_QUALIFIED})\s+(?:WAIT\s+\d+\s+|NOWAIT\s+)?TO\s+(?P<b>{_QUALIFIED})",
                           re.IGNORECASE)
+_DROP_DATABASE = re.compile(rf"^DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?(?P<d>{_NAME})\s*$", re.IGNORECASE)
 _TRUNCATE = re.compile(rf"^TRUNCATE\s+(?:TABLE\s+)?(?P<t>{_QUALIFIED})", re.IGNORECASE)
 _DROP = re.compile(r"^DROP\s+(?:TEMPORARY\s+)?TABLES?\s+(?:IF\s+EXISTS\s+)?(?P<rest>.+)$",
                    re.IGNORECASE | re.DOTALL)
@@ -116,6 +122,8 @@ def classify(sql: str, default_schema: str) -> Statement:
         return Statement("RENAME", "RENAME", tuple(ref(name) for pair in pairs for name in pair))
     if m := _TRUNCATE.match(text):
         return Statement("TRUNCATE", "TRUNCATE", (ref(m["t"]),))
+    if m := _DROP_DATABASE.match(text):
+        return Statement("DROP", "DATABASE", database=_unquote(m["d"]))
     if m := _DROP.match(text):
         rest = re.sub(r"\s+(?:RESTRICT|CASCADE)\s*$", "", m["rest"], flags=re.I)
         names = re.findall(_QUALIFIED, rest)
@@ -126,3 +134,29 @@ def classify(sql: str, default_schema: str) -> Statement:
         target = next(g for g in m.groups() if g)
         return Statement(DML, text.split(None, 1)[0].upper(), (ref(target),))
     return Statement(OTHER, text.split(None, 1)[0].upper() if text else "")
+
+
+def resolve(ref: TableRef, lower_case_table_names: int, known: Iterable[tuple[str, str]] = ()) -> TableRef:
+    """The table a name in a statement denotes, spelled as the binlog's table maps spell it.
+
+    ``lower_case_table_names`` is the server's setting: ``0`` names are case-sensitive (as written);
+    ``1`` names are stored and compared in lower case (the table maps carry lower-case names, a
+    statement may write ``Orders``); ``2`` names are stored as created and compared in lower case —
+    the spelling of the matching ``known`` table (schema, table) is taken when exactly one matches.
+
+    >>> resolve(TableRef("Shop", "Orders"), 1)
+    TableRef(schema='shop', table='orders')
+    """
+    if lower_case_table_names == 1:
+        return TableRef(ref.schema.lower(), ref.table.lower())
+    if lower_case_table_names == 2:
+        wanted = (ref.schema.lower(), ref.table.lower())
+        found = {(s, t) for s, t in known if (s.lower(), t.lower()) == wanted}
+        if len(found) == 1:
+            return TableRef(*found.pop())
+    return ref
+
+
+def same_database(a: str, b: str, lower_case_table_names: int) -> bool:
+    """Do database names ``a`` and ``b`` denote the same database under the server's setting?"""
+    return a == b if lower_case_table_names == 0 else a.lower() == b.lower()

@@ -21,6 +21,7 @@ from typing import Any
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from binlake import typemap
+from binlake.capture import ddl
 from binlake.capture.rowdecode import TableLayout
 from binlake.changelog import OP_DELETE, OP_INSERT, OP_UPDATE, EventChanges
 from binlake.names import LakeNameError, TargetClaims, TargetCollisionError, encode_name
@@ -84,6 +85,8 @@ class Layouts:
         self._targets: dict[tuple[str, str], TableTarget | None] = {}
         self._layouts: dict[int, TableLayout] = {}
         self._claims = TargetClaims()
+        self._known: set[tuple[str, str]] = set()  # selected source tables claimed at start or met since
+        self.lower_case_table_names = 0  # the server's setting, read at start (binlake.capture.ddl.resolve)
 
     def claim(self, targets: Sequence[TableTarget]) -> None:
         """Check the selected tables the source holds now (at start): :class:`CaptureDataError` when
@@ -93,6 +96,7 @@ class Layouts:
 
     def _claim(self, target: TableTarget) -> None:
         source, lake_table = (target.source_schema, target.source_table), (target.schema, target.table)
+        self._known.add(source)
         try:
             for name in (*source, *lake_table):
                 encode_name(name)
@@ -130,6 +134,16 @@ class Layouts:
                 self._claim(target)
             self._targets[key] = target
         return self._targets[key]
+
+    def resolve(self, ref: ddl.TableRef) -> ddl.TableRef:
+        """A table named in a statement, spelled as the table maps spell it (``lower_case_table_names``)."""
+        return ddl.resolve(ref, self.lower_case_table_names, self._known)
+
+    def selected_in_schema(self, schema: str) -> list[ddl.TableRef]:
+        """The selected tables of database ``schema`` the capture knows (claimed at start: every one the
+        source held; or met since), in name order — what a ``DROP DATABASE`` drops."""
+        return [ddl.TableRef(s, t) for s, t in sorted(self._known)
+                if ddl.same_database(s, schema, self.lower_case_table_names) and self.target(s, t) is not None]
 
     def clear(self) -> None:
         """Forget all layouts (call on DDL, binlog rotation and reconnect)."""

@@ -153,6 +153,7 @@ class CaptureRunner:
             if server_id == source.server_id:
                 raise ConfigError(f"source.server_id {source.server_id} equals the source's own server_id; "
                                   "pick a unique id for the capture")
+            self.layouts.lower_case_table_names = src.lower_case_table_names(conn)  # names in DDL text
             self.layouts.claim(selected_targets(conn, self.mapping))  # refuse two tables → one lake table
             log.info("step 2: choosing the start point (capture.start=%s)", self.config.capture.start.value)
             start = self._start_point(conn, server_id)

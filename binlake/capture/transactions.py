@@ -338,10 +338,12 @@ class TransactionAssembler:
     def _ddl_tables(self, statement: ddl.Statement) -> list[tuple[ddl.TableRef, Any]]:
         """(source table, target) for each selected table the DDL touches, in statement order."""
         groups: list[tuple[ddl.TableRef, ...]]
+        named = (self.layouts.selected_in_schema(statement.database) if statement.verb == "DATABASE"
+                 else [self.layouts.resolve(t) for t in statement.tables])  # lower_case_table_names
         if statement.kind == "RENAME" or (statement.kind == "ALTER" and len(statement.tables) == 2):
-            groups = [tuple(statement.tables[i:i + 2]) for i in range(0, len(statement.tables), 2)]
+            groups = [tuple(named[i:i + 2]) for i in range(0, len(named), 2)]
         else:
-            groups = [(table,) for table in statement.tables]
+            groups = [(table,) for table in named]
         out = []
         for group in groups:
             for table in group:

@@ -65,6 +65,7 @@ class MergeContext:
     scd2_tables: frozenset[str] = frozenset()
     clock: Clock = field(default=lambda: datetime.datetime.now(datetime.UTC))
     after_commit: Callable[[str, int], None] | None = None  # test hook: (table path, txn version)
+    on_unappliable_ddl: str = "resync"  # merge.on_unappliable_ddl (binlake.merge.ddlvalues)
 
 
 @dataclass

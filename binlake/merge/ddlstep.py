@@ -30,7 +30,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from binlake.lake import tombstones_key
-from binlake.merge import scd2
+from binlake.merge import ddlvalues, scd2
 from binlake.merge.ddl import parse_alter
 from binlake.merge.layout import LSN_COLUMN
 from binlake.merge.plan import DdlStep, StepTxn
@@ -74,7 +74,7 @@ class DdlApplier:
             return table
         kind = record.kind.upper()
         if kind == "ALTER":
-            return self._alter(table, record)
+            return self._alter(table, record, txn, scd2_table)
         if kind == "RENAME":
             log.warning("%s: source table renamed (%s); the lake table stops receiving changes under this name — "
                         "run a full load for the new name", self.name.qualified, record.ddl)
@@ -96,8 +96,11 @@ class DdlApplier:
         log.info("%s: %s at lsn %d applied%s", self.name.qualified, record.kind, record.lsn, folded)
         return TargetTable.load(spark, table.path)
 
-    def _alter(self, table: TargetTable, record: DdlRecord) -> TargetTable:
+    def _alter(self, table: TargetTable, record: DdlRecord, txn: StepTxn, scd2_table: bool) -> TargetTable:
+        """Renames and drops from the text; stored-value changes (new columns' values, conversions,
+        partition maintenance) by :mod:`binlake.merge.ddlvalues` — decided before anything changes."""
         spark = self.ctx.spark
+        decision = ddlvalues.decide(self.ctx, self.name, table, record, self._column_name, scd2_table)
         effect = parse_alter(record.ddl)
         renames = tuple(
             (old_t, new_t)
@@ -111,6 +114,8 @@ class DdlApplier:
             table = TargetTable.load(spark, table.path)
         if drops:
             drop_columns(spark, table, drops)
+        if decision.impact.adds:
+            ddlvalues.add_columns_with_values(self.ctx, TargetTable.load(spark, table.path), decision, record, txn)
         set_properties(spark, table.path, {SCHEMA_LSN: str(record.lsn)})
         if effect.new_table:
             log.warning("%s: source table renamed to %s; the lake table stops receiving changes under this name — "

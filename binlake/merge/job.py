@@ -110,7 +110,8 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     lake = Lake.from_config(config)
     resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
     ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
-                       frozenset(config.merge.scd2_tables), clock, after_commit)
+                       frozenset(config.merge.scd2_tables), clock, after_commit,
+                       on_unappliable_ddl=config.merge.on_unappliable_ddl.value)
     status = StatusFile(lake)
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake))

@@ -28,7 +28,7 @@ from binlake.capture.ddl import CONTROL, DML, OTHER, TableRef, classify
         ("update x.t set a=1", DML, [("x", "t")]),
         ("DELETE FROM t WHERE 1", DML, [("db", "t")]),
         ("GRANT ALL ON *.* TO x", OTHER, []),
-        ("DROP DATABASE x", OTHER, []),
+        ("DROP DATABASE x", "DROP", []),  # the database: Statement.database (test_capture_ddl_names)
         ("CREATE DATABASE y", OTHER, []),
     ],
 )
