@@ -22,6 +22,10 @@ from binlake.positions import BinlogPosition, lsn_text
 from binlake.progress import LakeProgress, read_json, read_progress
 from binlake.retry import NO_RETRY, LakeError
 
+WAITING_FOR_FULL_LOAD = "waiting_for_full_load"
+"""The merge's status of a table with neither a full load nor a CREATE in the change log
+(set by :mod:`binlake.merge.birth`; defined here so that status needs no Spark)."""
+
 
 @dataclass(frozen=True)
 class TableStatus:
@@ -153,6 +157,14 @@ def render_text(status: dict[str, Any]) -> str:
     if gaps:
         lines += ["", "NOT MERGED — the change log cannot complete these snapshots:"]
         lines += [f"  {table['table']}: {table['gap']}" for table in gaps]
+    unloaded = [table["table"] for table in status["tables"] if table["snapshot"] == "not loaded"
+                and (table["last_batch"] or {}).get("status") == WAITING_FOR_FULL_LOAD]
+    if unloaded:
+        lines += ["", "WAITING FOR A FULL LOAD — the source has these tables, the lake has none of their rows (no "
+                  "full load, no CREATE in the change log); their changes wait in the change log:"]
+        lines += [f"  {table}" for table in unloaded]
+        lines.append("  load them: spark-submit jobs/full_load.py --config <config> (while the merge runs, with "
+                     "full_load.target_table_prep_mode: DO_NOTHING so tables already loaded are skipped)")
     return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
 """``binlake tables``: every source table the mapping selects → its target name → its lake path, with
 its state as binlake's own files tell it (no Spark).
 
-States: ``not loaded`` (no full-load state), ``loading``, ``loaded`` (full load complete, the merge
-has not joined it yet: its changes wait in the change log), ``joined`` (the merge applies its
-changes), ``old layout`` (an older binlake loaded it under paths that changed: migrate, see
+States: ``not loaded`` (no full-load state: run the full load; its changes wait in the change log),
+``loading``, ``loaded`` (full load complete, the merge has not joined it yet: its changes wait in
+the change log), ``created`` (created at the source while replication runs, no row merged yet: it
+needs no full load, :mod:`binlake.merge.birth`), ``joined`` (the merge applies its changes),
+``old layout`` (an older binlake loaded it under paths that changed: migrate, see
 :mod:`binlake.catalog`), ``collision`` (another selected table has the same lake table: refused by
 the full load, the capture and the merge), ``bad name`` (the name cannot become a lake path).
 """
@@ -21,6 +23,7 @@ from binlake.lake import Lake
 from binlake.names import LakeNameError, TargetClaims, TargetCollisionError
 from binlake.progress import read_json
 from binlake.rules import TableMapping, TableTarget
+from binlake.snapshot.state import CREATED_IN_STREAM
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,9 @@ def _state(lake: Lake, entry: CatalogEntry) -> tuple[str, str | None]:
     if snapshot.get("status") != "complete":
         return "loading", load_id
     joined = read_json(lake, current_paths(entry)["joined"])
-    return ("joined" if joined and joined.get("load_id") == load_id else "loaded"), load_id
+    if joined and joined.get("load_id") == load_id:
+        return "joined", load_id
+    return ("created" if snapshot.get("prep_mode") == CREATED_IN_STREAM else "loaded"), load_id
 
 
 def table_rows(lake: Lake, targets: Sequence[TableTarget]) -> list[TableRow]:

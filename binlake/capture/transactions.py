@@ -35,6 +35,7 @@ changes inside a rolled-back transaction) discards the transaction's records wit
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -57,6 +58,9 @@ from binlake.positions import BinlogPosition, epoch_base, lsn_text
 log = logging.getLogger(__name__)
 
 MARIADB_FL_STANDALONE = 0x01
+_STARTS_TRANSACTION = re.compile(r"\bSTART\s+TRANSACTION\s*$", re.IGNORECASE)
+
+
 class PendingBatch(NamedTuple):
     """What a flush writes: the pending transactions (in commit order), the position right after
     the last of them (later transactions without records included), their records and bytes."""
@@ -333,22 +337,21 @@ class TransactionAssembler:
             ))
             self.open.rows += 1
             self.open.bytes += RECORD_OVERHEAD + len(query)
-        self._commit(log_pos, timestamp, None)
+        if not self.open.explicit and not _STARTS_TRANSACTION.search(query):
+            self._commit(log_pos, timestamp, None)
+        # else a DDL inside a transaction: CREATE … SELECT (MariaDB: a GTID group without FL_STANDALONE;
+        # MySQL 8: "CREATE TABLE … START TRANSACTION") — its rows follow, and its XID commits them together
 
     def _ddl_tables(self, statement: ddl.Statement) -> list[tuple[ddl.TableRef, Any]]:
-        """(source table, target) for each selected table the DDL touches, in statement order."""
-        groups: list[tuple[ddl.TableRef, ...]]
+        """(source table, target) for each selected table the DDL touches, in statement order, each
+        once. A rename gives a record to every selected name of its pairs — the old name (renamed
+        away) and the new one (another table renamed onto it: an online schema change's swap) — so
+        the merge sees the statement with each lake table it concerns (binlake.merge.renames)."""
+        out = []
         named = (self.layouts.selected_in_schema(statement.database) if statement.verb == "DATABASE"
                  else [self.layouts.resolve(t) for t in statement.tables])  # lower_case_table_names
-        if statement.kind == "RENAME" or (statement.kind == "ALTER" and len(statement.tables) == 2):
-            groups = [tuple(named[i:i + 2]) for i in range(0, len(named), 2)]
-        else:
-            groups = [(table,) for table in named]
-        out = []
-        for group in groups:
-            for table in group:
-                target = self.layouts.target(table.schema, table.table)
-                if target is not None:  # the first selected name of the group (RENAME: old, else new)
-                    out.append((table, target))
-                    break
+        for table in dict.fromkeys(named):
+            target = self.layouts.target(table.schema, table.table)
+            if target is not None:
+                out.append((table, target))
         return out

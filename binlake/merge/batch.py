@@ -34,6 +34,7 @@ from binlake.capture.history import Registry, load_registry
 from binlake.catalog import CatalogEntry, TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
+from binlake.merge.birth import CREATED, create_born_table, is_born, record_birth
 from binlake.merge.cleanup import join_gap
 from binlake.merge.handoff import (
     GAP,
@@ -50,6 +51,7 @@ from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.source import read_changelog_files
 from binlake.merge.summary import TableChanges, TableName, summarize
 from binlake.merge.target import is_delta_table
+from binlake.status import WAITING_FOR_FULL_LOAD
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +121,20 @@ class BatchProcessor:
 
     def _table(self, batch_id: int, changes: TableChanges, records: DataFrame, batch_max: int) -> TableMetrics:
         name = changes.name
-        handoff = read_handoff(self.ctx.lake, name)
+        handoff = read_handoff(self.ctx.lake, name) or record_birth(self.ctx, name, changes, records)
         if handoff is None or not handoff.complete:
-            return TableMetrics(batch_id, name.schema, name.table, WAITING, records=changes.rows, lsn=changes.max_lsn)
-        if not is_delta_table(self.ctx.spark, self.ctx.lake.uri(table_key(name.schema, name.table))):
-            log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
-            return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows, lsn=changes.max_lsn)
+            status = WAITING if handoff is not None else WAITING_FOR_FULL_LOAD
+            return TableMetrics(batch_id, name.schema, name.table, status, records=changes.rows, lsn=changes.max_lsn)
+        path = self.ctx.lake.uri(table_key(name.schema, name.table))
+        if not is_delta_table(self.ctx.spark, path):
+            if is_born(handoff):  # created in the stream: the Delta table comes with its first row
+                if not create_born_table(self.ctx, path, changes, handoff.min_lsn):
+                    return TableMetrics(batch_id, name.schema, name.table, CREATED, records=changes.rows,
+                                        lsn=changes.max_lsn)
+            else:
+                log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
+                return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows,
+                                    lsn=changes.max_lsn)
         missing = gap(self._registry, handoff)
         if missing is not None:  # never joined or merged: the change log cannot complete its snapshot
             log.error("%s: not merged — %s", name.qualified, missing)

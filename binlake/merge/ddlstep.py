@@ -14,10 +14,12 @@ TRUNCATE                        every row older than the statement deleted (SCD2
 DROP TABLE                      as TRUNCATE, and ``binlake.merge.droppedLsn`` set; the Delta
                                 table and its history stay; a re-created source table of the
                                 same name merges into it again (its layout from its rows)
-CREATE OR REPLACE TABLE         as TRUNCATE
-CREATE TABLE (plain)            nothing (``IF NOT EXISTS`` on an existing table is logged too)
-RENAME TABLE, ALTER … RENAME TO the lake table keeps its name and stops receiving changes; the
-                                new name is a new table and needs its own full load (warning)
+CREATE [OR REPLACE] TABLE       as TRUNCATE (a logged plain CREATE succeeded: the table is new);
+                                a table with no full load is born here (:mod:`~binlake.merge.birth`)
+CREATE TABLE IF NOT EXISTS      nothing (MySQL logs it even when the table exists)
+RENAME TABLE, ALTER … RENAME TO per lake table (:mod:`~binlake.merge.renames`): renamed away → as
+                                DROP TABLE; another table renamed onto it (gh-ost / pt-osc swap) →
+                                automatic online resync; renamed onto the same lake table → goes on
 =============================  ==============================================================
 
 Column names in DDL text are source names; they are turned into lake names with the pipeline's
@@ -31,9 +33,11 @@ from typing import TYPE_CHECKING
 
 from binlake.lake import tombstones_key
 from binlake.merge import ddlvalues, scd2
+from binlake.merge.autoresync import request_resync
 from binlake.merge.ddl import parse_alter
 from binlake.merge.layout import LSN_COLUMN
 from binlake.merge.plan import DdlStep, StepTxn
+from binlake.merge.renames import REPLACED, RenameEffect, effect_of
 from binlake.merge.sql import delta_ref
 from binlake.merge.summary import DdlRecord, TableName
 from binlake.merge.target import (
@@ -72,13 +76,27 @@ class DdlApplier:
             return self._wipe(table, step, scd2_table, txn)
         if record.lsn <= table.schema_lsn:
             return table
-        kind = record.kind.upper()
-        if kind == "ALTER":
+        effect = effect_of(record, self.name, self.ctx.mapping)
+        if effect.kind == REPLACED:
+            return self._replaced(table, record, effect)
+        if record.kind.upper() == "ALTER":
             return self._alter(table, record, txn, scd2_table)
-        if kind == "RENAME":
-            log.warning("%s: source table renamed (%s); the lake table stops receiving changes under this name — "
-                        "run a full load for the new name", self.name.qualified, record.ddl)
         return table
+
+    def _replaced(self, table: TargetTable, record: DdlRecord, effect: RenameEffect) -> TargetTable:
+        """A rename made another table this one (an online schema change's swap): its rows are not the
+        lake table's, so the table is re-synchronised from the source (a durable request, once per
+        lsn), then ``schemaLsn`` marks the statement applied. The rows stay until the resync's chunks
+        replace them, range by range; the stream keeps applying the new table's changes meanwhile."""
+        assert effect.name is not None and effect.origin is not None
+        origin = ".".join(effect.origin)
+        log.warning("%s: the source table is now the table %s was (%s): re-synchronising it from the source",
+                    self.name.qualified, origin, record.ddl)
+        request_resync(self.ctx, TableName(*effect.name, self.name.schema, self.name.table),
+                       f"renamed onto this table from {origin} (online schema change swap)", lsn=record.lsn,
+                       statement=record.ddl)
+        set_properties(self.ctx.spark, table.path, {SCHEMA_LSN: str(record.lsn)})
+        return TargetTable.load(self.ctx.spark, table.path)
 
     def _wipe(self, table: TargetTable, step: DdlStep, scd2_table: bool, txn: StepTxn) -> TargetTable:
         """Properties first (idempotent, so a crash before the tagged commit just sets them again),
@@ -117,9 +135,6 @@ class DdlApplier:
         if decision.impact.adds:
             ddlvalues.add_columns_with_values(self.ctx, TargetTable.load(spark, table.path), decision, record, txn)
         set_properties(spark, table.path, {SCHEMA_LSN: str(record.lsn)})
-        if effect.new_table:
-            log.warning("%s: source table renamed to %s; the lake table stops receiving changes under this name — "
-                        "run a full load for the new name", self.name.qualified, effect.new_table)
         return TargetTable.load(spark, table.path)
 
     def _rename_tombstone_keys(self, renames: tuple[tuple[str, str], ...]) -> None:

@@ -42,8 +42,8 @@ class DdlStep:
 
     @property
     def dropped_lsn(self) -> int | None:
-        """Lsn of the last DROP TABLE among the record and the wipes folded into it."""
-        drops = [d.lsn for d in (*self.folded, self.record) if d.kind.upper() == "DROP"]
+        """Lsn of the last DROP TABLE (or RENAME away) among the record and the wipes folded into it."""
+        drops = [d.lsn for d in (*self.folded, self.record) if d.kind.upper() == "DROP" or d.gone]
         return max(drops, default=None)
 
 

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from binlake.capture.ddl import normalize
+
 OP_DDL = "DDL"
 OP_DELETE = "D"
-_CREATE_OR_REPLACE = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s", re.IGNORECASE)
+_CREATE_TABLE = re.compile(
+    r"^\s*CREATE\s+(?P<replace>OR\s+REPLACE\s+)?(?P<temporary>TEMPORARY\s+)?TABLE\s+(?P<if>IF\s+NOT\s+EXISTS\s+)?",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True, order=True)
@@ -41,12 +45,29 @@ class DdlRecord:
     kind: str
     ddl: str
     commit_ts: datetime.datetime | None = None
+    gone: bool = False  # the statement takes the table away under this lake name (RENAME … TO elsewhere)
+
+    @property
+    def creates(self) -> bool:
+        """Does the statement create the (non-temporary) table: ``CREATE [OR REPLACE] TABLE [IF NOT
+        EXISTS]``, plain, ``… LIKE`` or ``… SELECT``?"""
+        match = _CREATE_TABLE.match(normalize(self.ddl)) if self.kind.upper() == "CREATE" else None
+        return match is not None and not match["temporary"]
+
+    @property
+    def certainly_new(self) -> bool:
+        """Is the created table certainly new and empty at this position? Not for ``IF NOT EXISTS``:
+        MySQL logs that statement even when the table already exists (MariaDB 10.11 does not)."""
+        match = _CREATE_TABLE.match(normalize(self.ddl)) if self.creates else None
+        return match is not None and not match["if"]
 
     @property
     def wipes(self) -> bool:
-        """Does the statement empty the table (TRUNCATE, DROP TABLE, CREATE OR REPLACE TABLE)?"""
-        kind = self.kind.upper()
-        return kind in ("TRUNCATE", "DROP") or (kind == "CREATE" and bool(_CREATE_OR_REPLACE.match(self.ddl)))
+        """Does the statement empty the table under this name: TRUNCATE, DROP TABLE, a CREATE that
+        is certainly new (a logged plain ``CREATE TABLE`` succeeded, so no table of that name existed
+        just before: whatever the lake table holds older than it is gone), or a RENAME that takes the
+        table away (:attr:`gone`)?"""
+        return self.kind.upper() in ("TRUNCATE", "DROP") or self.certainly_new or self.gone
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ LOADING = "loading"
 COMPLETE = "complete"
 PENDING = "pending"
 COMMITTED = "committed"
+CREATED_IN_STREAM = "CREATED_IN_STREAM"
+"""``prep_mode`` of the state the merge writes for a table created while replication runs: an
+empty snapshot at its CREATE (:mod:`binlake.merge.birth`)."""
 
 
 def _position(data: dict[str, Any] | None) -> BinlogPosition | None:

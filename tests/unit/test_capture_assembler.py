@@ -110,11 +110,38 @@ def test_ddl_is_its_own_transaction_and_clears_layouts(asm: TransactionAssembler
     assert len(cleared) == 3 and not asm.in_transaction
 
 
-def test_rename_records_the_selected_side(asm: TransactionAssembler) -> None:
+def test_rename_records_every_selected_name_once(asm: TransactionAssembler) -> None:
+    """Both sides of each pair, so the merge sees a swap with the table renamed onto, too."""
     asm.on_gtid("0-1-11", 1)
     asm.on_query("RENAME TABLE shop.orders TO shop.orders_old, other.x TO shop.x", "shop", 500, 1)
-    (txn,), _ = asm.pending_batch()[:2]
-    assert [(e.source_table, e.ddl_kind) for e in txn.events] == [("orders", "RENAME"), ("x", "RENAME")]
+    asm.on_gtid("0-1-12", 1)
+    asm.on_query("RENAME TABLE /* gh-ost */ `shop`.`t` TO `shop`.`_t_del`, `shop`.`_t_gho` TO `shop`.`t`",
+                 "shop", 600, 2)
+    (txn, swap), _ = asm.pending_batch()[:2]
+    assert [(e.source_table, e.ddl_kind, e.first_row_idx) for e in txn.events] == [
+        ("orders", "RENAME", 0), ("orders_old", "RENAME", 1), ("x", "RENAME", 2)]
+    assert [(e.source_table, e.first_row_idx) for e in swap.events] == [("t", 0), ("_t_del", 1), ("_t_gho", 2)]
+
+
+def test_create_select_is_one_transaction_with_its_rows(asm: TransactionAssembler) -> None:
+    """MariaDB logs CREATE … SELECT as a GTID group without FL_STANDALONE: the CREATE, its rows, an
+    XID. Committing at the CREATE would let a checkpoint fall inside the group (a resume by GTID then
+    skips the rows)."""
+    asm.on_gtid("0-1-11", 0)
+    asm.on_query("CREATE TABLE `cs` (\n  `id` int(11) NOT NULL\n)", "shop", 300, 1)
+    assert asm.in_transaction and not asm.pending_batch().transactions
+    asm.on_rows(rows("cs", 400, 1, 2))
+    asm.on_xid(9, 450, 2)
+    (txn,), position = asm.pending_batch()[:2]
+    assert [(e.op, e.source_table) for e in txn.events] == [("DDL", "cs"), ("I", "cs")]
+    assert txn.gtid == "0-1-11" and position.pos == 450 and position.gtid == "0-1-11"
+    # MySQL 8 marks the atomic CREATE … SELECT in the statement
+    asm.on_gtid("3E11FA47-71CA-11E1-9E33-C80AA9429562:5", None)
+    asm.on_query("CREATE TABLE `c2` (`id` int NOT NULL) START TRANSACTION", "shop", 500, 3)
+    assert asm.in_transaction
+    asm.on_rows(rows("c2", 600, 1))
+    asm.on_xid(10, 650, 4)
+    assert [e.source_table for e in asm.pending_batch().transactions[-1].events] == ["c2", "c2"]
 
 
 def test_mysql_begin_commit_and_rollback(asm: TransactionAssembler) -> None:

@@ -1,0 +1,135 @@
+"""Tables born in the stream: a selected table created while replication runs joins the merge at
+its ``CREATE``, with an empty snapshot.
+
+A table created by ``CREATE TABLE`` (plain, ``… LIKE``, ``… SELECT``, ``CREATE OR REPLACE``) holds no
+row before the statement's position ``L``: every row it ever holds arrives in the change log after
+``L``. ``CREATE … SELECT`` too: in row format the server logs the ``CREATE TABLE`` (with the
+generated column list) and then the rows the ``SELECT`` inserted as row events, in one transaction
+(checked on MariaDB 10.11; the capture keeps that transaction whole). So such a table needs no full
+load. When the merge meets the CREATE of a table that has no full-load state, it records an
+**empty snapshot at L** as the table's full-load state (:func:`record_birth`,
+``_binlake/snapshots/…json`` through :class:`~binlake.snapshot.state.TableState`: status
+``complete``, no chunks, low watermark = the CREATE's position, load id ``stream-<lsn>``, prep mode
+:data:`BORN_PREP_MODE`), and the table joins like any loaded table: records at or below ``L`` are
+skipped, every later one is applied by the usual lsn-guarded MERGE. ``binlake tables``, ``binlake
+status``, the resync and the full load's guard read that state like any other.
+
+The Delta table is created from the layout of the table's first row after ``L``
+(:func:`create_born_table`): a table that is still empty at the source shows as ``created``
+(``binlake tables``: "created in the stream, no row yet") until its first row arrives.
+
+Replays: the state is written before the table's first commit; a replayed batch reads it back
+(same ``L``, same load id), so it plans the same steps. A crash between the state and the Delta
+table leaves a complete state without a table: the next attempt creates the table.
+
+``CREATE TABLE IF NOT EXISTS`` is logged by MySQL even when the table exists (MariaDB 10.11 logs it
+only when it creates the table): the birth is then not certain, so the merge also requests an
+automatic whole-table resync (:func:`binlake.merge.autoresync.request_resync`), which is exact
+whether or not the table had rows before. A table that exists at the source but has neither a full
+load nor a birth in the change log (the selection rules were widened, the table predates the
+capture) is never guessed: its records wait in the change log, the merge reports it as
+:data:`binlake.status.WAITING_FOR_FULL_LOAD` and ``binlake status`` names the command that loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StructField, StructType, TimestampType, _parse_datatype_string
+
+from binlake import typemap
+from binlake.lake import table_key
+from binlake.merge.autoresync import request_resync
+from binlake.merge.handoff import Handoff
+from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN, Layout
+from binlake.merge.summary import OP_DDL, DdlRecord, LayoutGroup, TableChanges, TableName
+from binlake.positions import BinlogPosition, split_lsn
+from binlake.snapshot.delta import create_table, has_stats
+from binlake.snapshot.loader import write_state
+from binlake.snapshot.state import COMPLETE, CREATED_IN_STREAM, TableState
+
+if TYPE_CHECKING:
+    from binlake.merge.apply import MergeContext
+
+log = logging.getLogger(__name__)
+
+BORN_PREP_MODE = CREATED_IN_STREAM
+BORN_LOAD_PREFIX = "stream-"
+CREATED = "created"  # born, but no row yet: no Delta table until the first one
+
+
+def birth_record(ddls: Sequence[DdlRecord]) -> DdlRecord | None:
+    """The first statement (in lsn order) among ``ddls`` that creates the table, if any."""
+    return next((d for d in ddls if d.creates), None)
+
+
+def is_born(handoff: Handoff) -> bool:
+    """Was this table's "full load" an empty snapshot at its CREATE in the stream?"""
+    return handoff.load_id.startswith(BORN_LOAD_PREFIX)
+
+
+def born_state(name: TableName, position: BinlogPosition, path: str, when: str) -> TableState:
+    """The full-load state of a table born at ``position``: complete, empty, joined from there."""
+    return TableState(
+        load_id=f"{BORN_LOAD_PREFIX}{position.lsn}", source_schema=name.source_schema,
+        source_table=name.source_table, schema=name.schema, table=name.table, path=path,
+        prep_mode=BORN_PREP_MODE, key_columns=(), low_watermark=position, started_at=when, chunks=(),
+        status=COMPLETE, finished_at=when, seconds=0.0, size_bytes=0)
+
+
+def record_birth(ctx: MergeContext, name: TableName, changes: TableChanges, records: DataFrame) -> Handoff | None:
+    """For a table without a full-load state: when the batch holds its CREATE, record the empty
+    snapshot at the CREATE (and, for ``IF NOT EXISTS``, request a resync) and return its hand-off;
+    else ``None`` (the table waits for a full load)."""
+    record = birth_record(changes.ddls)
+    if record is None:
+        return None
+    row = (records.filter((F.col("op") == OP_DDL) & (F.col("lsn") == record.lsn))
+           .select("binlog_file", "binlog_pos").first())
+    if row is None:  # cannot happen: the summary was built from these records
+        raise RuntimeError(f"{name.qualified}: the CREATE at lsn {record.lsn} is not in the batch")
+    position = BinlogPosition.of(row["binlog_file"], int(row["binlog_pos"]), None, split_lsn(record.lsn)[0])
+    if position.lsn != record.lsn:
+        raise RuntimeError(f"{name.qualified}: the CREATE's position {position} does not give its lsn {record.lsn}")
+    state = born_state(name, position, ctx.lake.uri(table_key(name.schema, name.table)), ctx.clock().isoformat())
+    write_state(ctx.lake, state)
+    log.info("%s: created at the source at %s while replication runs: joins the merge there with an empty "
+             "snapshot (no full load needed)", name.qualified, position)
+    if not record.certainly_new:
+        request_resync(ctx, name, "CREATE TABLE IF NOT EXISTS: the table may have existed with rows before",
+                       lsn=record.lsn, statement=record.ddl)
+    return Handoff.from_state(state)
+
+
+def first_layout(groups: Sequence[LayoutGroup], after_lsn: int) -> Layout | None:
+    """The layout of the earliest row records above ``after_lsn``, if any."""
+    later = [g for g in groups if g.max_lsn > after_lsn]
+    return Layout.parse(min(later, key=lambda g: (g.min_lsn, g.max_lsn)).columns) if later else None
+
+
+def born_schema(layout: Layout) -> StructType:
+    """A lake table's schema for ``layout``: the source columns (all nullable, as the full load
+    makes them) and binlake's ``_binlake_lsn`` / ``_binlake_commit_ts``."""
+    fields = [StructField(c.name, _parse_datatype_string(typemap.spark_type(c.column_type)), True)
+              for c in layout.columns]
+    return StructType([*fields, StructField(LSN_COLUMN, LongType(), True),
+                       StructField(COMMIT_TS_COLUMN, TimestampType(), True)])
+
+
+def create_born_table(ctx: MergeContext, path: str, changes: TableChanges, after_lsn: int) -> bool:
+    """Create the Delta table of a born table from its first row's layout; False when the batch
+    holds no row of it yet (the table stays :data:`CREATED`)."""
+    layout = first_layout(changes.groups, after_lsn)
+    if layout is None:
+        return False
+    schema = born_schema(layout)
+    keys = set(layout.key_columns) if layout.has_primary_key else set()
+    stats_on = [f.name for f in schema.fields if f.name in keys and has_stats(f.dataType)]
+    create_table(ctx.spark, path, schema, [*stats_on, LSN_COLUMN])
+    log.info("%s: created Delta table %s (%d column(s), from the first row's layout)", changes.name.qualified,
+             path, len(layout.columns))
+    return True

@@ -1,0 +1,154 @@
+"""Tables created while replication runs (real MariaDB + capture + Spark + Delta): ``CREATE TABLE``,
+``CREATE TABLE … LIKE`` and ``CREATE TABLE … SELECT`` of tables the ``%`` selection selects are born
+in the lake at their CREATE — no full load — and equal their source tables value by value after
+inserts, updates and deletes; a table that exists at the source without a full load or a CREATE in
+the change log waits, reported as such with the command that loads it.
+
+The capture runs in a thread; the merge runs in-process with ``availableNow``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
+from conftest import include_schema_rules
+from merge_helpers import run_merge
+
+from binlake.config import PipelineConfig
+from binlake.devdb import LocalMariaDB
+from binlake.lake import Lake, table_key
+from binlake.merge.target import is_delta_table
+from binlake.status import pipeline_status, render_text
+from binlake.tables import table_rows
+
+pytestmark = pytest.mark.spark
+
+
+def caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
+    """Wait until the capture's checkpoint is at the binlog end (a write elsewhere moves it on)."""
+    end = master_position(mariadb)
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS beats")
+    mariadb.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
+
+    def reached() -> bool:
+        if capture.error is not None or checkpoint_reached(config, end)():
+            return True
+        mariadb.execute("INSERT INTO beats.beat VALUES ()")
+        return False
+
+    wait_for(reached, 60, "the capture to reach the binlog end")
+    assert capture.error is None
+
+
+def source_rows(mariadb: LocalMariaDB, db: str, table: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in mariadb.execute(f"SELECT * FROM `{table}` ORDER BY 1", db)]
+
+
+def lake_rows(spark: Any, config: PipelineConfig, db: str, table: str) -> list[tuple[Any, ...]]:
+    frame = spark.read.format("delta").load(Lake.from_config(config).uri(table_key(db, table)))
+    names = [f"`{c}`" for c in frame.columns if not c.startswith("_binlake_")]
+    return [tuple(r) for r in frame.select(*names).orderBy(names[0]).collect()]
+
+
+def lake_columns(spark: Any, config: PipelineConfig, db: str, table: str) -> list[str]:
+    frame = spark.read.format("delta").load(Lake.from_config(config).uri(table_key(db, table)))
+    return [c for c in frame.columns if not c.startswith("_binlake_")]
+
+
+BASE = "CREATE TABLE base (id INT PRIMARY KEY, name VARCHAR(20), qty INT)"
+
+
+def started(mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any,
+            spark: Any) -> tuple[PipelineConfig, CaptureThread]:
+    """The capture running on ``<db>.%`` from the binlog end, then ``base`` created (born in the
+    stream too: no full load at all) with 20 rows."""
+    config: PipelineConfig = make_config(
+        lake_dir, include_schema_rules(source_db, "%"), capture={"flush_seconds": 0.2},
+        merge={"optimize_every_batches": 0, "max_files_per_batch": 1000})
+    capture = CaptureThread(config).start()
+    caught_up(config, mariadb, capture)
+    mariadb.execute(BASE, source_db)
+    mariadb.execute("INSERT INTO base VALUES " + ",".join(f"({i}, 'b{i}', {i})" for i in range(1, 21)), source_db)
+    return config, capture
+
+
+@pytest.mark.slow
+def test_tables_created_while_replicating_are_born_in_the_lake_and_exact(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    config, capture = started(mariadb, source_db, lake_dir, make_config, spark)
+    try:
+        run_merge(spark, config)
+        db = source_db
+        mariadb.execute("CREATE TABLE fresh (id INT PRIMARY KEY, note VARCHAR(20), n BIGINT)", db)
+        mariadb.execute("INSERT INTO fresh VALUES (1, 'one', 1), (2, 'two', 2), (3, 'three', 3), (4, 'four', 4)", db)
+        mariadb.execute("UPDATE fresh SET note = 'TWO', n = 20 WHERE id = 2", db)
+        mariadb.execute("DELETE FROM fresh WHERE id = 3", db)
+        mariadb.execute("CREATE TABLE copied (PRIMARY KEY (id)) SELECT id, name, qty * 2 AS qty2 FROM base "
+                        "WHERE id <= 10", db)
+        mariadb.execute("UPDATE copied SET name = 'changed' WHERE id = 5", db)
+        mariadb.execute("CREATE TABLE twin LIKE base", db)
+        mariadb.execute("INSERT INTO twin SELECT * FROM base WHERE id > 15", db)
+        mariadb.execute("DELETE FROM twin WHERE id = 16", db)
+        mariadb.execute("CREATE TABLE empty_one (id INT PRIMARY KEY, v INT)", db)  # no row yet
+        caught_up(config, mariadb, capture)
+        run_merge(spark, config)
+        for table in ("fresh", "copied", "twin"):
+            assert lake_rows(spark, config, db, table) == source_rows(mariadb, db, table), table
+        assert lake_columns(spark, config, db, "copied") == ["id", "name", "qty2"]
+        lake = Lake.from_config(config)
+        assert not is_delta_table(spark, lake.uri(table_key(db, "empty_one")))
+        # later changes, the still empty table's first rows, and a DROP + re-CREATE of a born table
+        mariadb.execute("INSERT INTO empty_one VALUES (1, 10), (2, 20)", db)
+        mariadb.execute("UPDATE fresh SET n = n + 100", db)
+        mariadb.execute("DROP TABLE twin", db)
+        mariadb.execute("CREATE TABLE twin (id INT PRIMARY KEY, other VARCHAR(5))", db)
+        mariadb.execute("INSERT INTO twin VALUES (7, 'x')", db)
+        caught_up(config, mariadb, capture)
+        run_merge(spark, config)
+    finally:
+        capture.stop()
+    for table in ("fresh", "copied", "twin", "empty_one", "base"):
+        assert lake_rows(spark, config, db, table) == source_rows(mariadb, db, table), table
+    assert lake_columns(spark, config, db, "twin") == ["id", "other"]
+    states = {(r.source_table, r.state) for r in table_rows(lake, _targets(config, mariadb, db))}
+    assert {("fresh", "joined"), ("copied", "joined"), ("twin", "joined"), ("empty_one", "joined"),
+            ("base", "joined")} <= states
+
+
+def _targets(config: PipelineConfig, mariadb: LocalMariaDB, db: str) -> list[Any]:
+    from binlake.rules import TableMapping
+
+    mapping = TableMapping.parse(config.table_mappings)
+    names = [str(r[0]) for r in mariadb.execute(f"SHOW TABLES FROM `{db}`")]
+    return [t for n in names if (t := mapping.target_for(db, n)) is not None]
+
+
+def test_a_table_without_full_load_or_create_in_the_change_log_waits_and_says_so(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    config, capture = started(mariadb, source_db, lake_dir, make_config, spark)
+    try:
+        conn = mariadb.connect(source_db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION sql_log_bin = 0")  # as if it predates the capture
+                cur.execute("CREATE TABLE hidden (id INT PRIMARY KEY, v INT)")
+                cur.execute("INSERT INTO hidden VALUES (1, 1), (2, 2)")
+        finally:
+            conn.close()
+        mariadb.execute("INSERT INTO hidden VALUES (3, 3)", source_db)  # logged: the merge sees the table
+        caught_up(config, mariadb, capture)
+        run_merge(spark, config)
+    finally:
+        capture.stop()
+    lake = Lake.from_config(config)
+    assert not is_delta_table(spark, lake.uri(table_key(source_db, "hidden")))  # never a partial table
+    text = render_text(pipeline_status(config))
+    assert "WAITING FOR A FULL LOAD" in text and f"{source_db}.hidden" in text
+    assert "full_load.py" in text
+    (row,) = [r for r in table_rows(lake, _targets(config, mariadb, source_db)) if r.source_table == "hidden"]
+    assert row.state == "not loaded"
