@@ -31,9 +31,15 @@ Semantics (as in DMS):
   actions ``rename`` (``value``), ``remove-column``, ``add-prefix``/``remove-prefix``/
   ``replace-prefix`` (``value``, ``old-value``), ``add-suffix``/``remove-suffix``/
   ``replace-suffix``, ``convert-lowercase``, ``convert-uppercase``.
-* ``table-settings`` rules (DMS load tuning) are accepted and ignored. Anything else — selection
-  ``filters``, ``add-column``, ``change-data-type`` — is refused with a :class:`RuleError`, because
-  silently ignoring it would replicate something the user did not ask for.
+* Source filters: an ``include`` rule's ``filters`` (:mod:`binlake.rowfilter`: ``eq``, ``noteq``,
+  ``lte``/``ste``, ``gte``, ``between``, ``notbetween``, ``null``, ``notnull``; OR within a filter,
+  AND between filters) become the :attr:`TableTarget.row_filter` of every table the rule selects.
+  A table selected by a filtered rule and by another include rule is refused (which rows would it
+  hold?), as are filters on ``exclude``/``explicit`` rules (DMS applies them to ``include`` only).
+* ``table-settings`` rules (DMS load tuning) are accepted and ignored. Anything else —
+  ``add-column``, ``change-data-type``, other rule types — is refused with a :class:`RuleError`
+  naming the rule and the part, because silently ignoring it would replicate something the user
+  did not ask for.
 
 This module is pure: no I/O.
 """
@@ -45,6 +51,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+from binlake.rowfilter import FilterError, RowFilter
 
 
 class RuleError(ValueError):
@@ -165,6 +173,7 @@ class SelectionRule:
     schema: str
     table: str
     action: str
+    row_filter: RowFilter | None = None
 
     def matches_schema(self, schema: str) -> bool:
         return self.schema == schema if self.action == "explicit" else matches(self.schema, schema)
@@ -204,6 +213,8 @@ class TableTarget:
     schema: str
     table: str
     column_rules: tuple[TransformationRule, ...] = field(default=(), repr=False)
+    row_filter: RowFilter | None = None
+    """The rows replicated (``None``: all); source column names (see :mod:`binlake.rowfilter`)."""
 
     def column_name(self, source_column: str) -> str | None:
         """The target name of a source column, or ``None`` when a rule removes it."""
@@ -255,15 +266,21 @@ def _parse_selection(rule: Mapping[str, Any], rule_id: int, where: str) -> Selec
     action = rule.get("rule-action")
     if action not in _SELECTION_ACTIONS:
         raise RuleError(f"{where}: selection rule-action must be one of {sorted(_SELECTION_ACTIONS)}, got {action!r}")
-    if rule.get("filters"):
-        raise RuleError(f"{where}: selection filters (row filtering) are not supported; remove 'filters'")
+    row_filter = None
+    if rule.get("filters") not in (None, []):  # DMS: a selection rule may have no filters
+        if action != "include":
+            raise RuleError(f"{where}: filters apply to rule-action 'include' only (as in DMS), not {action!r}")
+        try:
+            row_filter = RowFilter.parse(rule["filters"], where)
+        except FilterError as exc:
+            raise RuleError(str(exc)) from None
     if action == "explicit":  # literal names: no wildcard syntax to check
         schema, table = _literal(rule, "schema-name", where), _literal(rule, "table-name", where)
         if "%" in schema or "%" in table:
             raise RuleError(f"{where}: an explicit selection rule names one table and cannot use % wildcards")
     else:
         schema, table = _locator(rule, "schema-name", where), _locator(rule, "table-name", where)
-    return SelectionRule(rule_id, schema, table, action)
+    return SelectionRule(rule_id, schema, table, action, row_filter)
 
 
 def _parse_transformation(rule: Mapping[str, Any], rule_id: int, where: str) -> TransformationRule:
@@ -316,6 +333,17 @@ class TableMapping:
         hits = [rule for rule in self.selections if rule.matches(schema, table)]
         return bool(hits) and all(rule.action != "exclude" for rule in hits)
 
+    def row_filter(self, schema: str, table: str) -> RowFilter | None:
+        """The source filter of a selected table (``None``: every row); :class:`RuleError` when a
+        filtered rule and another include rule both select it."""
+        hits = [rule for rule in self.selections if rule.action != "exclude" and rule.matches(schema, table)]
+        filtered = [rule for rule in hits if rule.row_filter is not None]
+        if filtered and len(hits) > 1:
+            names = ", ".join(f"rule-id {rule.rule_id}" for rule in hits)
+            raise RuleError(f"{schema}.{table} is selected by several include rules ({names}) and at least one has "
+                            "filters: which rows to replicate is ambiguous; select a filtered table with one rule")
+        return filtered[0].row_filter if filtered else None
+
     def schema_may_match(self, schema: str) -> bool:
         """Cheap pre-filter: could any table of ``schema`` be selected?"""
         return any(r.action != "exclude" and r.matches_schema(schema) for r in self.selections)
@@ -343,4 +371,5 @@ class TableMapping:
             schema=self._renamed("schema", schema, schema),
             table=self._renamed("table", table, schema, table),
             column_rules=column_rules,
+            row_filter=self.row_filter(schema, table),
         )

@@ -31,7 +31,8 @@ from binlake.lake import Lake, table_key, tombstones_key
 from binlake.merge import scd2, tombstones
 from binlake.merge.ddlstep import DdlApplier
 from binlake.merge.decode import decode, expand, latest_per_key
-from binlake.merge.layout import SCD2_COLUMNS, Layout, layouts_union, plan_evolution
+from binlake.merge.filtering import bind_to_layout, outside_as_delete
+from binlake.merge.layout import SCD2_COLUMNS, Layout, LayoutColumn, layouts_union, plan_evolution
 from binlake.merge.metrics import JOINED, MERGED, TableMetrics, lag
 from binlake.merge.plan import DdlStep, RowsStep, Step, StepTxn, plan_steps, step_txn
 from binlake.merge.renames import mark_gone
@@ -47,6 +48,7 @@ from binlake.merge.target import (
 )
 from binlake.merge.txn import committed_version
 from binlake.merge.upsert import MergeCounts, merge_changes
+from binlake.rowfilter import BoundFilter
 from binlake.rules import TableMapping
 from binlake.snapshot.delta import CHANGE_DATA_FEED, change_data_feed_blockers
 
@@ -199,15 +201,19 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, txn: StepTxn) -> 
     if step.before_lsn is not None:
         rows = rows.filter(lsn < F.lit(step.before_lsn))
     decoded = decode(expand(rows, key), columns, optional)
+    row_filter = _row_filter(run, columns, optional)
+    if row_filter is not None:  # an upsert outside the table's source filter deletes its key
+        decoded = outside_as_delete(decoded, row_filter)
+    deletes = bool(step.deletes) or row_filter is not None
     tomb_path = ctx.lake.uri(tombstones_key(run.name.schema, run.name.table))
     table_columns = list(run.table.columns)
     reduced = latest_per_key(decoded, key).persist()
     tombs = tombstones.read(ctx.spark, tomb_path, key)
-    if tombs is not None and step.deletes:  # as before the step: a replay finds its own appended
+    if tombs is not None and deletes:  # as before the step: a replay finds its own appended
         tombs = tombstones.excluding_own(tombs, reduced, key)
     history = scd2.history_source(ctx.spark, run.path, decoded, key, tombs) if run.scd2 else None
     try:
-        if step.deletes:  # before the MERGE: a committed step always has its tombstones
+        if deletes:  # before the MERGE: a committed step always has its tombstones
             key_fields = [(k, _type_of(run.table, k)) for k in key]
             tombstones.ensure_table(ctx.spark, tomb_path, key_fields)
             tombstones.record_deletes(ctx.spark, tomb_path, reduced, key)
@@ -224,6 +230,16 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, txn: StepTxn) -> 
         reduced.unpersist()
     run.counts = run.counts + counts
     run.commit_done(txn.version)
+
+
+def _row_filter(run: _Run, columns: Sequence[LayoutColumn], optional: set[str]) -> BoundFilter | None:
+    """The table's DMS source filter bound to the step's decoded columns (``None``: no filter)."""
+    name = run.name
+    target = run.ctx.mapping.target_for(name.source_schema, name.source_table)
+    if target is None or target.row_filter is None:
+        return None
+    lake_names = {c: target.column_name(c) for c in target.row_filter.columns}
+    return bind_to_layout(target.row_filter, lake_names, columns, optional, name.qualified)
 
 
 _RANGE_TYPES = {"tinyint", "smallint", "int", "bigint", "string"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from binlake.names import check_distinct_targets
+from binlake.rowfilter import BoundFilter, mariadb_sql
 from binlake.rules import TableMapping, TableTarget
 from binlake.source import Connection
 from binlake.typemap import ColumnType, column_type_from_information_schema
@@ -41,6 +42,14 @@ class SourceTable:
     engine: str
     estimated_rows: int
     estimated_bytes: int
+    row_filter: BoundFilter | None = None
+    """The rule's source filter bound to the columns (``None``: every row is replicated)."""
+
+    @property
+    def filter_sql(self) -> str | None:
+        """The source filter as a MariaDB predicate over this table's columns (``None``: no filter);
+        every source read of the table (full load, resync, validation) ANDs it to its chunk."""
+        return None if self.row_filter is None else mariadb_sql(self.row_filter)
 
     @property
     def schema(self) -> str:
@@ -99,7 +108,8 @@ def primary_key(conn: Connection, schema: str, table: str) -> tuple[str, ...]:
 def describe_table(
     conn: Connection, target: TableTarget, engine: str = "", estimated_rows: int = 0, estimated_bytes: int = 0
 ) -> SourceTable:
-    """Columns (after remove/rename rules) and primary key of one selected table."""
+    """Columns (after remove/rename rules), primary key and bound source filter of one selected table
+    (:class:`ValueError` for a filter the table's columns cannot take)."""
     columns: list[SourceColumn] = []
     types: dict[str, ColumnType] = {}
     key = primary_key(conn, target.source_schema, target.source_table)
@@ -118,6 +128,9 @@ def describe_table(
     if duplicates:
         raise ValueError(f"{target.source_schema}.{target.source_table}: transformation rules give several "
                          f"columns the same name {duplicates}")
+    by_source = {c.name: (c.name, c.type) for c in columns}
+    row_filter = None if target.row_filter is None else target.row_filter.bind(
+        by_source.get, f"{target.source_schema}.{target.source_table}")
     return SourceTable(
         target=target,
         columns=tuple(columns),
@@ -126,6 +139,7 @@ def describe_table(
         engine=engine,
         estimated_rows=estimated_rows,
         estimated_bytes=estimated_bytes,
+        row_filter=row_filter,
     )
 
 

@@ -10,7 +10,8 @@ it runs the one statement of :func:`chunk_query`, in the same transaction::
 
     SELECT _s.*, _b.* FROM
       (SELECT @binlake_snap_file, @binlake_snap_lsn, @binlake_read_ts) AS _s     -- one row
-      LEFT JOIN (SELECT 1 AS _binlake_hit, <expr> AS c0, … FROM `db`.`t` WHERE <chunk predicate>) AS _b
+      LEFT JOIN (SELECT 1 AS _binlake_hit, <expr> AS c0, … FROM `db`.`t`
+                 WHERE <chunk predicate> [AND <source filter>]) AS _b
       ON TRUE
 
 So the rows and the position come from one consistent snapshot: the position is exactly the
@@ -153,8 +154,14 @@ def chunk_query(table: SourceTable, predicate: str) -> str:
     for index, column in enumerate(table.columns):
         exprs.append(f"{source_select_sql(column.type, quote_identifier(column.name))} AS {column_alias(index)}")
     source = f"{quote_identifier(table.schema)}.{quote_identifier(table.name)}"
-    inner = f"SELECT {', '.join(exprs)} FROM {source} WHERE {predicate}"
+    inner = f"SELECT {', '.join(exprs)} FROM {source} WHERE {filtered(table, predicate)}"
     return with_snapshot_position(inner, "_binlake_chunk")
+
+
+def filtered(table: SourceTable, predicate: str) -> str:
+    """``predicate`` (a chunk's) AND the table's source filter, when it has one: the rows of the
+    chunk that the selection rule replicates (:mod:`binlake.rowfilter`)."""
+    return predicate if table.filter_sql is None else f"({predicate}) AND {table.filter_sql}"
 
 
 def with_snapshot_position(inner: str, alias: str) -> str:

@@ -25,7 +25,7 @@ from binlake.capture.history import source_epoch
 from binlake.chunks import quote_identifier
 from binlake.config import PipelineConfig
 from binlake.snapshot.discovery import SourceTable
-from binlake.snapshot.reading import SNAP_LSN, jdbc_source, with_snapshot_position
+from binlake.snapshot.reading import SNAP_LSN, filtered, jdbc_source, with_snapshot_position
 from binlake.snapshot.watermark import snapshot_jdbc
 from binlake.validation.canonical import lake_row_hash_sql, source_row_hash_sql, spark_column
 
@@ -47,10 +47,12 @@ EMPTY = ChunkSum(0, 0)
 
 def source_sum_query(table: SourceTable, predicate: str) -> str:
     """The parenthesised, aliased statement (Spark's ``dbtable``) giving one chunk's snapshot lsn,
-    row count and hash sum (as text: it may exceed 64 bits)."""
+    row count and hash sum (as text: it may exceed 64 bits); only the rows the table's source filter
+    keeps count (the lake holds no others)."""
     row_hash = source_row_hash_sql([(c.type, quote_identifier(c.name)) for c in table.columns])
     source = f"{quote_identifier(table.schema)}.{quote_identifier(table.name)}"
-    inner = f"SELECT COUNT(*) AS {ROWS}, CAST(SUM({row_hash}) AS CHAR) AS {SUM} FROM {source} WHERE {predicate}"
+    inner = (f"SELECT COUNT(*) AS {ROWS}, CAST(SUM({row_hash}) AS CHAR) AS {SUM} FROM {source} "
+             f"WHERE {filtered(table, predicate)}")
     return with_snapshot_position(inner, "_binlake_sums")
 
 
