@@ -39,10 +39,10 @@ from binlake.lake import Lake, table_key, tombstones_key
 from binlake.merge import tombstones
 from binlake.merge.handoff import joined_load, read_handoff
 from binlake.merge.heartbeat import write_heartbeat
-from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN
+from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN, Evolution, is_metadata_column, normalize_spark_type
 from binlake.merge.sql import col, quote
 from binlake.merge.summary import TableName
-from binlake.merge.target import TargetTable, is_delta_table
+from binlake.merge.target import TargetTable, apply_evolution, is_delta_table
 from binlake.merge.txn import committed_version, idempotent
 from binlake.merge.upsert import MergeCounts
 from binlake.progress import read_progress
@@ -116,6 +116,34 @@ def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target:
     finally:
         rows.unpersist()
     return AppliedChunk(chunk.index, applied_at, counts.inserted, counts.updated, counts.deleted)
+
+
+def chunk_evolution(lake_columns: dict[str, str], chunk_columns: dict[str, str]) -> Evolution:
+    """The columns to add (the chunk's ``{name: spark type}`` the lake lacks) and drop (the lake's
+    source columns the chunk lacks) so the lake table has the chunk's columns (pure; names compared
+    case-insensitively, types of common columns left alone)."""
+    lake = {name.lower() for name in lake_columns}
+    chunk = {name.lower() for name in chunk_columns}
+    return Evolution(drops=tuple(n for n in lake_columns if n.lower() not in chunk),
+                     adds=tuple((n, t) for n, t in chunk_columns.items() if n.lower() not in lake))
+
+
+def evolve_to_chunk(spark: SparkSession, table: TargetTable, chunk: ResyncChunk, data: DataFrame) -> bool:
+    """Give the lake table the chunk's columns when the chunk was read after the table's last
+    schema change (``chunk.lsn > schemaLsn``): every change of the table up to the chunk's lsn is
+    merged (the chunk is due), so a column only the source has at that lsn is one no row has
+    brought yet — a table another was renamed onto (an online schema change's swap), an ADD COLUMN
+    without later rows — and one only the lake has is gone at the source. Idempotent (a diff)."""
+    assert chunk.lsn is not None
+    if chunk.lsn <= table.schema_lsn:
+        return False
+    columns = {f.name: normalize_spark_type(f.dataType.simpleString()) for f in data.schema.fields
+               if not is_metadata_column(f.name)}
+    evolution = chunk_evolution(table.source_columns, columns)
+    if evolution.empty:
+        return False
+    log.info("%s: columns of resync chunk %d (lsn %d): %s", table.path, chunk.index, chunk.lsn, evolution)
+    return apply_evolution(spark, table, evolution)
 
 
 def _aligned(data: DataFrame, columns: dict[str, str]) -> DataFrame:
@@ -210,9 +238,10 @@ class ResyncApplier:
         if not is_delta_table(self.spark, path):
             return 0
         for chunk in due:
-            target = self._target(resync, chunk, path)
             assert chunk.data is not None
             data = self.spark.read.parquet(self.lake.uri(chunk.data))
+            evolve_to_chunk(self.spark, TargetTable.load(self.spark, path), chunk, data)
+            target = self._target(resync, chunk, path)
             done = apply_chunk(self.spark, resync, chunk, target, data, self.clock())
             applied = applied.with_chunk(done)
             store.write_applied(self.lake, resync, applied)

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
+from capture_support import CaptureThread
 from conftest import include_schema_rules
 from merge_helpers import run_merge
+from stream_tables import caught_up, lake_columns, lake_rows, selected, source_rows
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
@@ -25,37 +26,6 @@ from binlake.status import pipeline_status, render_text
 from binlake.tables import table_rows
 
 pytestmark = pytest.mark.spark
-
-
-def caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
-    """Wait until the capture's checkpoint is at the binlog end (a write elsewhere moves it on)."""
-    end = master_position(mariadb)
-    mariadb.execute("CREATE DATABASE IF NOT EXISTS beats")
-    mariadb.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
-
-    def reached() -> bool:
-        if capture.error is not None or checkpoint_reached(config, end)():
-            return True
-        mariadb.execute("INSERT INTO beats.beat VALUES ()")
-        return False
-
-    wait_for(reached, 60, "the capture to reach the binlog end")
-    assert capture.error is None
-
-
-def source_rows(mariadb: LocalMariaDB, db: str, table: str) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in mariadb.execute(f"SELECT * FROM `{table}` ORDER BY 1", db)]
-
-
-def lake_rows(spark: Any, config: PipelineConfig, db: str, table: str) -> list[tuple[Any, ...]]:
-    frame = spark.read.format("delta").load(Lake.from_config(config).uri(table_key(db, table)))
-    names = [f"`{c}`" for c in frame.columns if not c.startswith("_binlake_")]
-    return [tuple(r) for r in frame.select(*names).orderBy(names[0]).collect()]
-
-
-def lake_columns(spark: Any, config: PipelineConfig, db: str, table: str) -> list[str]:
-    frame = spark.read.format("delta").load(Lake.from_config(config).uri(table_key(db, table)))
-    return [c for c in frame.columns if not c.startswith("_binlake_")]
 
 
 BASE = "CREATE TABLE base (id INT PRIMARY KEY, name VARCHAR(20), qty INT)"
@@ -114,17 +84,9 @@ def test_tables_created_while_replicating_are_born_in_the_lake_and_exact(
     for table in ("fresh", "copied", "twin", "empty_one", "base"):
         assert lake_rows(spark, config, db, table) == source_rows(mariadb, db, table), table
     assert lake_columns(spark, config, db, "twin") == ["id", "other"]
-    states = {(r.source_table, r.state) for r in table_rows(lake, _targets(config, mariadb, db))}
+    states = {(r.source_table, r.state) for r in table_rows(lake, selected(config, mariadb, db))}
     assert {("fresh", "joined"), ("copied", "joined"), ("twin", "joined"), ("empty_one", "joined"),
             ("base", "joined")} <= states
-
-
-def _targets(config: PipelineConfig, mariadb: LocalMariaDB, db: str) -> list[Any]:
-    from binlake.rules import TableMapping
-
-    mapping = TableMapping.parse(config.table_mappings)
-    names = [str(r[0]) for r in mariadb.execute(f"SHOW TABLES FROM `{db}`")]
-    return [t for n in names if (t := mapping.target_for(db, n)) is not None]
 
 
 def test_a_table_without_full_load_or_create_in_the_change_log_waits_and_says_so(
@@ -150,5 +112,5 @@ def test_a_table_without_full_load_or_create_in_the_change_log_waits_and_says_so
     text = render_text(pipeline_status(config))
     assert "WAITING FOR A FULL LOAD" in text and f"{source_db}.hidden" in text
     assert "full_load.py" in text
-    (row,) = [r for r in table_rows(lake, _targets(config, mariadb, source_db)) if r.source_table == "hidden"]
+    (row,) = [r for r in table_rows(lake, selected(config, mariadb, source_db)) if r.source_table == "hidden"]
     assert row.state == "not loaded"

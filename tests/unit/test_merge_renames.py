@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from binlake.merge.birth import birth_record, first_layout
+from binlake.merge.layout import Evolution
 from binlake.merge.plan import DdlStep, plan_steps
 from binlake.merge.renames import (
     CONTINUED,
@@ -17,6 +18,7 @@ from binlake.merge.renames import (
     mark_gone,
     rename_pairs,
 )
+from binlake.merge.resync import chunk_evolution
 from binlake.merge.summary import DdlRecord, LayoutGroup, TableChanges, TableName
 from binlake.rules import TableMapping
 
@@ -114,3 +116,10 @@ def test_first_layout_is_the_earliest_row_after_the_birth() -> None:
     layout = first_layout(groups, after_lsn=10)
     assert layout is not None and layout.names == ("id",)
     assert first_layout(groups, after_lsn=60) is None
+
+
+def test_a_chunk_read_after_a_swap_brings_the_new_tables_columns() -> None:
+    lake = {"id": "int", "name": "string", "gone": "int"}
+    chunk = {"id": "int", "NAME": "string", "status": "string"}
+    assert chunk_evolution(lake, chunk) == Evolution(drops=("gone",), adds=(("status", "string"),))
+    assert chunk_evolution(chunk, chunk).empty

@@ -1,0 +1,149 @@
+"""Online schema change swaps while replication runs (real MariaDB + capture + Spark + Delta): the
+statement sequences of gh-ost and pt-online-schema-change run in SQL — helper table, ALTER, chunked
+``INSERT IGNORE … SELECT`` copies, changes to the original and the helper table during the copy
+(gh-ost applies them itself, pt-osc through real triggers), the one-statement ``RENAME TABLE`` swap,
+the DROP of the old table — and afterwards the lake's ``t`` equals the source's new ``t`` (its new
+column and every value) without a reload by hand, whether the helper tables are selected or not.
+
+The capture runs in a thread; the merge runs in-process with ``availableNow`` (its automatic resync
+runner delivers at the end of each run; the next run applies the chunks once they are due).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from capture_support import CaptureThread
+from conftest import include_schema_rules
+from merge_helpers import run_merge
+from stream_tables import caught_up, lake_columns, lake_rows, source_rows
+
+from binlake.config import PipelineConfig
+from binlake.devdb import LocalMariaDB
+from binlake.lake import Lake, table_key
+from binlake.merge.target import is_delta_table
+
+pytestmark = pytest.mark.spark
+
+T = "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20), qty INT)"
+
+
+def replicating(mariadb: LocalMariaDB, db: str, lake_dir: Path, make_config: Any, spark: Any,
+                tables: str) -> tuple[PipelineConfig, CaptureThread]:
+    """The capture on ``db.<tables>`` from the binlog end; ``t`` created (born in the stream) with 40
+    rows and joined by a first merge."""
+    config: PipelineConfig = make_config(
+        lake_dir, include_schema_rules(db, tables), capture={"flush_seconds": 0.2},
+        merge={"optimize_every_batches": 0, "max_files_per_batch": 1000, "trigger_seconds": 1})
+    capture = CaptureThread(config).start()
+    caught_up(config, mariadb, capture)
+    mariadb.execute(T, db)
+    mariadb.execute("INSERT INTO t VALUES " + ",".join(f"({i}, 'n{i}', {i})" for i in range(1, 41)), db)
+    caught_up(config, mariadb, capture)
+    run_merge(spark, config)
+    return config, capture
+
+
+def gh_ost(mariadb: LocalMariaDB, db: str) -> None:
+    """gh-ost's statements (its own comments kept), with the row changes it applies to the ghost."""
+    run = lambda sql: mariadb.execute(sql, db)  # noqa: E731
+    run(f"create /* gh-ost */ table `{db}`.`_t_ghc` (id bigint auto_increment, last_update timestamp not null "
+        "default current_timestamp on update current_timestamp, hint varchar(64) charset ascii not null, "
+        "value varchar(4096) charset ascii not null, primary key(id), unique key hint_uidx(hint))")
+    run(f"create /* gh-ost */ table `{db}`.`_t_gho` like `{db}`.`t`")
+    run(f"alter /* gh-ost */ table `{db}`.`_t_gho` add column status varchar(10) not null default 'new'")
+    run(f"insert /* gh-ost */ into `{db}`.`_t_ghc` (id, hint, value) values (2, 'state', 'migrating')")
+    copy = (f"insert /* gh-ost `{db}`.`t` */ ignore into `{db}`.`_t_gho` (`id`, `name`, `qty`) "
+            f"(select `id`, `name`, `qty` from `{db}`.`t` force index (`PRIMARY`) where ((`id` >= %s)) and "
+            "((`id` <= %s)) lock in share mode)")
+    run(copy % (1, 20))
+    # changes to t during the copy, applied to the ghost by gh-ost from the binlog
+    run("UPDATE t SET qty = qty + 100 WHERE id IN (3, 25)")
+    run(f"update /* gh-ost */ `{db}`.`_t_gho` set `id`=3, `name`='n3', `qty`=103 where ((`id` = 3))")
+    run("DELETE FROM t WHERE id IN (4, 30)")
+    run(f"delete /* gh-ost */ from `{db}`.`_t_gho` where ((`id` = 4))")
+    run("INSERT INTO t VALUES (50, 'fifty', 50)")
+    run(f"replace /* gh-ost */ into `{db}`.`_t_gho` (`id`, `name`, `qty`) values (50, 'fifty', 50)")
+    run("UPDATE _t_gho SET status = 'vip' WHERE id IN (5, 50)")  # the ghost's own column changes too
+    run(copy % (21, 50))
+    run(f"rename /* gh-ost */ table `{db}`.`t` to `{db}`.`_t_del`, `{db}`.`_t_gho` to `{db}`.`t`")
+    run("UPDATE t SET qty = -7, status = 'after' WHERE id = 7")  # the new t changes after the swap
+    run(f"drop /* gh-ost */ table if exists `{db}`.`_t_del`")
+    run(f"drop /* gh-ost */ table if exists `{db}`.`_t_ghc`")
+
+
+def pt_osc(mariadb: LocalMariaDB, db: str) -> None:
+    """pt-online-schema-change's statements: new table, ALTER, three real triggers, chunked copy
+    while t changes, the swap, the drops."""
+    run = lambda sql: mariadb.execute(sql, db)  # noqa: E731
+    run(f"CREATE TABLE `{db}`.`_t_new` LIKE `{db}`.`t`")
+    run(f"ALTER TABLE `{db}`.`_t_new` ADD COLUMN status VARCHAR(10) NOT NULL DEFAULT 'new'")
+    run(f"CREATE TRIGGER `pt_osc_{db}_t_del` AFTER DELETE ON `{db}`.`t` FOR EACH ROW DELETE IGNORE FROM "
+        f"`{db}`.`_t_new` WHERE `{db}`.`_t_new`.`id` <=> OLD.`id`")
+    run(f"CREATE TRIGGER `pt_osc_{db}_t_upd` AFTER UPDATE ON `{db}`.`t` FOR EACH ROW BEGIN DELETE IGNORE FROM "
+        f"`{db}`.`_t_new` WHERE !(OLD.`id` <=> NEW.`id`) AND `{db}`.`_t_new`.`id` <=> OLD.`id`; REPLACE INTO "
+        f"`{db}`.`_t_new` (`id`, `name`, `qty`) VALUES (NEW.`id`, NEW.`name`, NEW.`qty`); END")
+    run(f"CREATE TRIGGER `pt_osc_{db}_t_ins` AFTER INSERT ON `{db}`.`t` FOR EACH ROW REPLACE INTO "
+        f"`{db}`.`_t_new` (`id`, `name`, `qty`) VALUES (NEW.`id`, NEW.`name`, NEW.`qty`)")
+    copy = (f"INSERT LOW_PRIORITY IGNORE INTO `{db}`.`_t_new` (`id`, `name`, `qty`) SELECT `id`, `name`, `qty` "
+            f"FROM `{db}`.`t` FORCE INDEX(`PRIMARY`) WHERE ((`id` >= '%s')) AND ((`id` <= '%s')) "
+            "LOCK IN SHARE MODE /*pt-online-schema-change copy nibble*/")
+    run(copy % (1, 20))
+    run("UPDATE t SET qty = qty + 100 WHERE id IN (3, 25)")   # the triggers copy these to _t_new
+    run("DELETE FROM t WHERE id IN (4, 30)")
+    run("INSERT INTO t VALUES (50, 'fifty', 50)")
+    run("UPDATE _t_new SET status = 'vip' WHERE id IN (5, 50)")
+    run(copy % (21, 50))
+    run(f"RENAME TABLE `{db}`.`t` TO `{db}`.`_t_old`, `{db}`.`_t_new` TO `{db}`.`t`")
+    run("UPDATE t SET qty = -7, status = 'after' WHERE id = 7")
+    run(f"DROP TABLE IF EXISTS `{db}`.`_t_old`")
+    for kind in ("del", "upd", "ins"):
+        run(f"DROP TRIGGER IF EXISTS `{db}`.`pt_osc_{db}_t_{kind}`")
+
+
+def swap_and_check(mariadb: LocalMariaDB, db: str, config: PipelineConfig, capture: CaptureThread, spark: Any,
+                   swap: Any) -> None:
+    try:
+        swap(mariadb, db)
+        caught_up(config, mariadb, capture)
+        run_merge(spark, config)  # applies the swap, requests the resync; the runner delivers its chunks
+        caught_up(config, mariadb, capture)
+        run_merge(spark, config)  # the chunks are due now: applied
+    finally:
+        capture.stop()
+    assert lake_columns(spark, config, db, "t") == ["id", "name", "qty", "status"]
+    expected = source_rows(mariadb, db, "t")
+    assert ("vip" in {r[3] for r in expected}) and (7, "n7", -7, "after") in expected
+    assert lake_rows(spark, config, db, "t") == expected
+
+
+@pytest.mark.slow
+def test_gh_ost_swap_without_the_ghost_table_selected(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    config, capture = replicating(mariadb, source_db, lake_dir, make_config, spark, "t")
+    swap_and_check(mariadb, source_db, config, capture, spark, gh_ost)
+    lake = Lake.from_config(config)
+    assert not is_delta_table(spark, lake.uri(table_key(source_db, "_t_gho")))
+
+
+@pytest.mark.slow
+def test_gh_ost_swap_with_the_ghost_table_selected(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    config, capture = replicating(mariadb, source_db, lake_dir, make_config, spark, "%")
+    swap_and_check(mariadb, source_db, config, capture, spark, gh_ost)
+    for helper in ("_t_gho", "_t_del", "_t_ghc"):  # gone from the source: empty in the lake (as DROP TABLE)
+        assert lake_rows(spark, config, source_db, helper) == [], helper
+
+
+@pytest.mark.slow
+def test_pt_online_schema_change_swap(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    config, capture = replicating(mariadb, source_db, lake_dir, make_config, spark, "%")
+    swap_and_check(mariadb, source_db, config, capture, spark, pt_osc)
+    for helper in ("_t_new", "_t_old"):
+        assert lake_rows(spark, config, source_db, helper) == [], helper
