@@ -343,15 +343,19 @@ class TransactionAssembler:
         # MySQL 8: "CREATE TABLE … START TRANSACTION") — its rows follow, and its XID commits them together
 
     def _ddl_tables(self, statement: ddl.Statement) -> list[tuple[ddl.TableRef, Any]]:
-        """(source table, target) for each selected table the DDL touches, in statement order, each
-        once. A rename gives a record to every selected name of its pairs — the old name (renamed
-        away) and the new one (another table renamed onto it: an online schema change's swap) — so
-        the merge sees the statement with each lake table it concerns (binlake.merge.renames)."""
+        """(source table, target) for each lake table the DDL touches, in statement order, each once
+        (by its first selected name). A rename gives a record to every lake table of its pairs — the
+        old name's (renamed away) and the new name's (another table renamed onto it: an online
+        schema change's swap) — so the merge sees the statement with each lake table it concerns
+        (binlake.merge.renames); ``RENAME TABLE Foo TO foo`` onto the same lake table stays one
+        record (Foo's), so foo's records all follow Foo's (binlake.catalog.TableGuard)."""
         out = []
         named = (self.layouts.selected_in_schema(statement.database) if statement.verb == "DATABASE"
                  else [self.layouts.resolve(t) for t in statement.tables])  # lower_case_table_names
-        for table in dict.fromkeys(named):
+        lake_tables: set[tuple[str, str]] = set()
+        for table in named:
             target = self.layouts.target(table.schema, table.table)
-            if target is not None:
+            if target is not None and (target.schema, target.table) not in lake_tables:
+                lake_tables.add((target.schema, target.table))
                 out.append((table, target))
         return out

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread
+from capture_support import CaptureThread, write_config
 from conftest import include_schema_rules
 from merge_helpers import run_merge
 from stream_tables import caught_up, lake_columns, lake_rows, source_rows
+from test_merge_replay_kill import kill_after_commits
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
@@ -147,3 +148,28 @@ def test_pt_online_schema_change_swap(
     swap_and_check(mariadb, source_db, config, capture, spark, pt_osc)
     for helper in ("_t_new", "_t_old"):
         assert lake_rows(spark, config, source_db, helper) == [], helper
+
+
+@pytest.mark.slow
+def test_merge_killed_around_the_swap_still_converges(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, tmp_path: Path, make_config: Any, spark: Any
+) -> None:
+    """The merge process (``streaming/merge.py``) SIGKILLed right after each of its first new commits
+    to ``t``, ``_t_gho`` or ``_t_del`` — the ghost's birth and rows, the swap's wipe of the ghost, the
+    resync request's ``schemaLsn``, … — and restarted: the lake's ``t`` still equals the source's."""
+    config, capture = replicating(mariadb, source_db, lake_dir, make_config, spark, "%")
+    prefixes = tuple(f"{source_db}/{table}:" for table in ("t", "_t_gho", "_t_del"))
+    try:
+        gh_ost(mariadb, source_db)
+        caught_up(config, mariadb, capture)
+        killed = kill_after_commits(write_config(config, tmp_path / "merge.yaml"), lake_dir, tmp_path / "merge.log",
+                                    lambda commit: commit.startswith(prefixes), max_kills=6)
+        caught_up(config, mariadb, capture)
+        run_merge(spark, config)  # the resync's chunks are due now
+    finally:
+        capture.stop()
+    print(f"{len(killed)} kills:", *killed, sep="\n  ")
+    assert len(killed) >= 3
+    assert lake_columns(spark, config, source_db, "t") == ["id", "name", "qty", "status"]
+    assert lake_rows(spark, config, source_db, "t") == source_rows(mariadb, source_db, "t")
+    assert lake_rows(spark, config, source_db, "_t_gho") == []
