@@ -36,8 +36,11 @@ Semantics (as in DMS):
   AND between filters) become the :attr:`TableTarget.row_filter` of every table the rule selects.
   A table selected by a filtered rule and by another include rule is refused (which rows would it
   hold?), as are filters on ``exclude``/``explicit`` rules (DMS applies them to ``include`` only).
+* ``add-column`` (:mod:`binlake.addcolumn`: constants, ``$AR_H_COMMIT_TIMESTAMP``,
+  ``$AR_H_OPERATION``) adds :attr:`TableTarget.added_columns` to every table its locator matches,
+  in ``rule-id`` order; other expressions are refused by name.
 * ``table-settings`` rules (DMS load tuning) are accepted and ignored. Anything else —
-  ``add-column``, ``change-data-type``, other rule types — is refused with a :class:`RuleError`
+  ``change-data-type``, other rule actions and rule types — is refused with a :class:`RuleError`
   naming the rule and the part, because silently ignoring it would replicate something the user
   did not ask for.
 
@@ -46,13 +49,13 @@ This module is pure: no I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
+from binlake.addcolumn import AddColumnError, AddedColumn, parse_add_column
 from binlake.rowfilter import FilterError, RowFilter
+from binlake.wildcards import LocatorError, check_locator, matches
 
 
 class RuleError(ValueError):
@@ -61,67 +64,6 @@ class RuleError(ValueError):
 
 _SELECTION_ACTIONS = {"include", "exclude", "explicit"}
 _TARGETS = {"schema", "table", "column"}
-
-
-def _character_set(members: str, locator: str) -> str:
-    """The regular-expression class of the inside of a ``[...]`` wildcard (``ab``, ``a-d``, ``_``)."""
-    if members[0] in "^!":
-        raise RuleError(f"locator {locator!r}: [{members}] — negated sets are not DMS wildcards; list the "
-                        "characters to match instead")
-    parts: list[str] = []
-    i = 0
-    while i < len(members):
-        if i + 2 < len(members) and members[i + 1] == "-":
-            low, high = members[i], members[i + 2]
-            if low > high:
-                raise RuleError(f"locator {locator!r}: range [{low}-{high}] is empty ({low!r} sorts after {high!r})")
-            parts.append(f"{re.escape(low)}-{re.escape(high)}")
-            i += 3
-        else:
-            parts.append(re.escape(members[i]))
-            i += 1
-    return "[" + "".join(parts) + "]"
-
-
-@lru_cache(maxsize=1024)
-def _pattern(locator: str) -> re.Pattern[str]:
-    """The regular expression of a DMS locator; :class:`RuleError` for a malformed ``[...]``."""
-    out: list[str] = []
-    i = 0
-    while i < len(locator):
-        ch = locator[i]
-        if ch == "%":
-            out.append(".*")
-        elif ch == "_":
-            out.append(".")
-        elif ch == "[":
-            end = locator.find("]", i + 1)
-            if end < 0:
-                raise RuleError(f"locator {locator!r}: '[' at {i} opens a character set that is never closed "
-                                "(DMS reads [ab] as 'a or b'; a literal '[' is written [[])")
-            if end == i + 1:
-                raise RuleError(f"locator {locator!r}: '[]' is an empty character set")
-            out.append(_character_set(locator[i + 1:end], locator))
-            i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-def check_locator(locator: str) -> None:
-    """Raise :class:`RuleError` when ``locator`` is not a well-formed DMS wildcard pattern."""
-    _pattern(locator)
-
-
-def matches(locator: str, name: str) -> bool:
-    """Does DMS locator ``locator`` (wildcards ``%``, ``_``, ``[_]``, ``[ab]``, ``[a-d]``, see the module
-    docstring) match the whole of ``name``?
-
-    >>> matches("t[_]%", "t_1"), matches("t[_]%", "tx1"), matches("t_1", "tx1")
-    (True, False, True)
-    """
-    return _pattern(locator).fullmatch(name) is not None
 
 
 def _rename_action(action: str, rule: Mapping[str, Any], where: str) -> Callable[[str], str | None]:
@@ -215,6 +157,8 @@ class TableTarget:
     column_rules: tuple[TransformationRule, ...] = field(default=(), repr=False)
     row_filter: RowFilter | None = None
     """The rows replicated (``None``: all); source column names (see :mod:`binlake.rowfilter`)."""
+    added_columns: tuple[AddedColumn, ...] = ()
+    """Lake columns of ``add-column`` rules, after the source columns (see :mod:`binlake.addcolumn`)."""
 
     def column_name(self, source_column: str) -> str | None:
         """The target name of a source column, or ``None`` when a rule removes it."""
@@ -249,7 +193,7 @@ def _locator(rule: Mapping[str, Any], key: str, where: str, default: str | None 
         raise RuleError(f"{where}: object-locator.{key} is missing")
     try:
         check_locator(value)
-    except RuleError as exc:
+    except LocatorError as exc:
         raise RuleError(f"{where}: object-locator.{key}: {exc}") from None
     return value
 
@@ -298,11 +242,32 @@ def _parse_transformation(rule: Mapping[str, Any], rule_id: int, where: str) -> 
 
 
 @dataclass(frozen=True)
+class AddColumnRule:
+    """An ``add-column`` rule: the tables it applies to (wildcard locators) and the column."""
+
+    schema: str
+    table: str
+    column: AddedColumn
+
+    def matches(self, schema: str, table: str) -> bool:
+        return matches(self.schema, schema) and matches(self.table, table)
+
+
+def _parse_add_column(rule: Mapping[str, Any], rule_id: int, where: str) -> AddColumnRule:
+    try:
+        column = parse_add_column(rule, rule_id, where)
+    except AddColumnError as exc:
+        raise RuleError(str(exc)) from None
+    return AddColumnRule(_locator(rule, "schema-name", where), _locator(rule, "table-name", where, "%"), column)
+
+
+@dataclass(frozen=True)
 class TableMapping:
     """A parsed DMS table mapping. Build with :meth:`parse`."""
 
     selections: tuple[SelectionRule, ...]
     transformations: tuple[TransformationRule, ...]
+    additions: tuple[AddColumnRule, ...] = ()
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> TableMapping:
@@ -312,6 +277,7 @@ class TableMapping:
             raise RuleError("expected an object with a 'rules' list")
         selections: list[SelectionRule] = []
         transformations: list[TransformationRule] = []
+        additions: list[AddColumnRule] = []
         for index, rule in enumerate(rules):
             if not isinstance(rule, Mapping):
                 raise RuleError(f"rules[{index}]: expected an object")
@@ -320,6 +286,8 @@ class TableMapping:
             kind = rule.get("rule-type")
             if kind == "selection":
                 selections.append(_parse_selection(rule, rule_id, where))
+            elif kind == "transformation" and rule.get("rule-action") == "add-column":
+                additions.append(_parse_add_column(rule, rule_id, where))
             elif kind == "transformation":
                 transformations.append(_parse_transformation(rule, rule_id, where))
             elif kind != "table-settings":
@@ -327,7 +295,8 @@ class TableMapping:
         if not any(rule.action != "exclude" for rule in selections):
             raise RuleError("no selection rule includes any table: add a rule with rule-action 'include'")
         transformations.sort(key=lambda rule: rule.rule_id)
-        return cls(tuple(sorted(selections, key=lambda r: r.rule_id)), tuple(transformations))
+        return cls(tuple(sorted(selections, key=lambda r: r.rule_id)), tuple(transformations),
+                   tuple(sorted(additions, key=lambda r: r.column.rule_id)))
 
     def is_selected(self, schema: str, table: str) -> bool:
         hits = [rule for rule in self.selections if rule.matches(schema, table)]
@@ -343,6 +312,15 @@ class TableMapping:
             raise RuleError(f"{schema}.{table} is selected by several include rules ({names}) and at least one has "
                             "filters: which rows to replicate is ambiguous; select a filtered table with one rule")
         return filtered[0].row_filter if filtered else None
+
+    def added_columns(self, schema: str, table: str) -> tuple[AddedColumn, ...]:
+        """The ``add-column`` columns of a table, in rule-id order; :class:`RuleError` for two of one name."""
+        added = tuple(rule.column for rule in self.additions if rule.matches(schema, table))
+        names = [c.name.lower() for c in added]
+        if len(set(names)) < len(names):
+            raise RuleError(f"{schema}.{table}: several add-column rules add a column named "
+                            f"{sorted({n for n in names if names.count(n) > 1})}")
+        return added
 
     def schema_may_match(self, schema: str) -> bool:
         """Cheap pre-filter: could any table of ``schema`` be selected?"""
@@ -372,4 +350,5 @@ class TableMapping:
             table=self._renamed("table", table, schema, table),
             column_rules=column_rules,
             row_filter=self.row_filter(schema, table),
+            added_columns=self.added_columns(schema, table),
         )

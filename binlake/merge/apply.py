@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from binlake.addcolumn import AddedColumn
 from binlake.lake import Lake, table_key, tombstones_key
 from binlake.merge import scd2, tombstones
+from binlake.merge.addcolumns import check_lake_has, with_added, without_added
 from binlake.merge.ddlstep import DdlApplier
 from binlake.merge.decode import decode, expand, latest_per_key
 from binlake.merge.filtering import bind_to_layout, outside_as_delete
@@ -161,7 +163,7 @@ def _evolve(run: _Run, step: RowsStep, txn: StepTxn) -> bool:
     latest = step.latest
     if latest.max_lsn <= run.table.schema_lsn:
         return True
-    evolution = plan_evolution(run.table.source_columns, Layout.parse(latest.columns))
+    evolution = plan_evolution(without_added(run.table.source_columns, _added(run)), Layout.parse(latest.columns))
     if evolution.empty:
         return True
     if run.done(txn):
@@ -205,6 +207,10 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, txn: StepTxn) -> 
     if row_filter is not None:  # an upsert outside the table's source filter deletes its key
         decoded = outside_as_delete(decoded, row_filter)
     deletes = bool(step.deletes) or row_filter is not None
+    added = _added(run)
+    if added:  # add-column rules: their values in each change, assigned by the MERGE like source columns
+        check_lake_has(added, run.table.columns, run.name.qualified)
+        decoded, columns = with_added(decoded, columns, added)
     tomb_path = ctx.lake.uri(tombstones_key(run.name.schema, run.name.table))
     table_columns = list(run.table.columns)
     reduced = latest_per_key(decoded, key).persist()
@@ -230,6 +236,12 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, txn: StepTxn) -> 
         reduced.unpersist()
     run.counts = run.counts + counts
     run.commit_done(txn.version)
+
+
+def _added(run: _Run) -> tuple[AddedColumn, ...]:
+    """The table's ``add-column`` columns (:mod:`binlake.merge.addcolumns`)."""
+    target = run.ctx.mapping.target_for(run.name.source_schema, run.name.source_table)
+    return () if target is None else target.added_columns
 
 
 def _row_filter(run: _Run, columns: Sequence[LayoutColumn], optional: set[str]) -> BoundFilter | None:

@@ -5,7 +5,7 @@ in place (pure).
 :class:`DdlImpact`:
 
 * ``adds`` — columns added, each with the value every existing row gets (the constant default, NULL,
-  or the type's implicit default; :func:`binlake.merge.ddlcolumns.existing_row_value`), applied by
+  or the type's implicit default; :func:`binlake.merge.ddldefaults.existing_row_value`), applied by
   the merge to the rows older than the statement;
 * ``checks`` — conditions on the lake's values *before* the statement under which a ``MODIFY``/
   ``CHANGE`` keeps every stored value (no NULL where the column becomes ``NOT NULL``, integers in
@@ -48,7 +48,8 @@ from dataclasses import dataclass
 
 from binlake import typemap
 from binlake.merge.ddl import Token, _alter_body, _skip_if_exists, _skip_words, split_clauses, tokenize
-from binlake.merge.ddlcolumns import ColumnDef, Underivable, existing_row_value, parse_column
+from binlake.merge.ddlcolumns import ColumnDef, parse_column
+from binlake.merge.ddldefaults import Underivable, existing_row_value
 from binlake.merge.layout import normalize_spark_type
 from binlake.merge.sql import quote, sql_string
 from binlake.typemap import ColumnType

@@ -28,6 +28,7 @@ LSN = "__bl_lsn"
 IDX = "__bl_idx"
 TS = "__bl_ts"
 IMG = "__bl_img"
+SOURCE_OP = "__bl_source_op"  # the record's own op (I/U/D): what $AR_H_OPERATION add-columns show
 UPSERT = "U"
 DELETE = "D"
 _MAP = "map<string,string>"
@@ -38,7 +39,7 @@ def has_flag(index: int) -> str:
 
 
 def expand(records: DataFrame, key: Sequence[str]) -> DataFrame:
-    """Row records (``op`` in I/U/D) → ``(__bl_lsn, __bl_idx, __bl_ts, __bl_op, __bl_img)``.
+    """Row records (``op`` in I/U/D) → ``(__bl_lsn, __bl_idx, __bl_ts, __bl_op, __bl_img, __bl_source_op)``.
 
     Only the key columns of the before image are ever needed (to delete a key, or to see that an
     update changed it), so only they are parsed from it.
@@ -61,10 +62,10 @@ def expand(records: DataFrame, key: Sequence[str]) -> DataFrame:
                  ((op == "D") | ((op == "U") & ~same_key)).alias("keep")),
     )
     kept = F.filter(entries, lambda e: e["keep"])
-    exploded = parsed.select("lsn", "row_idx", "commit_ts", F.explode(kept).alias("e"))
+    exploded = parsed.select("lsn", "row_idx", "commit_ts", "op", F.explode(kept).alias("e"))
     return exploded.select(
         F.col("lsn").alias(LSN), F.col("row_idx").alias(IDX), F.col("commit_ts").alias(TS),
-        F.col("e.op").alias(OP), F.col("e.img").alias(IMG),
+        F.col("e.op").alias(OP), F.col("e.img").alias(IMG), F.col("op").alias(SOURCE_OP),
     )
 
 
@@ -73,11 +74,11 @@ def decode(expanded: DataFrame, columns: Sequence[LayoutColumn], optional: set[s
     raw = [F.col(IMG).getItem(c.name).alias(f"__bl_v{i}") for i, c in enumerate(columns)]
     flags = [F.map_contains_key(IMG, F.lit(c.name)).alias(has_flag(i))
              for i, c in enumerate(columns) if c.name in optional]
-    staged = expanded.select(LSN, IDX, TS, OP, *raw, *flags)
+    staged = expanded.select(LSN, IDX, TS, OP, SOURCE_OP, *raw, *flags)
     typed = [F.expr(typemap.spark_parse_sql(c.column_type, quote(f"__bl_v{i}"))).alias(c.name)
              for i, c in enumerate(columns)]
     flag_names = [f.name for f in staged.schema.fields if f.name.startswith("__bl_has")]
-    return staged.select(LSN, IDX, TS, OP, *typed, *flag_names)
+    return staged.select(LSN, IDX, TS, OP, SOURCE_OP, *typed, *flag_names)
 
 
 def latest_per_key(decoded: DataFrame, key: Sequence[str]) -> DataFrame:

@@ -128,6 +128,11 @@ def describe_table(
     if duplicates:
         raise ValueError(f"{target.source_schema}.{target.source_table}: transformation rules give several "
                          f"columns the same name {duplicates}")
+    lowered = {n.lower() for n in targets}
+    clashing = sorted(a.name for a in target.added_columns if a.name.lower() in lowered)
+    if clashing:
+        raise ValueError(f"{target.source_schema}.{target.source_table}: add-column rules add {clashing}, which "
+                         "the table already has; name the added column differently")
     by_source = {c.name: (c.name, c.type) for c in columns}
     row_filter = None if target.row_filter is None else target.row_filter.bind(
         by_source.get, f"{target.source_schema}.{target.source_table}")

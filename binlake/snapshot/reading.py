@@ -170,12 +170,21 @@ def with_snapshot_position(inner: str, alias: str) -> str:
     return f"(SELECT _s.*, _b.* FROM ({SNAPSHOT_POSITION_ROW}) AS _s LEFT JOIN ({inner}) AS _b ON TRUE) AS {alias}"
 
 
-def lake_expressions(table: SourceTable) -> list[tuple[str, str]]:
-    """``[(Spark SQL expression, target column name), …]`` of a lake row, metadata columns last."""
+def lake_expressions(table: SourceTable, added: bool = True) -> list[tuple[str, str]]:
+    """``[(Spark SQL expression, target column name), …]`` of a lake row: the source columns, the
+    ``add-column`` columns (unless ``added`` is false), metadata columns last."""
     exprs = [
         (spark_parse_sql(column.type, f"`{column_alias(index)}`"), column.target_name)
         for index, column in enumerate(table.columns)
     ]
+    if added:
+        exprs.extend(added_expressions(table))
     exprs.append((f"CAST(`{SNAP_LSN}` AS BIGINT)", LSN_COLUMN))
     exprs.append((f"TIMESTAMP_MICROS(`{READ_TS}`)", COMMIT_TS_COLUMN))
     return exprs
+
+
+def added_expressions(table: SourceTable) -> list[tuple[str, str]]:
+    """The full-load values of the table's ``add-column`` columns (:mod:`binlake.addcolumn`: the
+    constant, the chunk's read time for ``$AR_H_COMMIT_TIMESTAMP``, ``INSERT`` for ``$AR_H_OPERATION``)."""
+    return [(c.full_load_sql(f"`{READ_TS}`"), c.name) for c in table.target.added_columns]

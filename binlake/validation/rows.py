@@ -55,7 +55,7 @@ def source_frame(
             raw.where(F.col(HIT).isNotNull()).select(
                 F.lit(index).alias(CHUNK),
                 F.col(SNAP_LSN).cast("bigint").alias(SOURCE_LSN),
-                *[F.expr(expr).alias(name) for expr, name in lake_expressions(table)
+                *[F.expr(expr).alias(name) for expr, name in lake_expressions(table, added=False)
                   if not name.startswith("_binlake_")],
             )
         )

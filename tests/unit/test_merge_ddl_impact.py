@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from binlake.merge.ddl import tokenize
-from binlake.merge.ddlcolumns import Underivable, existing_row_value, parse_column
+from binlake.merge.ddlcolumns import parse_column
+from binlake.merge.ddldefaults import Underivable, existing_row_value
 from binlake.merge.ddlimpact import ddl_impact
 
 LAKE = {"id": "bigint", "name": "string", "qty": "int", "price": "decimal(6,2)", "raw": "binary",

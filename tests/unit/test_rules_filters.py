@@ -205,3 +205,18 @@ def test_a_filter_on_a_removed_column_is_refused() -> None:
     assert t.row_filter is not None
     with pytest.raises(ValueError, match=r"no such column \(or a transformation rule removes it\)"):
         t.row_filter.bind(lambda c: None if t.column_name(c) is None else (c, EMPLOYEE[c]), "test.employee")
+
+
+def test_every_source_read_of_a_filtered_table_ands_the_filter_to_its_chunk() -> None:
+    from binlake.snapshot.discovery import SourceColumn, SourceTable
+    from binlake.snapshot.reading import chunk_query
+    from binlake.validation.checksum import source_sum_query
+
+    data = mapping(source("empid", op("gte", "100")))
+    columns = tuple(SourceColumn(n, n, EMPLOYEE[n], True) for n in ("empid", "dept"))
+    plain = SourceTable(target(data), columns, ("empid",), (EMPLOYEE["empid"],), "InnoDB", 0, 0)
+    filtered = SourceTable(plain.target, columns, ("empid",), (EMPLOYEE["empid"],), "InnoDB", 0, 0, bound(data))
+    chunk = "`empid` >= 0 AND `empid` < 50"
+    assert f"WHERE {chunk}) AS _b" in chunk_query(plain, chunk)
+    assert f"WHERE ({chunk}) AND `empid` >= 100) AS _b" in chunk_query(filtered, chunk)  # full load, resync, rows
+    assert f"WHERE ({chunk}) AND `empid` >= 100) AS _b" in source_sum_query(filtered, chunk)  # validation sums
