@@ -300,6 +300,10 @@ class MergeConfig(_Frozen):
 
     trigger_seconds: float = Field(5.0, gt=0, description="Micro-batch interval.")
     max_files_per_batch: int = Field(200, ge=1, description="Most change-log files read per micro-batch.")
+    max_parallel_tables: int = Field(
+        4, ge=1, description="Tables of a micro-batch applied at the same time (each in its own Spark session, "
+        "its steps in order); 1 = one after the other."
+    )
     scd2_tables: tuple[str, ...] = Field(
         (), description="Target tables ('schema.table') kept as full history (SCD type 2) instead of current state."
     )

@@ -84,6 +84,9 @@ def session_settings(config: PipelineConfig, app: str) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # the merge applies tables concurrently, each thread in its own pool: small MERGEs are not
+        # queued behind the tasks of a big one (binlake.merge.parallel)
+        "spark.scheduler.mode": "FAIR",
     }
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # we launch the JVM: name the jars; spark-submit has them
         settings["spark.jars"] = ",".join(jars)
@@ -140,6 +143,9 @@ def build_session(config: PipelineConfig, app: str) -> SparkSession:
         builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     for key, value in session_settings(config, app).items():
         builder = builder.config(key, value)
+    # Python workers (the full load's Arrow reader) run PYSPARK_PYTHON, which pyspark reads from the
+    # environment only (not spark.pyspark.python): without it they would run whatever `python3` is.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     _quiet_known_noise(session)

@@ -3,13 +3,15 @@
 For micro-batch ``b`` (a DataFrame of change-log records):
 
 1. summarize it per table (one small Spark job, :mod:`binlake.merge.summary`);
-2. for each table, in name order: leave it alone while its full load is not complete, or while
-   the change log has a gap after its snapshot (an error in the log and in ``binlake status``,
-   see :mod:`binlake.merge.handoff`); join it
+2. for each table (concurrently: up to ``merge.max_parallel_tables`` at a time, each in its own
+   session, :mod:`binlake.merge.parallel`; per table its steps in order): leave it alone while its
+   full load is not complete, or while the change log has a gap after its snapshot (an error in
+   the log and in ``binlake status``, see :mod:`binlake.merge.handoff`); join it
    (catch up from its snapshot lsn, :mod:`binlake.merge.handoff`) the first time it is complete;
    otherwise apply its steps (:mod:`binlake.merge.apply`) — one MERGE per table per step, all
    with transaction versions derived from ``b``;
-3. append the batch's metrics (one commit) and rewrite ``status.json``;
+3. once every table is done, append the batch's metrics (one commit) and rewrite ``status.json``
+   (from the batch's own thread: one writer);
 4. run maintenance when due.
 
 If anything fails, ``status.json`` records the error and the exception stops the query; the
@@ -34,7 +36,6 @@ from binlake.capture.history import Registry, load_registry
 from binlake.catalog import CatalogEntry, TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
-from binlake.merge.birth import CREATED, create_born_table, is_born, record_birth
 from binlake.merge.cleanup import join_gap
 from binlake.merge.handoff import (
     GAP,
@@ -48,10 +49,10 @@ from binlake.merge.handoff import (
 )
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
+from binlake.merge.parallel import TablePool
 from binlake.merge.source import read_changelog_files
 from binlake.merge.summary import TableChanges, TableName, summarize
 from binlake.merge.target import is_delta_table
-from binlake.status import WAITING_FOR_FULL_LOAD
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class BatchProcessor:
     """Callable for ``DataStreamWriter.foreachBatch`` (see the module docstring)."""
 
     def __init__(self, ctx: MergeContext, status: StatusFile, maintenance: Maintenance | None = None,
-                 app_id: Callable[[], str] | None = None) -> None:
+                 app_id: Callable[[], str] | None = None, parallel_tables: int = 1) -> None:
         self.ctx = ctx
         self.status = status
         self.maintenance = maintenance
@@ -82,6 +83,7 @@ class BatchProcessor:
         self._joined: dict[TableName, str] = {}
         self._registry = Registry()  # the capture's binlog histories, read once per batch
         self.tables = TableGuard(ctx.lake)
+        self.pool = TablePool(ctx.spark, parallel_tables)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         if self._app_id is not None:  # known once the query has started (it lives in the checkpoint)
@@ -106,7 +108,9 @@ class BatchProcessor:
             seen = seen_tables(summaries)
             self.tables.check(seen)  # before any table is written
             batch_max = max((s.max_lsn for s in summaries), default=0)
-            metrics = [self._table(batch_id, changes, records, batch_max) for changes in summaries]
+            ctx = self.ctx
+            metrics = self.pool.map(lambda spark, changes: self._table(
+                dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), summaries)
         finally:
             records.unpersist()
         if not self.status.done(batch_id):
@@ -119,50 +123,45 @@ class BatchProcessor:
             self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING], lsn_range)
         return metrics
 
-    def _table(self, batch_id: int, changes: TableChanges, records: DataFrame, batch_max: int) -> TableMetrics:
+    def _table(self, ctx: MergeContext, batch_id: int, changes: TableChanges, records: DataFrame,
+               batch_max: int) -> TableMetrics:
+        """One table's part of batch ``batch_id``; ``ctx`` holds the session this table has to
+        itself while it runs (its steps' transaction settings are seen by no other table)."""
         name = changes.name
-        handoff = read_handoff(self.ctx.lake, name) or record_birth(self.ctx, name, changes, records)
+        handoff = read_handoff(ctx.lake, name)
         if handoff is None or not handoff.complete:
-            status = WAITING if handoff is not None else WAITING_FOR_FULL_LOAD
-            return TableMetrics(batch_id, name.schema, name.table, status, records=changes.rows, lsn=changes.max_lsn)
-        path = self.ctx.lake.uri(table_key(name.schema, name.table))
-        if not is_delta_table(self.ctx.spark, path):
-            if is_born(handoff):  # created in the stream: the Delta table comes with its first row
-                if not create_born_table(self.ctx, path, changes, handoff.min_lsn):
-                    return TableMetrics(batch_id, name.schema, name.table, CREATED, records=changes.rows,
-                                        lsn=changes.max_lsn)
-            else:
-                log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
-                return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows,
-                                    lsn=changes.max_lsn)
+            return TableMetrics(batch_id, name.schema, name.table, WAITING, records=changes.rows, lsn=changes.max_lsn)
+        if not is_delta_table(ctx.spark, ctx.lake.uri(table_key(name.schema, name.table))):
+            log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
+            return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows, lsn=changes.max_lsn)
         missing = gap(self._registry, handoff)
         if missing is not None:  # never joined or merged: the change log cannot complete its snapshot
             log.error("%s: not merged — %s", name.qualified, missing)
             return TableMetrics(batch_id, name.schema, name.table, GAP, records=changes.rows, lsn=changes.max_lsn)
         if name not in self._joined or self._joined[name] != handoff.load_id:
             self._joined.pop(name, None)
-            joined = joined_load(self.ctx.lake, name)
-            if joined is not None and joined_in_batch(self.ctx.lake, name) != batch_id:
+            joined = joined_load(ctx.lake, name)
+            if joined is not None and joined_in_batch(ctx.lake, name) != batch_id:
                 self._joined[name] = joined  # (a replay of the joining batch joins again: same steps)
         table_records = records.filter(_is_table(name))
         if self._joined.get(name) == handoff.load_id:
-            return apply_table(self.ctx, batch_id, changes, table_records, handoff.min_lsn, joining=False)
-        removed = join_gap(self.ctx.lake, handoff)
+            return apply_table(ctx, batch_id, changes, table_records, handoff.min_lsn, joining=False)
+        removed = join_gap(ctx.lake, handoff)
         if removed is not None:  # the change-log cleanup removed records this join would need
             log.error("%s: not merged — %s", name.qualified, removed)
             return TableMetrics(batch_id, name.schema, name.table, GAP, records=changes.rows, lsn=changes.max_lsn)
-        keys = catchup_keys(self.ctx.lake, handoff.min_lsn, batch_max)
+        keys = catchup_keys(ctx.lake, handoff.min_lsn, batch_max)
         log.info("%s: joining the stream after full load %s: catching up over %d change-log file(s) from lsn %d",
                  name.qualified, handoff.load_id, len(keys), handoff.min_lsn)
-        history = read_changelog_files(self.ctx.spark, self.ctx.lake, keys).filter(_is_table(name))
+        history = read_changelog_files(ctx.spark, ctx.lake, keys).filter(_is_table(name))
         combined = (table_records.unionByName(history).dropDuplicates(["lsn", "row_idx"])
                     .persist(StorageLevel.MEMORY_AND_DISK))
         try:
             caught_up = summarize(combined)
-            result = (apply_table(self.ctx, batch_id, caught_up[0], combined, handoff.min_lsn, joining=True)
+            result = (apply_table(ctx, batch_id, caught_up[0], combined, handoff.min_lsn, joining=True)
                       if caught_up else TableMetrics(batch_id, name.schema, name.table, "joined"))
         finally:
             combined.unpersist()
-        record_join(self.ctx.lake, name, handoff, batch_id, self.ctx.clock())
+        record_join(ctx.lake, name, handoff, batch_id, ctx.clock())
         self._joined[name] = handoff.load_id
         return result

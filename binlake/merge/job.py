@@ -114,7 +114,8 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
                        on_unappliable_ddl=config.merge.on_unappliable_ddl.value)
     status = StatusFile(lake)
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
-    processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake))
+    processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake),
+                               parallel_tables=config.merge.max_parallel_tables)
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
     clear_unstarted_checkpoint(spark, lake)
     writer = (read_changelog_stream(spark, lake, config.merge.max_files_per_batch).writeStream

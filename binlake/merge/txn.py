@@ -8,6 +8,10 @@ streaming checkpoint's query id, so a new checkpoint is a new app) and the step'
 replayed after a crash re-does exactly the commits that did not happen. Commits without a
 transaction (table properties, column changes, tombstone appends) are idempotent by state and never
 skipped by Delta: a replay makes them again, with the same effect.
+
+The settings live in a session's SQL conf, which every thread using that session sees. Tables
+applied concurrently therefore each run in their own :func:`isolated_session`, so a commit is
+only ever tagged with the transaction of its own table's step.
 """
 
 from __future__ import annotations
@@ -33,6 +37,25 @@ def idempotent(spark: SparkSession, app_id: str, version: int) -> Iterator[None]
     finally:
         spark.conf.unset(APP_ID_CONF)
         spark.conf.unset(VERSION_CONF)
+
+
+def isolated_session(spark: SparkSession) -> SparkSession:
+    """A session with a copy of ``spark``'s SQL conf (the merge's tuned settings) and state, and a
+    conf of its own from then on: what :func:`idempotent` sets on it no other session sees. It
+    shares ``spark``'s SparkContext, cached data and Delta log cache. (``cloneSession`` — public
+    ``newSession`` starts from the SparkContext's conf and would lose the session's settings.)
+    Made in the thread that will use it, it is that thread's active session too."""
+    clone = SparkSession(spark.sparkContext, spark._jsparkSession.cloneSession())
+    clone.conf.unset(APP_ID_CONF)
+    clone.conf.unset(VERSION_CONF)
+    activate(clone)
+    return clone
+
+
+def activate(spark: SparkSession) -> None:
+    """Make ``spark`` the active session of the calling thread (JVM side: Delta and Spark look some
+    things up through ``SparkSession.active``)."""
+    SparkSession._get_j_spark_session_class(jvm(spark)).setActiveSession(spark._jsparkSession)
 
 
 def jvm(spark: SparkSession) -> Any:
