@@ -55,6 +55,7 @@ TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
 CATALOG_KEY = f"{BINLAKE_DIR}/tables.json"  # source table → lake table, binlake.catalog
 RESYNC_DIR = f"{BINLAKE_DIR}/resync"  # online resyncs, one reader/writer: binlake.resync.store
 MERGE_HEARTBEAT_KEY = f"{MERGE_DIR}/heartbeat.json"  # the running merge, binlake.merge.heartbeat
+MERGE_BOUNDS_KEY = f"{MERGE_DIR}/bounds.json"  # the step bounds of the last batch, binlake.merge.bounds
 CHANGELOG_REMOVED_KEY = f"{BINLAKE_DIR}/changelog-removed.json"  # change-log lifecycle floor, binlake.merge.cleanup
 AUTORESYNC_DIR = f"{BINLAKE_DIR}/autoresync"  # requested automatic resyncs, binlake.merge.autoresync
 

@@ -31,6 +31,7 @@ from binlake.addcolumn import AddedColumn
 from binlake.lake import Lake, table_key, tombstones_key
 from binlake.merge import scd2, tombstones
 from binlake.merge.addcolumns import check_lake_has, with_added, without_added
+from binlake.merge.bounds import UNBOUNDED, Bounds
 from binlake.merge.ddlstep import DdlApplier
 from binlake.merge.decode import decode, expand, latest_per_key
 from binlake.merge.filtering import bind_to_layout, outside_as_delete
@@ -70,6 +71,7 @@ class MergeContext:
     scd2_tables: frozenset[str] = frozenset()
     clock: Clock = field(default=lambda: datetime.datetime.now(datetime.UTC))
     after_commit: Callable[[str, int], None] | None = None  # test hook: (table path, txn version)
+    bounds: Bounds = UNBOUNDED  # most records/bytes per rows step (the batch's, binlake.merge.bounds)
     on_unappliable_ddl: str = "resync"  # merge.on_unappliable_ddl (binlake.merge.ddlvalues)
 
 
@@ -107,11 +109,13 @@ def batch_tag(app_id: str, batch_id: int) -> str:
     return f"{app_id}/{batch_id}"
 
 
-def plan_table(changes: TableChanges, snapshot_lsn: int, table: TargetTable, batch: str, history: bool) -> list[Step]:
+def plan_table(changes: TableChanges, snapshot_lsn: int, table: TargetTable, batch: str, history: bool,
+               bounds: Bounds = UNBOUNDED) -> list[Step]:
     """The table's steps for batch ``batch`` (pure): a function of the batch's records (``changes``,
-    layout groups split at DDLs), the snapshot lsn and the table's floor as it was before
-    ``batch`` — never of what ``batch`` itself committed — so every attempt plans the same steps."""
-    return plan_steps(changes, max(snapshot_lsn, table.floor_before(batch)), history)
+    layout groups split at DDLs), the snapshot lsn, the table's floor as it was before ``batch`` and
+    the batch's ``bounds`` — never of what ``batch`` itself committed — so every attempt plans the
+    same steps."""
+    return plan_steps(changes, max(snapshot_lsn, table.floor_before(batch)), history, bounds)
 
 
 def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records: DataFrame, snapshot_lsn: int,
@@ -133,7 +137,7 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
     changes = mark_gone(changes, ctx.mapping)  # a RENAME taking the table away is a DROP (binlake.merge.renames)
     batch = batch_tag(ctx.app_id, batch_id)
     ddl = DdlApplier(ctx, changes.name, batch)
-    steps = plan_table(changes, snapshot_lsn, run.table, batch, run.scd2)
+    steps = plan_table(changes, snapshot_lsn, run.table, batch, run.scd2, ctx.bounds)
     for index, step in enumerate(steps):
         txn = step_txn(ctx.app_id, batch_id, index)
         if isinstance(step, DdlStep):
@@ -213,7 +217,7 @@ def _apply_rows(run: _Run, step: RowsStep, records: DataFrame, txn: StepTxn) -> 
         decoded, columns = with_added(decoded, columns, added)
     tomb_path = ctx.lake.uri(tombstones_key(run.name.schema, run.name.table))
     table_columns = list(run.table.columns)
-    reduced = latest_per_key(decoded, key).persist()
+    reduced = latest_per_key(decoded, key, keyed=has_pk).persist()
     tombs = tombstones.read(ctx.spark, tomb_path, key)
     if tombs is not None and deletes:  # as before the step: a replay finds its own appended
         tombs = tombstones.excluding_own(tombs, reduced, key)

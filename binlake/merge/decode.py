@@ -8,7 +8,11 @@
    :func:`binlake.typemap.spark_parse_sql`, using the row layout of the step. A column that some
    rows' layouts lack gets a flag ``__bl_has<i>`` so those rows never overwrite it.
 3. :func:`latest_per_key` — per key, the image with the greatest ``(lsn, row_idx)`` wins (MERGE
-   needs at most one source row per target row, and only the latest change matters).
+   needs at most one source row per target row, and only the latest change matters), found
+   without holding a key's versions together: the greatest ``(lsn, row_idx)`` per key first (a hash
+   aggregate over keys and numbers only), then the images carrying it (a broadcast semi join that
+   streams the images). However often a key changed, memory holds one number per key, never its
+   versions.
 """
 
 from __future__ import annotations
@@ -81,8 +85,36 @@ def decode(expanded: DataFrame, columns: Sequence[LayoutColumn], optional: set[s
     return staged.select(LSN, IDX, TS, OP, SOURCE_OP, *typed, *flag_names)
 
 
-def latest_per_key(decoded: DataFrame, key: Sequence[str]) -> DataFrame:
-    """One row per key: the one with the greatest ``(lsn, row_idx)``."""
+ORDER = "__bl_order"
+_ROW_IDX_SPAN = 2**32  # row_idx is a non-negative 32-bit int: lsn * 2**32 + row_idx orders as (lsn, row_idx)
+
+
+def change_order() -> Column:
+    """``(lsn, row_idx)`` as one exact number (DECIMAL(38,0): a fixed-size aggregation buffer, so the
+    greatest per key is a hash aggregate)."""
+    return F.col(LSN).cast("decimal(38,0)") * F.lit(_ROW_IDX_SPAN).cast("decimal(38,0)") + F.col(IDX)
+
+
+def latest_per_key(decoded: DataFrame, key: Sequence[str], keyed: bool = True) -> DataFrame:
+    """One row per key: the one with the greatest ``(lsn, row_idx)``; ties are the same change
+    written twice by the capture (after a crash), and one of them is kept.
+
+    ``keyed`` (a primary key: the key is a few columns): in two passes that never group a key's
+    versions (module doc). Otherwise the key is the whole image and each version is its own group,
+    so ``max_by`` over the remaining columns (lsn, row_idx, op, commit time) holds nothing large."""
+    if not keyed:
+        return _max_by_per_key(decoded, key)
+    staged = decoded.withColumn(ORDER, change_order())
+    keys = [f"__bl_key{i}" for i in range(len(key))]  # own names: no ambiguity in the self join
+    winners = (staged.groupBy(*[col(k).alias(n) for k, n in zip(key, keys, strict=True)])
+               .agg(F.max(ORDER).alias("__bl_winner")))
+    same = [col(k).eqNullSafe(F.col(n)) for k, n in zip(key, keys, strict=True)]
+    condition = reduce(lambda x, y: x & y, same, F.col(ORDER) == F.col("__bl_winner"))
+    latest = staged.join(F.broadcast(winners), condition, "left_semi")
+    return latest.dropDuplicates([*key, ORDER]).drop(ORDER)
+
+
+def _max_by_per_key(decoded: DataFrame, key: Sequence[str]) -> DataFrame:
     others = [name for name in decoded.columns if name not in set(key)]
     latest = F.max_by(F.struct(*[col(n) for n in others]), F.struct(col(LSN), col(IDX))).alias("__bl_row")
     return decoded.groupBy(*[col(k) for k in key]).agg(latest).select(*[col(k) for k in key], "__bl_row.*")

@@ -11,12 +11,18 @@ are folded into it (:attr:`DdlStep.folded`); column DDL before it is still appli
 staging table truncated and refilled thousands of times in one batch is therefore two steps. SCD2
 tables keep every step (the versions between two wipes are history).
 
+The rows between two DDLs are cut further into steps of at most :class:`~binlake.merge.bounds.Bounds`
+records and bytes (:func:`split_rows`), at lsns between layout groups (the summary's lsn buckets),
+so one MERGE never holds more than that however large the backlog — even within one change-log
+file. The cuts are a function of the summary and the bounds, which a replay takes from its first
+attempt (:func:`binlake.merge.bounds.bounds_for_batch`).
+
 Replay stability: :func:`plan_steps` is a pure function of the batch's records (through
 :class:`TableChanges`), the floor the table had *before* the batch and whether the table keeps
-history — never of what the batch's own commits wrote. Step ``i`` of batch ``b`` commits with
-:func:`step_txn` ``(app_id, b, i)``, so the same step gets the same Delta transaction on every
-attempt, and a step whose transaction the table already has is skipped (see
-:mod:`binlake.merge.txn`). There is no limit on the number of steps: steps beyond
+history (and the bounds the batch first ran with) — never of what the batch's own commits
+wrote. Step ``i`` of batch ``b`` commits with :func:`step_txn` ``(app_id, b, i)``, so the same
+step gets the same Delta transaction on every attempt, and a step whose transaction the table
+already has is skipped (see :mod:`binlake.merge.txn`). There is no limit on the number of steps: steps beyond
 :data:`STEP_SLOTS` use an app id of their own per part of :data:`STEP_SLOTS` steps.
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 
+from binlake.merge.bounds import UNBOUNDED, Bounds
 from binlake.merge.summary import DdlRecord, LayoutGroup, TableChanges
 
 STEP_SLOTS = 1000
@@ -80,9 +87,10 @@ class StepTxn:
     version: int
 
 
-def plan_steps(changes: TableChanges, floor: int, history: bool = False) -> list[Step]:
+def plan_steps(changes: TableChanges, floor: int, history: bool = False, limits: Bounds = UNBOUNDED) -> list[Step]:
     """The steps for ``changes``, skipping everything at or below lsn ``floor``; ``history``: the
-    table keeps history (SCD2), so rows before a wipe are merged too.
+    table keeps history (SCD2), so rows before a wipe are merged too; rows steps of at most
+    ``limits`` records and bytes each (:func:`split_rows`).
 
     Layout groups must not span a DDL (see :meth:`TableChanges.straddling`).
     """
@@ -104,11 +112,33 @@ def plan_steps(changes: TableChanges, floor: int, history: bool = False) -> list
     for ddl, groups in zip([*ddls, None], segments, strict=True):
         high = ddl.lsn if ddl is not None else None
         if groups:
-            steps.append(RowsStep(low, high, tuple(groups)))
+            steps.extend(split_rows(RowsStep(low, high, tuple(groups)), limits))
         if ddl is not None:
             steps.append(DdlStep(ddl))
             low = ddl.lsn
     return steps
+
+
+def split_rows(step: RowsStep, limits: Bounds) -> list[RowsStep]:
+    """``step`` as consecutive steps of at most ``limits`` records and bytes each (one group alone
+    may exceed them), covering the same lsns in order: each cut is at the lowest lsn of a group
+    above every lsn of the groups before it, which becomes the exclusive ``before_lsn`` of one
+    step and ``after_lsn + 1`` of the next. Groups that overlap in lsn are never separated."""
+    ordered = sorted(step.groups, key=lambda g: (g.min_lsn, g.max_lsn))
+    parts: list[RowsStep] = []
+    current: list[LayoutGroup] = []
+    low, records, size, reach = step.after_lsn, 0, 0, step.after_lsn
+    for group in ordered:
+        if current and group.min_lsn > reach and limits.exceeded_by(records + group.rows, size + group.bytes):
+            parts.append(RowsStep(low, group.min_lsn, tuple(current)))
+            current, low, records, size = [], group.min_lsn - 1, 0, 0
+        current.append(group)
+        records, size, reach = records + group.rows, size + group.bytes, max(reach, group.max_lsn)
+    if not parts:
+        return [step]
+    parts.append(RowsStep(low, step.before_lsn, tuple(current)))
+    return [RowsStep(p.after_lsn, p.before_lsn, tuple(sorted(p.groups, key=lambda g: (g.max_lsn, g.min_lsn))))
+            for p in parts]
 
 
 def step_txn(app_id: str, batch_id: int, step_index: int) -> StepTxn:

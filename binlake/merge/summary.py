@@ -1,8 +1,12 @@
 """What a micro-batch holds, per table, collected to the driver in one small Spark job.
 
-:func:`summarize` groups the batch's records by table and by row layout (``columns``) and returns
-the DDL control records themselves; the plan (:mod:`binlake.merge.plan`) is built from this
-summary without looking at the rows again.
+:func:`summarize` groups the batch's records by table, by row layout (``columns``) and by lsn
+*bucket* (:data:`BUCKET_BITS`: one bucket per MiB of binlog), and returns the DDL control records
+themselves; the plan (:mod:`binlake.merge.plan`) is built from this summary without looking at the
+rows again. The buckets are what lets the plan cut a large table part into bounded steps
+(records and bytes, :class:`~binlake.merge.bounds.Bounds`) between lsns, even inside one change-log
+file: the summary has one row per bucket, so its size grows with the binlog bytes of the batch
+(~1 row per MiB), never with the number of records.
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 
 from binlake.capture.ddl import normalize
 
 OP_DDL = "DDL"
+BUCKET_BITS = 20
+"""Records are counted per ``lsn >> BUCKET_BITS``: within a binlog file (the low 32 bits of an lsn
+are the position) one bucket is 1 MiB of binlog, which holds at most a few MiB of row images and
+a few tens of thousands of records, so a cut between buckets bounds any step closely."""
 OP_DELETE = "D"
 _CREATE_TABLE = re.compile(
     r"^\s*CREATE\s+(?P<replace>OR\s+REPLACE\s+)?(?P<temporary>TEMPORARY\s+)?TABLE\s+(?P<if>IF\s+NOT\s+EXISTS\s+)?",
@@ -72,7 +80,8 @@ class DdlRecord:
 
 @dataclass(frozen=True)
 class LayoutGroup:
-    """Row records of one table with one layout: lsn range, counts, commit-time range."""
+    """Row records of one table with one layout (in one lsn bucket): lsn range, counts, bytes of
+    row images (``before`` + ``after``), commit-time range."""
 
     columns: str
     min_lsn: int
@@ -81,6 +90,7 @@ class LayoutGroup:
     deletes: int = 0
     min_commit_ts: datetime.datetime | None = None
     max_commit_ts: datetime.datetime | None = None
+    bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,10 @@ class TableChanges:
     @property
     def rows(self) -> int:
         return sum(group.rows for group in self.groups)
+
+    @property
+    def bytes(self) -> int:
+        return sum(group.bytes for group in self.groups)
 
     @property
     def max_lsn(self) -> int:
@@ -118,8 +132,13 @@ class TableChanges:
 _NAME_COLUMNS = ("source_schema", "source_table", "schema", "table")
 
 
+def _bucket() -> Column:
+    return F.shiftright(F.col("lsn"), BUCKET_BITS).alias("bucket")
+
+
 def _group_aggregates() -> list[Column]:
-    """What a layout group records: lsn range, row and delete counts, commit time range."""
+    """What a layout group records: lsn range, row and delete counts, commit time range, bytes."""
+    images = F.coalesce(F.octet_length("before"), F.lit(0)) + F.coalesce(F.octet_length("after"), F.lit(0))
     return [
         F.min("lsn").alias("min_lsn"),
         F.max("lsn").alias("max_lsn"),
@@ -127,7 +146,13 @@ def _group_aggregates() -> list[Column]:
         F.sum((F.col("op") == OP_DELETE).cast("long")).alias("deletes"),
         F.min("commit_ts").alias("min_ts"),
         F.max("commit_ts").alias("max_ts"),
+        F.sum(images.cast("long")).alias("bytes"),
     ]
+
+
+def _layout_group(row: Row) -> LayoutGroup:
+    return LayoutGroup(row["columns"], row["min_lsn"], row["max_lsn"], row["rows"], row["deletes"] or 0,
+                       row["min_ts"], row["max_ts"], row["bytes"] or 0)
 
 
 def summarize(batch: DataFrame) -> list[TableChanges]:
@@ -137,6 +162,7 @@ def summarize(batch: DataFrame) -> list[TableChanges]:
         batch.groupBy(
             *_NAME_COLUMNS,
             "columns",
+            _bucket(),
             F.when(is_ddl, F.col("lsn")).alias("ddl_lsn"),
             F.when(is_ddl, F.col("ddl_kind")).alias("ddl_kind"),
             F.when(is_ddl, F.col("ddl")).alias("ddl"),
@@ -153,10 +179,7 @@ def summarize(batch: DataFrame) -> list[TableChanges]:
             record = DdlRecord(row["ddl_lsn"], row["ddl_kind"] or "", row["ddl"] or "", row["max_ts"])
             ddls.setdefault(name, {})[record.lsn] = record
         else:
-            groups[name].append(
-                LayoutGroup(row["columns"], row["min_lsn"], row["max_lsn"], row["rows"], row["deletes"] or 0,
-                            row["min_ts"], row["max_ts"])
-            )
+            groups[name].append(_layout_group(row))
     return [
         TableChanges(name, tuple(sorted(ddls.get(name, {}).values(), key=lambda d: d.lsn)),
                      tuple(sorted(groups[name], key=lambda g: (g.max_lsn, g.min_lsn))))
@@ -165,7 +188,8 @@ def summarize(batch: DataFrame) -> list[TableChanges]:
 
 
 def segment_groups(records: DataFrame) -> list[LayoutGroup]:
-    """Layout groups of one table's ``records`` split at its DDL records (so none spans a DDL).
+    """Layout groups of one table's ``records`` split at its DDL records (so none spans a DDL),
+    per lsn bucket as in :func:`summarize`.
 
     A row's segment is the number of DDL records before it in lsn order (a running count, so the
     expression stays the same size however many DDLs the batch holds; duplicate DDL records only
@@ -177,10 +201,8 @@ def segment_groups(records: DataFrame) -> list[LayoutGroup]:
     rows = (
         records.withColumn("segment", F.sum(is_ddl.cast("long")).over(before))
         .filter(~is_ddl)
-        .groupBy("columns", "segment")
+        .groupBy("columns", "segment", _bucket())
         .agg(*_group_aggregates())
         .collect()
     )
-    groups = [LayoutGroup(r["columns"], r["min_lsn"], r["max_lsn"], r["rows"], r["deletes"] or 0, r["min_ts"],
-                          r["max_ts"]) for r in rows]
-    return sorted(groups, key=lambda g: (g.max_lsn, g.min_lsn))
+    return sorted([_layout_group(r) for r in rows], key=lambda g: (g.max_lsn, g.min_lsn))
