@@ -36,6 +36,7 @@ from binlake.capture.history import Registry, load_registry
 from binlake.catalog import CatalogEntry, TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
+from binlake.merge.birth import CREATED, create_born_table, is_born, record_birth
 from binlake.merge.cleanup import join_gap
 from binlake.merge.handoff import (
     GAP,
@@ -53,6 +54,7 @@ from binlake.merge.parallel import TablePool
 from binlake.merge.source import read_changelog_files
 from binlake.merge.summary import TableChanges, TableName, summarize
 from binlake.merge.target import is_delta_table
+from binlake.status import WAITING_FOR_FULL_LOAD
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +130,20 @@ class BatchProcessor:
         """One table's part of batch ``batch_id``; ``ctx`` holds the session this table has to
         itself while it runs (its steps' transaction settings are seen by no other table)."""
         name = changes.name
-        handoff = read_handoff(ctx.lake, name)
+        handoff = read_handoff(ctx.lake, name) or record_birth(ctx, name, changes, records)
         if handoff is None or not handoff.complete:
-            return TableMetrics(batch_id, name.schema, name.table, WAITING, records=changes.rows, lsn=changes.max_lsn)
-        if not is_delta_table(ctx.spark, ctx.lake.uri(table_key(name.schema, name.table))):
-            log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
-            return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows, lsn=changes.max_lsn)
+            status = WAITING if handoff is not None else WAITING_FOR_FULL_LOAD
+            return TableMetrics(batch_id, name.schema, name.table, status, records=changes.rows, lsn=changes.max_lsn)
+        path = ctx.lake.uri(table_key(name.schema, name.table))
+        if not is_delta_table(ctx.spark, path):
+            if is_born(handoff):  # created in the stream: the Delta table comes with its first row
+                if not create_born_table(ctx, path, changes, handoff.min_lsn):
+                    return TableMetrics(batch_id, name.schema, name.table, CREATED, records=changes.rows,
+                                        lsn=changes.max_lsn)
+            else:
+                log.warning("%s: full load complete but no Delta table at its path; skipped", name.qualified)
+                return TableMetrics(batch_id, name.schema, name.table, MISSING, records=changes.rows,
+                                    lsn=changes.max_lsn)
         missing = gap(self._registry, handoff)
         if missing is not None:  # never joined or merged: the change log cannot complete its snapshot
             log.error("%s: not merged — %s", name.qualified, missing)
