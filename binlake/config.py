@@ -300,6 +300,17 @@ class MergeConfig(_Frozen):
 
     trigger_seconds: float = Field(5.0, gt=0, description="Micro-batch interval.")
     max_files_per_batch: int = Field(200, ge=1, description="Most change-log files read per micro-batch.")
+    max_batch_records: int = Field(
+        200_000, ge=1,
+        description="Most change-log records of one table applied by one MERGE: a table's part of a micro-batch "
+        "(or of the catch-up that joins it after its full load) is cut by lsn into steps of at most this many "
+        "records, so memory stays bounded whatever the backlog (a single binlog event is never cut).",
+    )
+    max_batch_bytes: int = Field(
+        64 * 1024 * 1024, ge=1,
+        description="…and of at most this many bytes of row images (before + after, as the change log holds "
+        "them): the bound that counts for wide rows; see docs/merge.md, Memory.",
+    )
     max_parallel_tables: int = Field(
         4, ge=1, description="Tables of a micro-batch applied at the same time (each in its own Spark session, "
         "its steps in order); 1 = one after the other."

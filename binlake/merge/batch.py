@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from functools import reduce
 
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -37,6 +36,7 @@ from binlake.catalog import CatalogEntry, TableGuard
 from binlake.lake import table_key
 from binlake.merge.apply import MergeContext, apply_table
 from binlake.merge.birth import CREATED, create_born_table, is_born, record_birth
+from binlake.merge.bounds import bounds_for_batch
 from binlake.merge.cleanup import join_gap
 from binlake.merge.handoff import (
     GAP,
@@ -84,6 +84,7 @@ class BatchProcessor:
         self._app_id = app_id
         self._joined: dict[TableName, str] = {}
         self._registry = Registry()  # the capture's binlog histories, read once per batch
+        self._bounds = ctx.bounds  # configured; each batch plans with its own (binlake.merge.bounds)
         self.tables = TableGuard(ctx.lake)
         self.pool = TablePool(ctx.spark, parallel_tables)
 
@@ -103,18 +104,19 @@ class BatchProcessor:
 
     def process(self, batch: DataFrame, batch_id: int) -> list[TableMetrics]:
         started = time.monotonic()
-        records = batch.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            summaries = summarize(records)
-            self._registry = load_registry(self.ctx.lake)
-            seen = seen_tables(summaries)
-            self.tables.check(seen)  # before any table is written
-            batch_max = max((s.max_lsn for s in summaries), default=0)
-            ctx = self.ctx
-            metrics = self.pool.map(lambda spark, changes: self._table(
-                dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), summaries)
-        finally:
-            records.unpersist()
+        # not cached: each step reads its own lsn range (Parquet row groups pruned by lsn), so memory
+        # is bounded by the step bounds, not by the batch (docs/merge.md, Memory)
+        records = batch
+        bounds = bounds_for_batch(self.ctx.lake, self.ctx.app_id, batch_id, self._bounds)
+        self.ctx = dataclasses.replace(self.ctx, bounds=bounds)
+        summaries = summarize(records)
+        self._registry = load_registry(self.ctx.lake)
+        seen = seen_tables(summaries)
+        self.tables.check(seen)  # before any table is written
+        batch_max = max((s.max_lsn for s in summaries), default=0)
+        ctx = self.ctx
+        metrics = self.pool.map(lambda spark, changes: self._table(
+            dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), summaries)
         if not self.status.done(batch_id):
             append_metrics(self.ctx.spark, self.ctx.lake, metrics)
         self.status.write(batch_id, metrics, self.ctx.clock())
@@ -163,15 +165,13 @@ class BatchProcessor:
         keys = catchup_keys(ctx.lake, handoff.min_lsn, batch_max)
         log.info("%s: joining the stream after full load %s: catching up over %d change-log file(s) from lsn %d",
                  name.qualified, handoff.load_id, len(keys), handoff.min_lsn)
-        history = read_changelog_files(ctx.spark, ctx.lake, keys).filter(_is_table(name))
-        combined = (table_records.unionByName(history).dropDuplicates(["lsn", "row_idx"])
-                    .persist(StorageLevel.MEMORY_AND_DISK))
-        try:
-            caught_up = summarize(combined)
-            result = (apply_table(ctx, batch_id, caught_up[0], combined, handoff.min_lsn, joining=True)
-                      if caught_up else TableMetrics(batch_id, name.schema, name.table, "joined"))
-        finally:
-            combined.unpersist()
+        # every file with a change after the snapshot up to the batch's end, the batch's own included
+        # (so no union with the batch, nor a de-duplication holding every record); cut into bounded
+        # steps like any table part
+        combined = read_changelog_files(ctx.spark, ctx.lake, keys).filter(_is_table(name))
+        caught_up = summarize(combined)
+        result = (apply_table(ctx, batch_id, caught_up[0], combined, handoff.min_lsn, joining=True)
+                  if caught_up else TableMetrics(batch_id, name.schema, name.table, "joined"))
         record_join(ctx.lake, name, handoff, batch_id, ctx.clock())
         self._joined[name] = handoff.load_id
         return result

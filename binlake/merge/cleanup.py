@@ -120,24 +120,26 @@ class ChangelogCleanup:
     """Removes applied change-log files after micro-batches (see the module docstring)."""
 
     def __init__(self, lake: Lake, retention_hours: float, clock: Callable[[], datetime.datetime],
-                 capture_lsn: Callable[[], int | None], every_seconds: float = CLEANUP_EVERY) -> None:
+                 capture_lsn: Callable[[], int | None], every_seconds: float | None = None) -> None:
         self.lake = lake
         self.retention = datetime.timedelta(hours=retention_hours)
         self.clock = clock
         self.capture_lsn = capture_lsn
-        self.every_seconds = every_seconds
+        self.every_seconds = CLEANUP_EVERY if every_seconds is None else every_seconds
         self._finished: tuple[int, int] | None = None  # (batch id, highest lsn so far) of the last batch finished
         self._committed: int | None = None
         self._last_run: float | None = None
 
     def batch_finished(self, batch_id: int, lsn_range: tuple[int, int] | None) -> RemovalPlan | None:
         """Batch ``batch_id`` (records in ``lsn_range``, inclusive) has done its work but is not
-        committed yet: clean up when due; returns the plan carried out (``None``: not due)."""
+        committed yet: clean up when due — once a batch of this run is known to be committed, then
+        every :attr:`every_seconds`; returns the plan carried out (``None``: not due)."""
         if self._finished is not None and self._finished[0] < batch_id:
             self._committed = self._finished[1]
         plan = None
         now = time.monotonic()
-        if self._last_run is None or now - self._last_run >= self.every_seconds:
+        due = self._last_run is None or now - self._last_run >= self.every_seconds
+        if self._committed is not None and due:
             self._last_run = now
             plan = self.run(batch_id, None if lsn_range is None else lsn_range[0])
         if lsn_range is not None:

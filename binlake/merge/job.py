@@ -37,6 +37,7 @@ from binlake.lake import CHANGELOG_DIR, MERGE_CHECKPOINT_DIR, Lake
 from binlake.merge.apply import Clock, MergeContext
 from binlake.merge.autoresync import AutoResyncRunner
 from binlake.merge.batch import BatchProcessor
+from binlake.merge.bounds import Bounds
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile
 from binlake.merge.resync import ResyncApplier
@@ -111,6 +112,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
     ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
                        frozenset(config.merge.scd2_tables), clock, after_commit,
+                       Bounds(config.merge.max_batch_records, config.merge.max_batch_bytes),
                        on_unappliable_ddl=config.merge.on_unappliable_ddl.value)
     status = StatusFile(lake)
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)

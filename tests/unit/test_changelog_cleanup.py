@@ -77,8 +77,7 @@ def lake(tmp_path: Path) -> Lake:
 
 def test_files_go_once_a_later_batch_runs_and_only_below_the_running_batch(lake: Lake) -> None:
     job = cleanup(lake)
-    first = job.batch_finished(0, (lsn(100), lsn(130)))
-    assert first is not None and first.remove == () and "merge" in first.pinned_by  # batch 0 is not committed
+    assert job.batch_finished(0, (lsn(100), lsn(130))) is None   # batch 0 is not committed: nothing known yet
     assert len(ranges(lake)) == 4 and read_removed_through(lake) is None
     second = job.batch_finished(1, (lsn(140), lsn(170)))   # batch 1 runs: batch 0 is committed
     assert second is not None and [(f.first, f.last) for f in second.remove] == [(lsn(100), lsn(110)),
@@ -175,3 +174,18 @@ def test_listing_gives_each_file_its_write_time_and_skips_temporary_files(tmp_pa
     age = datetime.datetime.now(datetime.UTC) - info.modified
     assert datetime.timedelta(hours=4, minutes=59) < age < datetime.timedelta(hours=5, minutes=1)
     assert changelog_files(lake) == [ChangelogFile(lsn(100), lsn(100), key, info.modified)]
+
+
+def test_the_cleanup_runs_at_most_once_per_period(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("binlake.merge.cleanup.time.monotonic", lambda: now[0])
+    job = ChangelogCleanup(lake, 1.0, lambda: datetime.datetime.now(datetime.UTC), lambda: lsn(170),
+                           every_seconds=60)
+    assert job.batch_finished(0, (lsn(100), lsn(110))) is None        # nothing committed yet: not a run
+    assert job.batch_finished(1, (lsn(120), lsn(130))) is not None    # first run
+    now[0] = 101.0
+    assert job.batch_finished(2, (lsn(140), lsn(150))) is None        # within the period
+    now[0] = 161.0
+    plan = job.batch_finished(3, (lsn(160), lsn(170)))                # due again
+    assert plan is not None and [(f.first, f.last) for f in plan.remove] == [(lsn(120), lsn(130)),
+                                                                            (lsn(140), lsn(150))]
