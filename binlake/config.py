@@ -215,9 +215,15 @@ class FullLoadConfig(_Frozen):
     )
     source: SourceConfig | None = Field(
         None,
-        description="Read the full load from this server instead of source (another endpoint of the captured "
-        "server); unset = source. A replica is refused: its binlog positions are its own and cannot be ordered "
-        "against the captured primary's change log.",
+        description="Read the full load from this server instead of source: another endpoint of the captured "
+        "server, or a GTID replica of it (MariaDB: log_bin + log_slave_updates; MySQL: gtid_mode ON and "
+        "replica_preserve_commit_order), whose chunks are labelled in the primary's order from the replica's GTIDs "
+        "and the change log (the capture must be running; docs/full-load.md). Unset = source.",
+    )
+    replica_wait_seconds: float = Field(
+        300.0, gt=0,
+        description="full_load.source is a replica: how long a chunk waits for the capture's checkpoint to pass "
+        "the replica's GTID position before the load stops with an error.",
     )
     watermark_settle_seconds: float = Field(
         0.5, ge=0,

@@ -40,6 +40,7 @@ from binlake.rules import TableMapping
 from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
 from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
+from binlake.snapshot.replica import ReplicaError, ReplicaLabeller, open_replica
 from binlake.snapshot.report import Progress, TableReport, format_report
 from binlake.snapshot.watermark import choose_method, server_has_snapshot_position
 from binlake.source import (
@@ -116,13 +117,6 @@ def job_spark_settings(config: PipelineConfig, parallelism: int) -> dict[str, st
     return {key: value for key, value in settings.items() if key not in config.spark.conf}
 
 
-REPLICA_REFUSED = (
-    " — full_load.source points the full load at another server than the capture's. A replica's binlog "
-    "positions are its own: they cannot be ordered against the primary's change log (binlake does not map a "
-    "replica's GTID watermarks to the primary's positions). Unset full_load.source, or point it at the captured "
-    "server (another endpoint of the same instance)")
-
-
 def full_load_view(config: PipelineConfig) -> PipelineConfig:
     """``config`` as the full load sees it: ``source`` replaced by ``full_load.source`` when that is set."""
     if config.full_load.source is None:
@@ -157,11 +151,19 @@ def run_full_load(
         method = check_snapshot_support(conn, config.full_load.snapshot_method)
         check_grants(conn, need_replication=False)
         source_id = server_id(conn)
+        registry = load_registry(lake)
+        labeller: ReplicaLabeller | None = None
         try:
-            history = snapshot_history(load_registry(lake), source_id, server_uuid(conn), gtid_binlog_state(conn),
+            history = snapshot_history(registry, source_id, server_uuid(conn), gtid_binlog_state(conn),
                                        is_mariadb(conn))
         except HistoryError as exc:
-            raise FullLoadError(str(exc) + (REPLICA_REFUSED if overridden else "")) from None
+            if not overridden:
+                raise FullLoadError(str(exc)) from None
+            try:  # another server: usable when it is a GTID replica of the captured primary
+                history, labeller = open_replica(conn, connector, lake, registry, config.full_load, str(exc))
+            except ReplicaError as refused:
+                raise FullLoadError(str(refused)) from None
+            source_id = history.server_id  # the labels are positions of the primary's history
         if history is None and overridden:
             raise FullLoadError("full_load.source is set, but the capture has not registered its binlog history "
                                 "yet, so the full load cannot check that full_load.source is the captured server: "
@@ -194,7 +196,7 @@ def run_full_load(
         ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc, connect=connector,
                           chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
                           after_commit=after_commit, after_record=after_record, history=history,
-                          server_id=source_id, snapshot_method=method)
+                          server_id=source_id, snapshot_method=method, chunk_label=labeller)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
     failed = [r for r in reports if r.status == "failed"]

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -52,6 +53,9 @@ from binlake.snapshot.state import COMMITTED, ChunkState, TableState
 from binlake.snapshot.watermark import low_watermark
 from binlake.source import Connection, gtid_at, master_position
 
+if TYPE_CHECKING:
+    from binlake.snapshot.replica import ReplicaLabeller
+
 log = logging.getLogger("binlake.snapshot")
 
 ChunkHook = Callable[[SourceTable, int], None]
@@ -77,6 +81,7 @@ class LoadContext:
     history: History | None = None  # the binlog history positions are labelled with (None: epoch 0, no registry)
     server_id: int | None = None  # the source's @@server_id, kept in the state file
     snapshot_method: SnapshotMethod = SnapshotMethod.MARIADB  # mariadb or watermark (binlake.snapshot.watermark)
+    chunk_label: ReplicaLabeller | None = None  # full_load.source is a replica: labels in the primary's order
 
 
 def _iso(moment: datetime) -> str:
@@ -108,7 +113,9 @@ def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
 def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState) -> tuple[DataFrame, Observation]:
     """The lake rows of one chunk (one Spark partition) and the observation of its position and count."""
     jdbc = ctx.jdbc
-    if ctx.snapshot_method is SnapshotMethod.WATERMARK:
+    if ctx.chunk_label is not None:  # a replica's snapshot, labelled in the primary's order
+        jdbc = with_watermark(jdbc, ctx.chunk_label())
+    elif ctx.snapshot_method is SnapshotMethod.WATERMARK:
         epoch = 0 if ctx.history is None else ctx.history.epoch
         jdbc = with_watermark(jdbc, low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds))
     return read_chunk(ctx.spark, jdbc, table, chunk.predicate)
@@ -169,7 +176,8 @@ class TableLoad:
         with self.ctx.connect() as conn:
             with conn.cursor() as cur:
                 cur.execute("SET time_zone = '+00:00'")
-            low = self._in_history(master_position(conn))
+            label = self.ctx.chunk_label
+            low = self._in_history(master_position(conn)) if label is None else label()
             plan = plan_chunks(conn, self.table, self.ctx.config.full_load.chunk_rows)
         log.info("%s: %d chunk(s) for ~%s rows (%s); low watermark %s", self.label, len(plan.ranges),
                  f"{plan.rows:,}", plan.method, low)
@@ -332,7 +340,8 @@ class TableLoad:
             for chunk in state.chunks:
                 pos = chunk.position
                 if pos is not None and pos not in gtids:
-                    gtids[pos] = gtid_at(conn, pos.file, pos.pos)
+                    gtids[pos] = (gtid_at(conn, pos.file, pos.pos) if self.ctx.chunk_label is None
+                                  else self.ctx.chunk_label.gtid(pos))
         for chunk in state.chunks:
             pos = chunk.position
             with_gtid = None if pos is None else BinlogPosition.of(pos.file, pos.pos, gtids.get(pos), pos.epoch)
