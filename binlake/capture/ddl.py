@@ -37,7 +37,8 @@ class Statement:
     """What a Query event's statement is.
 
     ``kind``: ``CONTROL`` (``verb`` is BEGIN, COMMIT, ROLLBACK, SAVEPOINT, XA, …), one of
-    ``CREATE ALTER RENAME TRUNCATE DROP`` (table DDL), ``DML`` or ``OTHER``.
+    ``CREATE ALTER RENAME TRUNCATE DROP`` (table DDL), ``DML`` or ``OTHER``. ``ALTER … EXCHANGE
+    PARTITION p WITH TABLE t2`` is ``ALTER`` with verb ``EXCHANGE`` and tables (t, t2): both change.
     ``tables``: tables touched; for RENAME the pairs are flattened as (old, new, old, new, …),
     and ``ALTER … RENAME TO new`` gives (old, new).
     """
@@ -61,6 +62,7 @@ _CREATE = re.compile(
 _ALTER = re.compile(
     rf"^ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?(?P<t>{_QUALIFIED})", re.IGNORECASE
 )
+_ALTER_EXCHANGE = re.compile(rf"\bEXCHANGE\s+PARTITION\s+{_NAME}\s+WITH\s+TABLE\s+(?P<t>{_QUALIFIED})", re.IGNORECASE)
 _ALTER_RENAME = re.compile(rf"\bRENAME\s+(?:TO\s+|AS\s+)?(?P<t>{_QUALIFIED})\s*(?:,|$)", re.IGNORECASE)
 _RENAME = re.compile(r"^RENAME\s+TABLES?\s+(?P<rest>.+)$", re.IGNORECASE | re.DOTALL)
 _RENAME_PAIR = re.compile(rf"(?P<a>{_QUALIFIED})\s+(?:WAIT\s+\d+\s+|NOWAIT\s+)?TO\s+(?P<b>{_QUALIFIED})",
@@ -113,6 +115,9 @@ def classify(sql: str, default_schema: str) -> Statement:
         return Statement("CREATE", "CREATE", (ref(m["t"]),))
     if m := _ALTER.match(text):
         old = ref(m["t"])
+        exchanged = _ALTER_EXCHANGE.search(text[m.end():])
+        if exchanged:  # both tables' rows change (verb EXCHANGE: not a rename pair)
+            return Statement("ALTER", "EXCHANGE", (old, ref(exchanged["t"])))
         renamed = _ALTER_RENAME.search(text[m.end():])
         if renamed:  # ALTER TABLE t …, RENAME [TO] t2 (RENAME COLUMN/INDEX … TO … never ends in a bare name)
             return Statement("ALTER", "ALTER", (old, ref(renamed["t"])))

@@ -160,11 +160,12 @@ def _whole(resync: Resync) -> bool:
 
 
 def delivered_after_lsn(lake: Lake, table: TableName, lsn: int) -> Resync | None:
-    """A whole-table resync of ``table`` delivered entirely from reads after ``lsn`` (every chunk's
-    snapshot lsn ``> lsn``), if any: it brings every row to a state after that change."""
+    """A whole-table resync of ``table`` delivered entirely from reads at or after ``lsn`` (every
+    chunk's snapshot lsn ``>= lsn``: a snapshot at a change's own position includes it), if any: it
+    brings every row to a state after that change."""
     for resync in reversed(store.table_resyncs(lake, table.schema, table.table)):
         if _whole(resync) and resync.chunks and not resync.pending and all(
-                c.lsn is not None and c.lsn > lsn for c in resync.chunks):
+                c.lsn is not None and c.lsn >= lsn for c in resync.chunks):
             return resync
     return None
 

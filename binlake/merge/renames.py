@@ -59,7 +59,8 @@ def rename_pairs(sql: str, default_schema: str) -> tuple[tuple[SourceName, Sourc
     """The ``(old, new)`` pairs a ``RENAME TABLE`` or ``ALTER TABLE … RENAME TO`` statement renames,
     in statement order; ``()`` for any other statement."""
     statement = classify(sql, default_schema)
-    renames = statement.kind == "RENAME" or (statement.kind == "ALTER" and len(statement.tables) == 2)
+    renames = statement.kind == "RENAME" or (statement.kind == "ALTER" and statement.verb == "ALTER"
+                                             and len(statement.tables) == 2)  # not EXCHANGE PARTITION
     if not renames:
         return ()
     names = [(t.schema, t.table) for t in statement.tables]

@@ -126,8 +126,8 @@ def test_a_refused_resync_fails_the_request_and_a_transient_error_keeps_it(tmp_p
 def test_delivered_after_lsn_needs_every_chunk_read_after_the_change(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path))
     now = datetime.datetime.now(datetime.UTC)
-    delivered(lake, now, 40, "r1", reason="resync")
+    delivered(lake, now, 41, "r1", reason="resync")
     assert delivered_after_lsn(lake, T, 42) is None
-    delivered(lake, now, 43, "r2", reason="resync")
+    delivered(lake, now, 42, "r2", reason="resync")  # a snapshot at the statement's own position holds it
     found = delivered_after_lsn(lake, T, 42)
     assert found is not None and found.resync_id == "r2"

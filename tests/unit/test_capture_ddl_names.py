@@ -84,3 +84,17 @@ def test_ddl_names_follow_lower_case_table_names(setting: int, expected: list[tu
     asm.on_gtid("0-1-11", 1)
     asm.on_query("ALTER TABLE Shop.Orders ADD COLUMN x INT", "shop", 500, 42)
     assert ddl_records(asm) == expected
+
+
+def test_exchange_partition_changes_both_tables_and_is_no_rename() -> None:
+    from binlake.merge.renames import rename_pairs
+
+    sql = "ALTER TABLE shop.events EXCHANGE PARTITION p2023 WITH TABLE archive.events_2023"
+    statement = classify(sql, "x")
+    assert (statement.kind, statement.verb) == ("ALTER", "EXCHANGE")
+    assert statement.tables == (TableRef("shop", "events"), TableRef("archive", "events_2023"))
+    assert rename_pairs(sql, "x") == ()
+    asm = assembler(0, [("shop", "events"), ("archive", "events_2023")])
+    asm.on_gtid("0-1-11", 1)
+    asm.on_query(sql, "x", 500, 42)
+    assert ddl_records(asm) == [("shop", "events", "ALTER", 0), ("archive", "events_2023", "ALTER", 1)]
