@@ -22,6 +22,12 @@ Replays: the state is written before the table's first commit; a replayed batch 
 (same ``L``, same load id), so it plans the same steps. A crash between the state and the Delta
 table leaves a complete state without a table: the next attempt creates the table.
 
+A table another one is renamed onto (``RENAME TABLE staging TO t``, or an online schema change's
+swap with an unselected or never-loaded ``t``) while the lake has no state of it is born the same
+way at the RENAME, and an automatic whole-table resync brings the rows it had then; if no row of it
+comes through the stream before the resync's first chunk is due, that chunk creates the Delta table
+and the join (:func:`join_from_chunk`).
+
 ``CREATE TABLE IF NOT EXISTS`` is logged by MySQL even when the table exists (MariaDB 10.11 logs it
 only when it creates the table): the birth is then not certain, so the merge also requests an
 automatic whole-table resync (:func:`binlake.merge.autoresync.request_resync`), which is exact
@@ -33,19 +39,21 @@ capture) is never guessed: its records wait in the change log, the merge reports
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType, TimestampType, _parse_datatype_string
 
 from binlake import typemap
-from binlake.lake import table_key
+from binlake.lake import Lake, table_key
 from binlake.merge.autoresync import request_resync
-from binlake.merge.handoff import Handoff
+from binlake.merge.handoff import Handoff, record_join
 from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN, Layout
+from binlake.merge.renames import REPLACED, effect_of
 from binlake.merge.summary import OP_DDL, DdlRecord, LayoutGroup, TableChanges, TableName
 from binlake.positions import BinlogPosition, split_lsn
 from binlake.snapshot.delta import create_table, has_stats
@@ -86,6 +94,9 @@ def record_birth(ctx: MergeContext, name: TableName, changes: TableChanges, reco
     snapshot at the CREATE (and, for ``IF NOT EXISTS``, request a resync) and return its hand-off;
     else ``None`` (the table waits for a full load)."""
     record = birth_record(changes.ddls)
+    renamed = next((d for d in changes.ddls if effect_of(d, name, ctx.mapping).kind == REPLACED), None)
+    if renamed is not None and (record is None or renamed.lsn < record.lsn):
+        record = renamed  # another table renamed onto a name the lake has none of: born here, resynced
     if record is None:
         return None
     row = (records.filter((F.col("op") == OP_DDL) & (F.col("lsn") == record.lsn))
@@ -99,10 +110,26 @@ def record_birth(ctx: MergeContext, name: TableName, changes: TableChanges, reco
     write_state(ctx.lake, state)
     log.info("%s: created at the source at %s while replication runs: joins the merge there with an empty "
              "snapshot (no full load needed)", name.qualified, position)
-    if not record.certainly_new:
+    if record is renamed:
+        request_resync(ctx, name, "another table was renamed onto this one: its rows are not in the lake",
+                       lsn=record.lsn, statement=record.ddl)
+    elif not record.certainly_new:
         request_resync(ctx, name, "CREATE TABLE IF NOT EXISTS: the table may have existed with rows before",
                        lsn=record.lsn, statement=record.ddl)
     return Handoff.from_state(state)
+
+
+def join_from_chunk(spark: SparkSession, lake: Lake, name: TableName, handoff: Handoff, path: str, chunk: DataFrame,
+                    when: datetime.datetime) -> None:
+    """A born table that has no Delta table yet when a resync chunk of it is due (no row of it came
+    through the stream up to the chunk's lsn — the merge has passed it — e.g. a table renamed onto
+    a new name and not changed since): create the table with the chunk's columns and record the
+    join (batch ``-1``: outside any batch), so the chunk applies and later batches merge into it."""
+    create_table(spark, path, StructType([StructField(f.name, f.dataType, True) for f in chunk.schema.fields]),
+                 [LSN_COLUMN])
+    record_join(lake, name, handoff, -1, when)
+    log.info("%s: created Delta table %s from a resync chunk's columns (no row of it in the stream yet)",
+             name.qualified, path)
 
 
 def first_layout(groups: Sequence[LayoutGroup], after_lsn: int) -> Layout | None:

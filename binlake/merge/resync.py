@@ -37,6 +37,7 @@ from pyspark.sql import functions as F
 
 from binlake.lake import Lake, table_key, tombstones_key
 from binlake.merge import tombstones
+from binlake.merge.birth import is_born, join_from_chunk
 from binlake.merge.handoff import joined_load, read_handoff
 from binlake.merge.heartbeat import write_heartbeat
 from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN, Evolution, is_metadata_column, normalize_spark_type
@@ -231,10 +232,15 @@ class ResyncApplier:
             return 0
         name = TableName(resync.source_schema, resync.source_table, resync.schema, resync.table)
         handoff = read_handoff(self.lake, name)
+        path = self.lake.uri(table_key(resync.schema, resync.table))
+        if handoff is not None and is_born(handoff) and not is_delta_table(self.spark, path):
+            first = due[0]
+            assert first.data is not None
+            join_from_chunk(self.spark, self.lake, name, handoff, path, self.spark.read.parquet(
+                self.lake.uri(first.data)), self.clock())
         if handoff is None or not handoff.complete or joined_load(self.lake, name) != handoff.load_id:
             log.info("%s: resync %s waits for the merge to join the table", name.qualified, resync.resync_id)
             return 0
-        path = self.lake.uri(table_key(resync.schema, resync.table))
         if not is_delta_table(self.spark, path):
             return 0
         for chunk in due:

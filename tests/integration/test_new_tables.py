@@ -9,20 +9,24 @@ The capture runs in a thread; the merge runs in-process with ``availableNow``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from capture_support import CaptureThread
 from conftest import include_schema_rules
-from merge_helpers import run_merge
+from merge_helpers import Source, load_table, merge_config, rows, run_merge
+from merge_helpers import lsn as merge_lsn
 from stream_tables import caught_up, lake_columns, lake_rows, selected, source_rows
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
-from binlake.lake import Lake, table_key
-from binlake.merge.target import is_delta_table
-from binlake.status import pipeline_status, render_text
+from binlake.lake import MERGE_STATUS_KEY, Lake, table_key
+from binlake.merge.autoresync import read_requests
+from binlake.merge.summary import TableName
+from binlake.merge.target import DROPPED_LSN, TargetTable, is_delta_table
+from binlake.status import WAITING_FOR_FULL_LOAD, pipeline_status, render_text
 from binlake.tables import table_rows
 
 pytestmark = pytest.mark.spark
@@ -89,6 +93,7 @@ def test_tables_created_while_replicating_are_born_in_the_lake_and_exact(
             ("base", "joined")} <= states
 
 
+@pytest.mark.slow
 def test_a_table_without_full_load_or_create_in_the_change_log_waits_and_says_so(
     mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
 ) -> None:
@@ -114,3 +119,39 @@ def test_a_table_without_full_load_or_create_in_the_change_log_waits_and_says_so
     assert "full_load.py" in text
     (row,) = [r for r in table_rows(lake, selected(config, mariadb, source_db)) if r.source_table == "hidden"]
     assert row.state == "not loaded"
+
+
+def test_merge_births_swaps_and_waiting_tables_from_a_written_change_log(spark: Any, lake_dir: Path) -> None:
+    """The merge's side alone (a change log written by the test, no source): a CREATE of a table
+    without full load is its birth (and one with a row only later); a loaded table another table
+    is renamed onto gets a durable resync request; the table renamed away is wiped as DROP TABLE; a
+    table with rows but no full load and no CREATE waits, reported as waiting for a full load."""
+    lake = Lake(str(lake_dir))
+    load_table(spark, lake, "t", [(1, "a", 1), (2, "b", 2)], 100)
+    load_table(spark, lake, "old", [(1, "x", 1)], 100)
+    src = Source(lake)
+    swap = "RENAME TABLE `shop`.`t` TO `shop`.`_t_del`, `shop`.`_t_gho` TO `shop`.`t`"
+    src.write(
+        src.ddl(110, "born", "CREATE", "CREATE TABLE born (id BIGINT PRIMARY KEY, name TEXT, qty INT)"),
+        src.ins(111, "born", {"id": 1, "name": "a", "qty": 1}, {"id": 2, "name": "b", "qty": 2}),
+        src.upd(112, "born", ({"id": 1, "name": "a", "qty": 1}, {"id": 1, "name": "a2", "qty": 10})),
+        src.dele(113, "born", {"id": 2, "name": "b", "qty": 2}),
+        src.ddl(114, "later", "CREATE", "CREATE TABLE later (id BIGINT PRIMARY KEY, name TEXT, qty INT)"),
+        src.ins(115, "hidden", {"id": 9, "name": "h", "qty": 9}),  # no full load, no CREATE
+        src.ddl(120, "t", "RENAME", swap),
+        src.upd(121, "t", ({"id": 1, "name": "a", "qty": 1}, {"id": 1, "name": "a", "qty": 5})),
+        src.ddl(130, "old", "RENAME", "RENAME TABLE old TO old_2024"),
+    )
+    src.write(src.ins(140, "later", {"id": 3, "name": "c", "qty": 3}))
+    run_merge(spark, merge_config(lake_dir, max_files_per_batch=1))
+    assert rows(spark, lake.uri("shop/born")) == [(1, "a2", 10)]
+    assert rows(spark, lake.uri("shop/later")) == [(3, "c", 3)]
+    assert rows(spark, lake.uri("shop/t")) == [(1, "a", 5), (2, "b", 2)]  # kept until the resync's chunks
+    (request,) = read_requests(lake, TableName("shop", "t", "shop", "t"))
+    assert request.lsn == merge_lsn(120) and request.statement == swap
+    assert rows(spark, lake.uri("shop/old")) == []
+    assert TargetTable.load(spark, lake.uri("shop/old")).properties[DROPPED_LSN] == str(merge_lsn(130))
+    assert not is_delta_table(spark, lake.uri("shop/hidden"))
+    status = json.loads(lake.get_bytes(MERGE_STATUS_KEY))
+    assert status["tables"]["shop.hidden"]["status"] == WAITING_FOR_FULL_LOAD
+    assert "shop.hidden" in render_text(pipeline_status(merge_config(lake_dir), lake))

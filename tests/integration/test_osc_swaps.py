@@ -104,6 +104,13 @@ def pt_osc(mariadb: LocalMariaDB, db: str) -> None:
         run(f"DROP TRIGGER IF EXISTS `{db}`.`pt_osc_{db}_t_{kind}`")
 
 
+def no_rows(spark: Any, config: PipelineConfig, db: str, table: str) -> bool:
+    """The lake table is empty, or was never created (``_t_del`` is born at the swap and dropped
+    before any row of it is in the stream)."""
+    path = Lake.from_config(config).uri(table_key(db, table))
+    return not is_delta_table(spark, path) or lake_rows(spark, config, db, table) == []
+
+
 def swap_and_check(mariadb: LocalMariaDB, db: str, config: PipelineConfig, capture: CaptureThread, spark: Any,
                    swap: Any) -> None:
     try:
@@ -137,7 +144,7 @@ def test_gh_ost_swap_with_the_ghost_table_selected(
     config, capture = replicating(mariadb, source_db, lake_dir, make_config, spark, "%")
     swap_and_check(mariadb, source_db, config, capture, spark, gh_ost)
     for helper in ("_t_gho", "_t_del", "_t_ghc"):  # gone from the source: empty in the lake (as DROP TABLE)
-        assert lake_rows(spark, config, source_db, helper) == [], helper
+        assert no_rows(spark, config, source_db, helper), helper
 
 
 @pytest.mark.slow
@@ -147,7 +154,7 @@ def test_pt_online_schema_change_swap(
     config, capture = replicating(mariadb, source_db, lake_dir, make_config, spark, "%")
     swap_and_check(mariadb, source_db, config, capture, spark, pt_osc)
     for helper in ("_t_new", "_t_old"):
-        assert lake_rows(spark, config, source_db, helper) == [], helper
+        assert no_rows(spark, config, source_db, helper), helper
 
 
 @pytest.mark.slow
@@ -172,4 +179,4 @@ def test_merge_killed_around_the_swap_still_converges(
     assert len(killed) >= 3
     assert lake_columns(spark, config, source_db, "t") == ["id", "name", "qty", "status"]
     assert lake_rows(spark, config, source_db, "t") == source_rows(mariadb, source_db, "t")
-    assert lake_rows(spark, config, source_db, "_t_gho") == []
+    assert no_rows(spark, config, source_db, "_t_gho")
