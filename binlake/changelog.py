@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from binlake import arrowcols
-from binlake.lake import CHANGELOG_DIR, Lake, changelog_key, parse_changelog_name
+from binlake.lake import CHANGELOG_DIR, CHANGELOG_REMOVED_KEY, Lake, changelog_key, parse_changelog_name
 from binlake.lifecycle import ChangelogFile
 
 OP_INSERT = "I"
@@ -295,6 +295,22 @@ def remove_changelog(lake: Lake, files: Iterable[ChangelogFile]) -> int:
         lake.delete(file.key)
         count += 1
     return count
+
+
+def read_removed(lake: Lake) -> dict[str, Any] | None:
+    """The lifecycle's record ``_binlake/changelog-removed.json`` (``None``: nothing was ever removed):
+    ``removed_through`` (records up to this lsn may be gone), ``floor``, ``pinned_by``, ``updated_at``,
+    ``files_removed`` (in all)."""
+    try:
+        data = json.loads(lake.get_bytes(CHANGELOG_REMOVED_KEY))
+    except FileNotFoundError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_removed(lake: Lake, record: dict[str, Any]) -> None:
+    """Replace that record, durably (the cleanup writes it before its first delete)."""
+    lake.put_bytes(CHANGELOG_REMOVED_KEY, json.dumps(record, indent=1).encode())
 
 
 def read_changelog(lake: Lake, keys: Sequence[str] | None = None, dedupe: bool = True) -> pa.Table:

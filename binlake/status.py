@@ -16,6 +16,7 @@ from typing import Any
 
 from binlake.capture.history import Registry, load_registry, snapshot_gap
 from binlake.capture.report import status_report
+from binlake.changelog import read_removed
 from binlake.config import PipelineConfig
 from binlake.lake import MERGE_STATUS_KEY, SNAPSHOTS_DIR, Lake
 from binlake.positions import BinlogPosition, lsn_text
@@ -95,8 +96,10 @@ def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
     try:
         progress, merge, tables = read_progress(lake), read_json(lake, MERGE_STATUS_KEY) or {}, table_statuses(lake)
         history, lake_error = [h.to_dict() for h in load_registry(lake).histories], capture.get("lake_error")
+        removed = read_removed(lake)  # the change-log lifecycle: binlake.merge.cleanup
     except LakeError as exc:
         progress, merge, tables, history, lake_error = LakeProgress(None, None, None), {}, [], [], str(exc)
+        removed = None
     return {
         "pipeline": config.name,
         "lake": config.lake.root,
@@ -106,6 +109,7 @@ def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
             "updated_at": merge.get("updated_at"),
             "merged_lsn": progress.merged_lsn,
             "applied_lsn": progress.applied_lsn,
+            "changelog_removed": removed,
             "last_error": merge.get("last_error"),
         },
         "source_end_lsn": source_end_lsn,
@@ -132,6 +136,11 @@ def render_text(status: dict[str, Any]) -> str:
         f"merge:   batch {_num(merge['batch_id'])}  applied up to {lsn_text(merge['applied_lsn'])}"
         + (f"  error: {merge['last_error']}" if merge.get("last_error") else ""),
     ]
+    removed = merge.get("changelog_removed")
+    if removed:
+        lines.append(f"change log: cleaned up to {lsn_text(removed.get('removed_through'))} "
+                     f"({removed.get('files_removed', 0)} file(s) removed; floor held by "
+                     f"{', '.join(removed.get('pinned_by') or []) or '-'}, {removed.get('updated_at', '?')})")
     if status.get("source_end_lsn") is not None:
         lines.append(f"source:  binlog end {lsn_text(status['source_end_lsn'])}")
     if status.get("lake_error"):

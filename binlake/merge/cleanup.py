@@ -35,8 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 from binlake.capture.history import load_registry
-from binlake.changelog import changelog_files, remove_changelog
-from binlake.lake import CHANGELOG_REMOVED_KEY, SNAPSHOTS_DIR, Lake
+from binlake.changelog import changelog_files, read_removed, remove_changelog, write_removed
+from binlake.lake import SNAPSHOTS_DIR, Lake
 from binlake.lifecycle import (
     CAPTURE,
     Pin,
@@ -61,19 +61,14 @@ CLEANUP_EVERY = 60.0
 
 def read_removed_through(lake: Lake) -> int | None:
     """The highest lsn the cleanup may have removed records up to (``None``: it never removed any)."""
-    try:
-        data = json.loads(lake.get_bytes(CHANGELOG_REMOVED_KEY))
-    except FileNotFoundError:
-        return None
-    value = data.get("removed_through")
+    value = (read_removed(lake) or {}).get("removed_through")
     return None if value is None else int(value)
 
 
 def _write_removed(lake: Lake, removed_through: int, plan: RemovalPlan, when: datetime.datetime,
                    files_removed: int) -> None:
-    data = {"removed_through": removed_through, "floor": plan.floor, "pinned_by": list(plan.pinned_by),
-            "updated_at": when.isoformat(), "files_removed": files_removed}
-    lake.put_bytes(CHANGELOG_REMOVED_KEY, json.dumps(data, indent=1).encode())
+    write_removed(lake, {"removed_through": removed_through, "floor": plan.floor, "pinned_by": list(plan.pinned_by),
+                         "updated_at": when.isoformat(), "files_removed": files_removed})
 
 
 def join_gap(lake: Lake, handoff: Handoff) -> str | None:
@@ -168,10 +163,7 @@ class ChangelogCleanup:
         return plan
 
     def _files_removed(self) -> int:
-        try:
-            return int(json.loads(self.lake.get_bytes(CHANGELOG_REMOVED_KEY)).get("files_removed") or 0)
-        except FileNotFoundError:
-            return 0
+        return int((read_removed(self.lake) or {}).get("files_removed") or 0)
 
     def tombstone_floor(self) -> int | None:
         """Tombstones below this may be pruned (:func:`binlake.lifecycle.tombstone_floor`), from the

@@ -189,3 +189,20 @@ def test_the_cleanup_runs_at_most_once_per_period(lake: Lake, monkeypatch: pytes
     plan = job.batch_finished(3, (lsn(160), lsn(170)))                # due again
     assert plan is not None and [(f.first, f.last) for f in plan.remove] == [(lsn(120), lsn(130)),
                                                                             (lsn(140), lsn(150))]
+
+
+def test_status_shows_how_far_the_change_log_was_cleaned_up_and_who_holds_it(lake: Lake) -> None:
+    from binlake.config import parse_config
+    from binlake.status import lsn_text, pipeline_status, render_text
+
+    config = parse_config({"lake": {"root": lake.root}, "table_mappings": {"rules": [
+        {"rule-type": "selection", "rule-id": "1", "object-locator": {"schema-name": "shop", "table-name": "%"},
+         "rule-action": "include"}]}}, Path("t.yaml"))
+    assert pipeline_status(config, lake)["merge"]["changelog_removed"] is None
+    job = cleanup(lake)
+    job.batch_finished(0, (lsn(100), lsn(130)))
+    job.batch_finished(1, (lsn(140), lsn(170)))
+    status = pipeline_status(config, lake)
+    assert status["merge"]["changelog_removed"]["removed_through"] == lsn(130)
+    text = render_text(status)
+    assert f"change log: cleaned up to {lsn_text(lsn(130))} (2 file(s) removed; floor held by merge" in text
