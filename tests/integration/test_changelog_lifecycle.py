@@ -169,7 +169,7 @@ def test_a_restart_a_join_and_a_replay_after_cleanup_lose_nothing(tmp_path: Path
         change("w", w, pos, pos // 10 - 50, delete=pos == 530)
         change("t", t, pos + 1, pos // 10 - 45)
     save_checkpoint(lake, Checkpoint(BinlogPosition.of("binlog.000001", 600)))
-    run_merge(spark, _no_retention(tmp_path / "lake", max_files_per_batch=6))   # two batches: the second cleans up
+    run_merge(spark, _no_retention(tmp_path / "lake", max_files_per_batch=8))   # two batches: the second cleans up
     assert rows(spark, t_path) == [t[k] for k in sorted(t)]
     kept = changelog_files(lake)
     removed_through = read_removed_through(lake)
