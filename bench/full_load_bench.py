@@ -1,31 +1,38 @@
-"""Full-load benchmark: binlake's full load of ``retail_trans`` vs MariaDB's own ``SELECT … INTO OUTFILE``.
+"""Full-load benchmark: the whole ``spark-submit jobs/full_load.py`` of ``retail_trans`` vs ``SELECT … INTO OUTFILE``.
 
-    .venv/bin/python bench/full_load_bench.py [--rows 1000000] [--chunk-rows N] [--runs 2]
+    .venv/bin/python bench/full_load_bench.py [--rows 1000000] [--readers arrow,jdbc] [--runs 1]
 
 Starts a private MariaDB (own datadir and port under --workdir), fills ``bench.retail_trans`` (the
-AWS CDC blog schema) with ``--rows`` rows, then in the same run times
+AWS CDC blog schema) with ``--rows`` rows (``INSERT … SELECT`` from MariaDB's SEQUENCE engine: 10M
+rows in about a minute), then in the same run times
 
-* the physical baseline: ``SELECT * FROM retail_trans INTO OUTFILE`` (server-side, no network);
-* binlake: :func:`binlake.snapshot.job.run_full_load` into a local lake, ``--runs`` times (the first
-  run includes JIT warm-up; each run is a DROP_AND_CREATE reload). Spark's start-up is timed apart.
+* the physical baseline: ``SELECT * FROM retail_trans INTO OUTFILE`` (server-side, no network; best of 2);
+* binlake: the whole ``spark-submit jobs/full_load.py --config <generated yaml>`` into a local lake —
+  JVM start, session, table creation and every chunk included, as a user runs it — for each
+  ``--readers`` value (``full_load.reader``), ``--runs`` times, each a DROP_AND_CREATE reload;
 
-and prints rows/s for both and their ratio, for each ``--methods`` snapshot method (mariadb,
-watermark) in the same run.
+and prints rows/s for both, their ratio, the job's CPU seconds (user + system, children included)
+and the load average around each run: on a shared machine only ratios within one run compare.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from binlake.config import PipelineConfig, parse_config
 from binlake.devdb import LocalMariaDB, free_port
+
+REPO = Path(__file__).resolve().parent.parent
 
 SCHEMA = """
 CREATE TABLE retail_trans (
@@ -57,12 +64,6 @@ def fill(db: LocalMariaDB, rows: int) -> None:
     db.execute("ANALYZE TABLE retail_trans", "bench")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def outfile_seconds(db: LocalMariaDB) -> float:
     target = db.outfile_dir / "retail_trans.tsv"
     target.unlink(missing_ok=True)
@@ -73,89 +74,82 @@ def outfile_seconds(db: LocalMariaDB) -> float:
     return seconds
 
 
-def bench_config(
-    db: LocalMariaDB, lake: Path, chunk_rows: int, parallel: int, extra: dict[str, Any], spark_conf: dict[str, str]
-) -> PipelineConfig:
-    return parse_config(
-        {
-            "name": "bench",
-            "source": {"host": "127.0.0.1", "port": db.port, "user": "root", "password_env": None},
-            "lake": {"root": str(lake)},
-            "table_mappings": {"rules": [{
-                "rule-type": "selection", "rule-id": "1", "rule-name": "retail",
-                "object-locator": {"schema-name": "bench", "table-name": "retail_trans"}, "rule-action": "include",
-            }]},
-            "full_load": {"chunk_rows": chunk_rows, "max_parallel_chunks": parallel, **extra},
-            "spark": {"master": os.environ.get("BINLAKE_SPARK_MASTER", f"local[{os.cpu_count() or 2}]"),
-                      "conf": spark_conf},
-        },
-        Path("bench.yaml"),
-    )
+def bench_config(db: LocalMariaDB, lake: Path, reader: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline config (YAML is JSON) of one timed run."""
+    return {
+        "name": "bench",
+        "source": {"host": "127.0.0.1", "port": db.port, "user": "root", "password_env": None},
+        "lake": {"root": str(lake)},
+        "table_mappings": {"rules": [{
+            "rule-type": "selection", "rule-id": "1", "rule-name": "retail",
+            "object-locator": {"schema-name": "bench", "table-name": "retail_trans"}, "rule-action": "include",
+        }]},
+        "full_load": {"reader": reader, "target_table_prep_mode": "DROP_AND_CREATE", **extra},
+        "spark": {"master": os.environ.get("BINLAKE_SPARK_MASTER", f"local[{os.cpu_count() or 2}]")},
+    }
+
+
+def submit(config_path: Path, log_path: Path) -> tuple[float, float]:
+    """Run ``spark-submit jobs/full_load.py`` once: (wall seconds, CPU seconds of it and its children)."""
+    submit_bin = Path(sys.executable).parent / "spark-submit"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        result = subprocess.run([str(submit_bin), str(REPO / "jobs" / "full_load.py"), "--config", str(config_path)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"spark-submit failed ({result.returncode}): see {log_path}")
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--chunk-rows", type=int, default=0, help="0 = rows / (2 x cores)")
-    parser.add_argument("--parallel", type=int, default=0, help="chunks at once; 0 = Spark default parallelism")
-    parser.add_argument("--fetch-size", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--methods", default="mariadb,watermark",
-                        help="full_load.snapshot_method values timed in the same run (comma-separated)")
-    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Spark setting (repeatable), e.g. spark.sql.parquet.compression.codec=zstd")
-    parser.add_argument("--verbose", action="store_true", help="log the full load's steps")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of retail_trans (e.g. 10000000)")
+    parser.add_argument("--readers", default="arrow,jdbc", help="full_load.reader values timed (comma-separated)")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra full_load setting (repeatable), e.g. chunk_rows=1000000")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed after")
     args = parser.parse_args()
-    level = logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="binlake-flbench-"))
-    cores = os.cpu_count() or 2
-    chunk_rows = args.chunk_rows or max(1, args.rows // (2 * cores))
+    workdir.mkdir(parents=True, exist_ok=True)
+    extra = {key: int(value) if value.isdigit() else value for key, value in (i.split("=", 1) for i in args.set)}
+    readers = [r.strip() for r in args.readers.split(",") if r.strip()]
     try:
         with LocalMariaDB(workdir / "db" / "data", free_port()) as db:
             started = time.perf_counter()
             fill(db, args.rows)
             print(f"filled bench.retail_trans with {args.rows:,} rows in {time.perf_counter() - started:.1f} s")
+            results: list[tuple[str, float, float, str]] = []
             baseline = min(outfile_seconds(db) for _ in range(2))
-            print(f"SELECT … INTO OUTFILE: {baseline:.2f} s = {args.rows / baseline:,.0f} rows/s")
-
-            from binlake.snapshot.job import run_full_load
-            from binlake.spark import build_session
-
-            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-            configs = {method: bench_config(db, workdir / "lake", chunk_rows, args.parallel,
-                                            {"jdbc_fetch_size": args.fetch_size, "snapshot_method": method},
-                                            dict(item.split("=", 1) for item in args.spark_conf))
-                       for method in methods}
-            config = configs[methods[0]]
-            started = time.perf_counter()
-            spark = build_session(config, "bench")
-            print(f"Spark session start: {time.perf_counter() - started:.1f} s "
-                  f"({spark.sparkContext.master}, {chunk_rows:,} rows per chunk)")
-            best: dict[str, float] = {}
-            jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[union-attr]
-            assert db.process is not None
-            for run, method in ((run, method) for run in range(1, args.runs + 1) for method in methods):
-                config = configs[method]
-                cpu_before = cpu_seconds(jvm_pid), cpu_seconds(db.process.pid)
-                started = time.perf_counter()
-                [report] = run_full_load(config, spark)
-                seconds = time.perf_counter() - started
-                jvm_cpu = cpu_seconds(jvm_pid) - cpu_before[0]
-                db_cpu = cpu_seconds(db.process.pid) - cpu_before[1]
-                best[method] = min(best.get(method, float("inf")), seconds)
-                assert report.rows == args.rows, report
-                print(f"binlake full load ({method}) run {run}: {seconds:.2f} s = {args.rows / seconds:,.0f} rows/s "
-                      f"({report.chunks} chunks, {report.bytes or 0:,} bytes of Parquet; CPU: Spark {jvm_cpu:.1f} s, "
-                      f"MariaDB {db_cpu:.1f} s)")
-            spark.stop()
+            print(f"SELECT … INTO OUTFILE: {baseline:.2f} s = {args.rows / baseline:,.0f} rows/s "
+                  f"(load average {load_average()})")
+            for run, reader in ((run, reader) for run in range(1, args.runs + 1) for reader in readers):
+                config_path = workdir / f"bench-{reader}.yaml"
+                config_path.write_text(json.dumps(bench_config(db, workdir / "lake", reader, extra)))
+                load_before = load_average()
+                seconds, cpu = submit(config_path, workdir / f"full_load-{reader}-{run}.log")
+                results.append((reader, seconds, cpu, f"{load_before} → {load_average()}"))
+                print(f"spark-submit full_load.py, reader {reader}, run {run}: {seconds:.1f} s = "
+                      f"{args.rows / seconds:,.0f} rows/s, {cpu:.1f} CPU-s (load average {results[-1][3]})")
+            again = min(outfile_seconds(db) for _ in range(2))
+            print(f"SELECT … INTO OUTFILE again: {again:.2f} s (load average {load_average()})")
+            baseline = min(baseline, again)
         print()
-        print(f"baseline  SELECT INTO OUTFILE  {args.rows / baseline:>12,.0f} rows/s")
-        for method, seconds in best.items():
-            print(f"binlake   full load, {method:<9} {args.rows / seconds:>12,.0f} rows/s (best run; "
-                  f"baseline {seconds / baseline:.1f}x faster)")
+        print(f"{args.rows:,} rows; baseline SELECT INTO OUTFILE {args.rows / baseline:>12,.0f} rows/s")
+        for reader in readers:
+            seconds = min(s for r, s, _, _ in results if r == reader)
+            print(f"binlake spark-submit, reader {reader:<5}    {args.rows / seconds:>12,.0f} rows/s "
+                  f"(best run {seconds:.1f} s) = {baseline / seconds:.3f}x OUTFILE")
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

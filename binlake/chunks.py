@@ -8,6 +8,9 @@ each range starts exactly where the previous one ends. So every possible key, in
 inserted while the load runs and keys outside the sampled min/max, falls in exactly one range:
 no gaps, no overlaps, by construction.
 
+Chunk sizes are bounded in rows and in bytes (:func:`rows_per_chunk`: the rows of ``chunk_bytes``
+at the table's estimated row size), so a table of wide rows gets proportionally smaller chunks.
+
 Planners:
 
 * :func:`plan_integer_chunks` — a single integer key: an even split of ``[min, max]`` into
@@ -125,6 +128,18 @@ def chunk_count(rows: int, chunk_rows: int) -> int:
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
     return max(1, math.ceil(rows / chunk_rows))
+
+
+def rows_per_chunk(chunk_rows: int, chunk_bytes: int, row_bytes: int) -> int:
+    """Rows per chunk bounded by rows and by bytes: at most ``chunk_rows`` rows and at most
+    ``chunk_bytes // row_bytes`` (estimated bytes of a row), never fewer than 1.
+
+    >>> rows_per_chunk(250_000, 1 << 20, 65_600)
+    15
+    """
+    if chunk_rows < 1 or chunk_bytes < 1:
+        raise ValueError(f"chunk_rows and chunk_bytes must be >= 1, got {chunk_rows} and {chunk_bytes}")
+    return max(1, min(chunk_rows, chunk_bytes // max(1, row_bytes)))
 
 
 def ranges_from_boundaries(boundaries: Sequence[Key]) -> list[ChunkRange]:

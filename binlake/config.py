@@ -190,6 +190,14 @@ class UnappliableDdl(StrEnum):
     STOP = "stop"
 
 
+class ChunkReader(StrEnum):
+    """How the full load reads a chunk (binlake.snapshot.arrowread, binlake.snapshot.reading)."""
+
+    AUTO = "auto"
+    ARROW = "arrow"
+    JDBC = "jdbc"
+
+
 class FullLoadConfig(_Frozen):
     """The full load (``jobs/full_load.py``)."""
 
@@ -198,6 +206,22 @@ class FullLoadConfig(_Frozen):
         description="DROP_AND_CREATE, TRUNCATE_BEFORE_LOAD or DO_NOTHING (skip tables already loaded), as in DMS.",
     )
     chunk_rows: int = Field(250_000, ge=1, description="Target rows per chunk (one Spark task each).")
+    chunk_bytes: int = Field(
+        64 * 1024 * 1024, ge=1,
+        description="…and at most this many bytes per chunk, estimated from the table's average row size "
+        "(server statistics or a sample of rows, the larger), so wide rows get smaller chunks.",
+    )
+    reader: ChunkReader = Field(
+        ChunkReader.AUTO,
+        description="How chunks are read: arrow (ConnectorX inside the Spark tasks, Arrow batches: the fast path), "
+        "jdbc (Connector/J), or auto (arrow where it applies: connectorx installed and no TLS to the source "
+        "— source.tls.mode disabled, or preferred against a server that offers no TLS; else jdbc).",
+    )
+    arrow_batch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1,
+        description="arrow reader: rows per Arrow batch are this many bytes at the table's estimated row size "
+        "(at most 65,536 rows), which bounds a task's memory whatever the chunk size.",
+    )
     max_parallel_chunks: int = Field(
         0, ge=0, description="Chunks read at once; 0 = the Spark cluster's default parallelism."
     )

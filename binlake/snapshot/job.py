@@ -32,11 +32,12 @@ from pyspark.sql import SparkSession
 
 from binlake.capture.history import HistoryError, load_registry, snapshot_history
 from binlake.catalog import CatalogEntry, LegacyLayoutError, check_no_legacy_layout, write_catalog
-from binlake.config import PipelineConfig, SnapshotMethod
+from binlake.config import ChunkReader, PipelineConfig, SnapshotMethod
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, snapshot_state_key
 from binlake.names import LakeNameError, TargetCollisionError
 from binlake.rules import TableMapping
+from binlake.snapshot.arrowread import arrow_source, choose_reader, connectorx_supported, server_offers_tls
 from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
 from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
@@ -149,6 +150,12 @@ def run_full_load(
     log.info("step 1/5: connecting to the source %s and checking it", describe(config.source))
     with connector() as conn:
         method = check_snapshot_support(conn, config.full_load.snapshot_method)
+        try:
+            reader = choose_reader(config.full_load.reader, config.source.tls.mode, server_offers_tls(conn),
+                                   connectorx_supported())
+        except ValueError as exc:
+            raise FullLoadError(str(exc)) from None
+        log.info("chunk reader: %s (full_load.reader: %s)", reader.value, config.full_load.reader.value)
         check_grants(conn, need_replication=False)
         source_id = server_id(conn)
         registry = load_registry(lake)
@@ -192,11 +199,13 @@ def run_full_load(
              len(tables), config.full_load.tables_in_parallel, parallel, config.lake.root)
     progress = Progress(len(tables), clock)
     with ThreadPoolExecutor(parallel, thread_name_prefix="chunk") as chunk_pool:
-        jdbc = jdbc_source(config, epoch=0 if history is None else history.epoch)
+        epoch = 0 if history is None else history.epoch
+        jdbc = jdbc_source(config, epoch=epoch)
+        arrow = arrow_source(config, epoch) if reader is ChunkReader.ARROW else None
         ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc, connect=connector,
                           chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
                           after_commit=after_commit, after_record=after_record, history=history,
-                          server_id=source_id, snapshot_method=method, chunk_label=labeller)
+                          server_id=source_id, snapshot_method=method, arrow=arrow, chunk_label=labeller)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
     failed = [r for r in reports if r.status == "failed"]

@@ -29,14 +29,15 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from binlake.capture.history import History
-from binlake.chunks import render_predicate
+from binlake.chunks import render_predicate, rows_per_chunk
 from binlake.config import PipelineConfig, PrepMode, SnapshotMethod
 from binlake.lake import Lake, snapshot_state_key, table_key
 from binlake.positions import BinlogPosition, split_lsn
 from binlake.resync.guard import refuse_reload_while_merging
 from binlake.snapshot import delta
+from binlake.snapshot.arrowread import ArrowSource, read_chunk_arrow, with_watermark_init
 from binlake.snapshot.discovery import SourceTable
-from binlake.snapshot.planning import plan_chunks
+from binlake.snapshot.planning import estimate_row_bytes, plan_chunks
 from binlake.snapshot.reading import (
     HIT,
     LSN_COLUMN,
@@ -81,6 +82,7 @@ class LoadContext:
     history: History | None = None  # the binlog history positions are labelled with (None: epoch 0, no registry)
     server_id: int | None = None  # the source's @@server_id, kept in the state file
     snapshot_method: SnapshotMethod = SnapshotMethod.MARIADB  # mariadb or watermark (binlake.snapshot.watermark)
+    arrow: ArrowSource | None = None  # the Arrow reader's source when the job reads with it, else JDBC
     chunk_label: ReplicaLabeller | None = None  # full_load.source is a replica: labels in the primary's order
 
 
@@ -110,15 +112,20 @@ def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
     return BinlogPosition.of(file_for_sequence(template, sequence), pos, epoch=epoch)
 
 
-def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState) -> tuple[DataFrame, Observation]:
-    """The lake rows of one chunk (one Spark partition) and the observation of its position and count."""
-    jdbc = ctx.jdbc
+def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState,
+                row_bytes: int) -> tuple[DataFrame, Observation]:
+    """The lake rows of one chunk (one Spark partition) and the observation of its position and count,
+    read by the Arrow reader when the job chose it, else by JDBC; ``row_bytes`` sizes Arrow batches."""
+    low = None
     if ctx.chunk_label is not None:  # a replica's snapshot, labelled in the primary's order
-        jdbc = with_watermark(jdbc, ctx.chunk_label())
+        low = ctx.chunk_label()
     elif ctx.snapshot_method is SnapshotMethod.WATERMARK:
         epoch = 0 if ctx.history is None else ctx.history.epoch
-        jdbc = with_watermark(jdbc, low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds))
-    return read_chunk(ctx.spark, jdbc, table, chunk.predicate)
+        low = low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds)
+    if ctx.arrow is not None:
+        source = ctx.arrow if low is None else with_watermark_init(ctx.arrow, low)
+        return read_chunk_arrow(ctx.spark, source, table, chunk.predicate, row_bytes)
+    return read_chunk(ctx.spark, ctx.jdbc if low is None else with_watermark(ctx.jdbc, low), table, chunk.predicate)
 
 
 def read_chunk(spark: SparkSession, jdbc: JdbcSource, table: SourceTable,
@@ -127,6 +134,12 @@ def read_chunk(spark: SparkSession, jdbc: JdbcSource, table: SourceTable,
     Spark partition), and the observation of their count, snapshot file, lsn and read time (also
     used by the online resync, :mod:`binlake.resync.job`)."""
     raw = spark.read.jdbc(jdbc.url, chunk_query(table, predicate), properties=jdbc.properties)
+    return observed_lake_rows(raw, lake_expressions(table))
+
+
+def observed_lake_rows(raw: DataFrame, expressions: list[tuple[str, str]]) -> tuple[DataFrame, Observation]:
+    """The lake rows of a chunk read (``raw``: position columns, hit, ``c0 …``) and the observation of
+    their count, snapshot file, lsn and read time (filled once the rows have been written)."""
     observation = Observation(f"binlake-chunk-{uuid.uuid4().hex}")
     observed = raw.observe(
         observation,
@@ -136,7 +149,7 @@ def read_chunk(spark: SparkSession, jdbc: JdbcSource, table: SourceTable,
         F.max(F.col(READ_TS)).alias("read_at"),
     )
     rows = observed.where(F.col(HIT).isNotNull())
-    return rows.select(*[F.expr(expr).alias(name) for expr, name in lake_expressions(table)]), observation
+    return rows.select(*[F.expr(expr).alias(name) for expr, name in expressions]), observation
 
 
 class TableLoad:
@@ -150,6 +163,7 @@ class TableLoad:
         self._lock = threading.Lock()
         self._failed = threading.Event()  # set by the first failing chunk: queued chunks then do nothing
         self.state: TableState | None = None
+        self.row_bytes = 1  # estimated bytes of a row (planning.estimate_row_bytes): sizes chunks and batches
 
     def run(self) -> TableReport:
         started = self.ctx.clock()
@@ -178,9 +192,12 @@ class TableLoad:
                 cur.execute("SET time_zone = '+00:00'")
             label = self.ctx.chunk_label
             low = self._in_history(master_position(conn)) if label is None else label()
-            plan = plan_chunks(conn, self.table, self.ctx.config.full_load.chunk_rows)
-        log.info("%s: %d chunk(s) for ~%s rows (%s); low watermark %s", self.label, len(plan.ranges),
-                 f"{plan.rows:,}", plan.method, low)
+            self.row_bytes = estimate_row_bytes(conn, self.table)
+            full_load = self.ctx.config.full_load
+            plan = plan_chunks(conn, self.table, rows_per_chunk(full_load.chunk_rows, full_load.chunk_bytes,
+                                                                self.row_bytes))
+        log.info("%s: %d chunk(s) for ~%s rows of ~%s bytes (%s); low watermark %s", self.label, len(plan.ranges),
+                 f"{plan.rows:,}", f"{self.row_bytes:,}", plan.method, low)
         chunks = tuple(
             ChunkState(i, r, render_predicate(r, self.table.key_columns)) for i, r in enumerate(plan.ranges)
         )
@@ -236,7 +253,7 @@ class TableLoad:
         elif exists:
             log.info("%s: DO_NOTHING: appending to the existing table %s", self.label, path)
         if not exists:
-            frame, _ = chunk_frame(self.ctx, self.table, first)
+            frame, _ = chunk_frame(self.ctx, self.table, first, self.row_bytes)
             names = {c.name: c.target_name for c in self.table.columns}
             keys = [names[k] for k in self.table.key_columns if k in names]
             stats_on = [f.name for f in frame.schema.fields if f.name in keys and delta.has_stats(f.dataType)]
@@ -249,6 +266,8 @@ class TableLoad:
                             "the feed)", self.label, blockers)
 
     def _resume(self, state: TableState) -> TableState:
+        with self.ctx.connect() as conn:
+            self.row_bytes = estimate_row_bytes(conn, self.table)
         found = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
         for chunk in state.pending:
             if chunk.id in found:
@@ -295,7 +314,7 @@ class TableLoad:
         started = self.ctx.clock()
         assert self.state is not None
         for attempt in range(1, CHUNK_ATTEMPTS + 1):
-            frame, observation = chunk_frame(self.ctx, self.table, chunk)
+            frame, observation = chunk_frame(self.ctx, self.table, chunk, self.row_bytes)
             try:
                 delta.append_chunk(frame, self.path, self.state.load_id, chunk.id)
                 break

@@ -8,6 +8,9 @@
   boundaries from a random key sample that the *source* sorts (``ORDER BY`` the key, so the column
   collation decides the order). This reads the table's key once on the server.
 
+Chunk sizes come in rows (``rows_per_chunk`` of the row and byte bounds, :func:`binlake.chunks.rows_per_chunk`);
+:func:`estimate_row_bytes` gives the row size they are computed from.
+
 Row counts are exact (``COUNT(*)``) below ``EXACT_COUNT_LIMIT`` estimated rows, else the server's
 estimate; the count only sizes chunks, the ranges tile the key space whatever it says.
 """
@@ -96,3 +99,22 @@ def plan_chunks(conn: Connection, table: SourceTable, chunk_rows: int) -> ChunkP
     sample = _sample(conn, table, rows, chunk_rows)
     bounds = boundaries_from_sample(sample, chunk_count(rows, chunk_rows))
     return ChunkPlan(tuple(ranges_from_boundaries(bounds)), rows, f"quantiles of a {len(sample)}-key sample")
+
+
+ROW_SAMPLE = 1000  # rows whose bytes estimate_row_bytes measures
+
+
+def row_bytes_sql(table: SourceTable, sample: int = ROW_SAMPLE) -> str:
+    """The average bytes of the first ``sample`` rows (key order), counting every column's value as
+    ``LENGTH`` gives it (bytes of text and blobs, digits of numbers) plus 1 per column."""
+    lengths = " + ".join(f"IFNULL(LENGTH({quote_identifier(c.name)}), 0)" for c in table.columns) or "0"
+    return (f"SELECT AVG({lengths}) + {len(table.columns)} FROM "
+            f"(SELECT * FROM {table_sql(table)} LIMIT {sample}) AS _binlake_sample")
+
+
+def estimate_row_bytes(conn: Connection, table: SourceTable) -> int:
+    """Estimated bytes of one row: the larger of the server's statistics (``DATA_LENGTH / TABLE_ROWS``,
+    which may lag behind recent inserts) and a measured sample (:func:`row_bytes_sql`); at least 1."""
+    stats = table.estimated_bytes // table.estimated_rows if table.estimated_rows > 0 else 0
+    measured = _scalar(conn, row_bytes_sql(table)) if table.columns else None
+    return max(1, stats, 0 if measured is None else int(measured))

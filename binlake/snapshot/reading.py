@@ -49,34 +49,44 @@ COMMIT_TS_COLUMN = "_binlake_commit_ts"
 _STATUS = "(SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = '{}')"
 
 
-def session_init(epoch: int = 0) -> str:
-    """The session-init statement; the lsn it computes is :func:`binlake.positions.make_lsn` of the
-    snapshot's file and position in binlog history ``epoch`` (``epoch << 52 | file << 32 | pos``)."""
-    return (
-        "SET time_zone = '+00:00'; "
-        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; "
-        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY; "
+def session_init_statements(epoch: int = 0) -> list[str]:
+    """The session-init statements, in order; the lsn they compute is :func:`binlake.positions.make_lsn`
+    of the snapshot's file and position in binlog history ``epoch`` (``epoch << 52 | file << 32 | pos``)."""
+    return [
+        "SET time_zone = '+00:00'",
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
         f"SELECT {_STATUS.format('BINLOG_SNAPSHOT_FILE')}, "
         f"CAST({_STATUS.format('BINLOG_SNAPSHOT_POSITION')} AS UNSIGNED), "
         "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED) "
-        "INTO @binlake_snap_file, @binlake_snap_pos, @binlake_read_ts; "
+        "INTO @binlake_snap_file, @binlake_snap_pos, @binlake_read_ts",
         f"SET @binlake_snap_lsn = CAST({epoch_base(epoch)} "
-        "| (CAST(SUBSTRING_INDEX(@binlake_snap_file, '.', -1) AS UNSIGNED) << 32) | @binlake_snap_pos AS SIGNED)"
-    )
+        "| (CAST(SUBSTRING_INDEX(@binlake_snap_file, '.', -1) AS UNSIGNED) << 32) | @binlake_snap_pos AS SIGNED)",
+    ]
 
 
-def watermark_session_init(low: BinlogPosition) -> str:
-    """The session-init statement of the watermark method (:mod:`binlake.snapshot.watermark`): the
+def session_init(epoch: int = 0) -> str:
+    """The session-init statements as one multi-statement text (Connector/J's ``sessionInitStatement``)."""
+    return "; ".join(session_init_statements(epoch))
+
+
+def watermark_init_statements(low: BinlogPosition) -> list[str]:
+    """The session-init statements of the watermark method (:mod:`binlake.snapshot.watermark`): the
     same snapshot transaction, labelled with ``low`` — the binlog end read *before* it started —
     instead of the server's own snapshot position (which MySQL does not expose)."""
     file = low.file.replace("\\", "").replace("'", "")
-    return (
-        "SET time_zone = '+00:00'; "
-        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; "
-        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY; "
+    return [
+        "SET time_zone = '+00:00'",
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
         f"SET @binlake_snap_file = '{file}', @binlake_snap_lsn = {low.lsn}, "
-        "@binlake_read_ts = CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
-    )
+        "@binlake_read_ts = CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)",
+    ]
+
+
+def watermark_session_init(low: BinlogPosition) -> str:
+    """:func:`watermark_init_statements` as one multi-statement text."""
+    return "; ".join(watermark_init_statements(low))
 
 
 def with_watermark(jdbc: JdbcSource, low: BinlogPosition) -> JdbcSource:

@@ -210,3 +210,40 @@ def test_expanded_predicate_means_lexicographic_order() -> None:
     for key in [(a, b, c) for a in range(4) for b in range(4) for c in range(4)]:
         env = dict(zip("abc", key, strict=True))
         assert eval(expr, {}, env) == r.contains(key), key
+
+
+# ---------------------------------------------------------------------------------------------
+# byte-bounded chunk sizes
+
+
+def test_rows_per_chunk_is_bounded_by_rows_and_by_bytes() -> None:
+    from binlake.chunks import rows_per_chunk
+
+    assert rows_per_chunk(250_000, 64 << 20, 70) == 250_000  # narrow rows: the row bound
+    assert rows_per_chunk(250_000, 1 << 20, 65_600) == 15  # 64 KiB BLOB rows: 15 x 65,600 <= 1 MiB
+    assert rows_per_chunk(250_000, 1 << 20, 10 << 20) == 1  # a row above the bound still loads, alone
+    assert rows_per_chunk(10, 1 << 20, 0) == 10
+    with pytest.raises(ValueError):
+        rows_per_chunk(10, 0, 1)
+
+
+def test_blob_table_plan_keeps_every_chunk_under_the_byte_bound() -> None:
+    from binlake.chunks import plan_integer_chunks, rows_per_chunk
+
+    per_chunk = rows_per_chunk(250_000, 256 * 1024, 65_541)
+    ranges = plan_integer_chunks(1, 48, rows=48, chunk_rows=per_chunk)
+    assert ranges is not None and per_chunk == 3 and len(ranges) == 16
+    sizes = [sum(1 for key in range(1, 49) if r.contains((key,))) for r in ranges]
+    assert sizes == [3] * 16 and max(sizes) * 65_541 <= 256 * 1024
+
+
+def test_row_bytes_sample_counts_every_column() -> None:
+    from binlake.rules import TableTarget
+    from binlake.snapshot.discovery import SourceColumn, SourceTable
+    from binlake.snapshot.planning import row_bytes_sql
+    from binlake.typemap import ColumnType
+
+    columns = (SourceColumn("id", "id", ColumnType("int"), False), SourceColumn("b`x", "b", ColumnType("blob"), True))
+    table = SourceTable(TableTarget("s", "t", "s", "t"), columns, ("id",), (ColumnType("int"),), "InnoDB", 0, 0)
+    assert row_bytes_sql(table) == ("SELECT AVG(IFNULL(LENGTH(`id`), 0) + IFNULL(LENGTH(`b``x`), 0)) + 2 FROM "
+                                    "(SELECT * FROM `s`.`t` LIMIT 1000) AS _binlake_sample")
