@@ -3,12 +3,12 @@
 A table's part of a batch is independent of every other table's (own Delta log, own transactions,
 own tombstones), so :class:`TablePool` runs one function per table on up to ``workers`` threads:
 
-* each worker thread has its own session (:func:`binlake.merge.txn.isolated_session`, made once
-  per thread and reused across batches), so the transaction settings of one table's step never
-  tag another table's commit;
-* each worker thread submits its Spark jobs in its own FAIR scheduler pool
-  (``binlake-merge-<n>``; with ``spark.scheduler.mode=FAIR``), so a small table's MERGE is not
-  queued behind the tasks of a big one;
+* each running table has a session no other thread uses meanwhile
+  (:func:`binlake.merge.txn.isolated_session`; cloned once, kept for later batches), so the
+  transaction settings of one table's step never tag another table's commit;
+* each session's Spark jobs go to its own FAIR scheduler pool (``binlake-merge-<n>``; with
+  ``spark.scheduler.mode=FAIR``), so a small table's MERGE is not queued behind the tasks of a
+  big one;
 * the worker inherits the local properties of the calling thread (the stream's job group, so
   stopping the query cancels its jobs too);
 * per table the steps still run in order, one thread at a time;
@@ -23,7 +23,7 @@ session, exactly as without a pool.
 from __future__ import annotations
 
 import itertools
-import threading
+import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
@@ -39,43 +39,43 @@ POOL_PROPERTY = "spark.scheduler.pool"
 
 
 class TablePool:
-    """Runs ``fn(session, item)`` for each item, concurrently (see the module docstring)."""
+    """Runs ``fn(session, item)`` for each item, concurrently (see the module docstring).
+
+    Worker threads live for one :meth:`map` call; the sessions outlive them (kept idle between
+    batches, so each is cloned once), each used by one thread at a time."""
 
     def __init__(self, spark: SparkSession, workers: int) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.spark = spark
         self.workers = workers
-        self._local = threading.local()
+        self._idle: queue.SimpleQueue[tuple[SparkSession, str]] = queue.SimpleQueue()
         self._names = itertools.count()
-        self._executor = (ThreadPoolExecutor(workers, thread_name_prefix="binlake-merge-table")
-                          if workers > 1 else None)
 
     def map(self, fn: Callable[[SparkSession, T], R], items: Sequence[T]) -> list[R]:
-        if self._executor is None or len(items) <= 1:
+        if self.workers == 1 or len(items) <= 1:
             return [fn(self.spark, item) for item in items]
-        jsc = self.spark.sparkContext._jsc.sc()
-        properties = jsc.getLocalProperties().clone()  # the calling (stream) thread's, as it is now
+        context = self.spark.sparkContext
+        properties = context._jsc.sc().getLocalProperties().clone()  # the calling (stream) thread's, as now
 
         def run(item: T) -> R:
-            jsc.setLocalProperties(properties)
-            return fn(self._session(), item)
+            session, pool = self._take()
+            try:
+                context._jsc.sc().setLocalProperties(properties.clone())  # own copy: the pool is set in it
+                context.setLocalProperty(POOL_PROPERTY, pool)
+                activate(session)
+                return fn(session, item)
+            finally:
+                self._idle.put((session, pool))
 
-        futures: list[Future[R]] = [self._executor.submit(run, item) for item in items]
-        wait(futures)
+        with ThreadPoolExecutor(min(self.workers, len(items)), thread_name_prefix="binlake-merge-table") as executor:
+            futures: list[Future[R]] = [executor.submit(run, item) for item in items]
+            wait(futures)
         return [future.result() for future in futures]  # the first failure in input order raises
 
-    def _session(self) -> SparkSession:
-        """This worker thread's session (made on its first task) in this worker's scheduler pool."""
-        session: SparkSession | None = getattr(self._local, "session", None)
-        if session is None:
-            session = isolated_session(self.spark)
-            self._local.session = session
-            self._local.pool = f"binlake-merge-{next(self._names)}"
-        activate(session)
-        self.spark.sparkContext.setLocalProperty(POOL_PROPERTY, self._local.pool)
-        return session
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+    def _take(self) -> tuple[SparkSession, str]:
+        """An idle session and its scheduler pool, or a new one."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return isolated_session(self.spark), f"binlake-merge-{next(self._names)}"
