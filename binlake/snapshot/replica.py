@@ -155,11 +155,11 @@ class ReplicaLabeller:
         self._gtids: dict[int, str] = {}
 
     def __call__(self) -> BinlogPosition:
-        with self.connect() as conn:
-            held = held_now(conn, self.mariadb)
-        if self.settle_seconds > 0:
-            self.sleep(self.settle_seconds)
-        with self._lock:
+        with self._lock:  # one at a time: what the replica holds is read in order, so it only grows
+            with self.connect() as conn:
+                held = held_now(conn, self.mariadb)
+            if self.settle_seconds > 0:
+                self.sleep(self.settle_seconds)
             self._check_forward(held)
             checkpoint = self._wait_for_capture(held)
             try:

@@ -108,10 +108,12 @@ def test_full_load_from_a_replica_under_workload_equals_the_primary(
     with server_pair(tmp_path / "servers") as (primary, replica):
         primary.execute(f"CREATE DATABASE {DB}")
         with primary.connect(DB, autocommit=False) as conn:
-            create_sample(conn, retail_rows=3000, orders=300)
+            create_sample(conn, retail_rows=2000, orders=150)
         wait_caught_up(primary, replica)
-        config = pipeline(tmp_path / "lake", primary, DB)
-        config = config.model_copy(update={"full_load": config.full_load.model_copy(update={"chunk_rows": 400})})
+        config = pipeline(tmp_path / "lake", primary, DB, flush_seconds=1.0)
+        config = config.model_copy(update={
+            "full_load": config.full_load.model_copy(update={"chunk_rows": 300}),
+            "merge": config.merge.model_copy(update={"max_files_per_batch": 5000})})  # one catch-up batch
         capture = CaptureThread(config).start()
         workload = Workload(lambda: primary.connect(DB, autocommit=False), rate_per_s=100.0, seed=7)
         try:
