@@ -21,6 +21,7 @@ means a ratio near 1). ``--plot`` writes a PNG of the three series, ``--json`` t
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import random
@@ -46,7 +47,8 @@ from binlake.devdb import LocalMariaDB, free_port
 from binlake.lake import BINLAKE_DIR, MERGE_STATUS_KEY, Lake
 
 ROOT = Path(__file__).resolve().parents[1]
-BATCH_LINE = re.compile(r"merge batch (\d+): (\d+) table\(s\), (\d+) record\(s\) in ([\d.]+) s")
+BATCH_LINE = re.compile(r"^(\S+ \S+) INFO binlake\.merge\.batch: merge batch (\d+): (\d+) table\(s\), "
+                        r"(\d+) record\(s\) in ([\d.]+) s", re.MULTILINE)
 SAMPLE_SECONDS = 10.0
 
 
@@ -82,6 +84,7 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     batches: list[tuple[float, int, int, float]] = field(default_factory=list)  # (t, batch id, records, s)
     committed: int = 0
+    caught_up_after: float = 0.0     # seconds from the end of the load until the merge had applied everything
 
 
 def file_counts(lake_root: Path) -> tuple[int, int, int, int]:
@@ -189,12 +192,13 @@ def merged_lsn(lake: Lake) -> int:
         return 0
 
 
-def new_batches(log: Path, offset: int, t: float) -> tuple[int, list[tuple[float, int, int, float]]]:
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read()
-    found = [(t, int(m[1]), int(m[3]), float(m[4])) for m in BATCH_LINE.finditer(text.decode(errors="replace"))]
-    return offset + len(text), found
+def logged_batches(log: Path, began: float) -> list[tuple[float, int, int, float]]:
+    """``(seconds after ``began`` (epoch), batch id, records, batch seconds)`` of every batch the merge logged."""
+    found = []
+    for m in BATCH_LINE.finditer(log.read_text(errors="replace")):
+        when = datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        found.append((round(when - began, 1), int(m[2]), int(m[4]), float(m[5])))
+    return found
 
 
 def thirds(values: list[float]) -> tuple[float, float]:
@@ -241,8 +245,7 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
                       logs / "merge.log")
         workload = Workload(db, args.rate, args.rows)
         workload.thread.start()
-        began = time.monotonic()
-        offset = 0
+        began, wall = time.monotonic(), time.time()
         print(f"steady load: {args.rate:g} transactions/s for {args.minutes:g} min")
         while time.monotonic() - began < args.minutes * 60:
             time.sleep(SAMPLE_SECONDS)
@@ -251,14 +254,13 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
             if merge.poll() is not None or capture.poll() is not None:
                 raise RuntimeError(f"a process stopped early; see {logs}")
             t = time.monotonic() - began
-            offset, found = new_batches(logs / "merge.log", offset, t)
-            run.batches += found
             total, changelog, checkpoint, delta = file_counts(workdir / "lake")
             run.samples.append(Sample(round(t, 1), total, changelog, checkpoint, delta,
                                       round(tree_rss_mib(merge.pid), 1)))
             last = run.samples[-1]
             print(f"  t={t:6.0f}s  files {last.files:6d} (change log {last.changelog_files:5d})  "
-                  f"merge RSS {last.rss_mib:7.0f} MiB  batches so far {len(run.batches)}", flush=True)
+                  f"merge RSS {last.rss_mib:7.0f} MiB  batches so far {len(logged_batches(logs / 'merge.log', wall))}",
+                  flush=True)
         workload.stop.set()
         workload.thread.join(timeout=30)
         run.committed = workload.committed
@@ -266,6 +268,8 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
         wait_until(lambda: (c := load_checkpoint(lake)) is not None and c.position.lsn >= end, 600, "the capture")
         last_record = max((f.last for f in changelog_files(lake)), default=0)
         wait_until(lambda: merged_lsn(lake) >= last_record, 1800, "the merge to catch up")
+        run.caught_up_after = round(time.monotonic() - began - args.minutes * 60, 1)
+        run.batches = logged_batches(logs / "merge.log", wall)
     finally:
         if merge is not None:
             stop(merge)
@@ -275,7 +279,7 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
 
 
 def summary(run: Run, rows: int, differ: int, args: argparse.Namespace) -> dict[str, Any]:
-    durations = [b[3] for b in run.batches]
+    durations = [b[3] for b in run.batches]  # every batch up to the catch-up
     series = {"batch seconds": durations,
               "files under _binlake/": [float(s.files) for s in run.samples],
               "change-log files": [float(s.changelog_files) for s in run.samples],
@@ -287,9 +291,11 @@ def summary(run: Run, rows: int, differ: int, args: argparse.Namespace) -> dict[
           f"{len(run.batches)} micro-batches")
     for name, (first, last) in ratios.items():
         print(f"{name:<40} first third {first:9.1f}   last third {last:9.1f}   ratio {last / max(first, 1e-9):5.2f}")
+    print(f"the merge had applied everything {run.caught_up_after:.0f} s after the load stopped")
     print(f"lake vs source: {rows:,} source rows, {differ} differing row(s) (both directions)")
     return {"args": vars(args) | {"plot": str(args.plot), "json": str(args.json), "workdir": str(args.workdir)},
-            "committed": run.committed, "source_rows": rows, "differing_rows": differ,
+            "committed": run.committed, "caught_up_after": run.caught_up_after, "source_rows": rows,
+            "differing_rows": differ,
             "samples": [asdict(s) for s in run.samples], "batches": run.batches,
             "thirds": {name: list(v) for name, v in ratios.items()}}
 
