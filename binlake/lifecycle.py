@@ -145,13 +145,15 @@ def plan_removal(files: Sequence[ChangelogFile], pins: Sequence[Pin], now: datet
 
 def tombstone_floor(kept_first_lsn: int | None, capture_lsn: int | None,
                     resync_lsns: Iterable[int]) -> int | None:
-    """Tombstones with ``lsn <`` this may be pruned (once also older than their retention):
-    ``kept_first_lsn`` is the lowest lsn of a change-log file still kept (``None``: none is),
-    ``capture_lsn`` the capture checkpoint's (``None``: unknown — then nothing is pruned),
-    ``resync_lsns`` the snapshot lsns of resync chunks delivered and not applied yet."""
+    """Tombstones with ``lsn <`` this may be pruned (once also older than their retention): those
+    at or below ``kept_first_lsn``, the lowest lsn of a change-log file still kept (``None``: none
+    is — every upsert still readable there is at or above it), at or below ``capture_lsn``, the
+    capture checkpoint's (it re-writes only what follows it; ``None``: unknown — then nothing is
+    pruned), and at or below each of ``resync_lsns``, the snapshot lsns of resync chunks delivered
+    and not applied yet (a chunk read at ``P`` needs the tombstones above ``P``)."""
     if capture_lsn is None:
         return None
-    return min([capture_lsn, *resync_lsns, *([] if kept_first_lsn is None else [kept_first_lsn])])
+    return 1 + min([capture_lsn, *resync_lsns, *([] if kept_first_lsn is None else [kept_first_lsn])])
 
 
 def removed_gap(removed_through: int | None, snapshot_lsn: int) -> str | None:

@@ -117,10 +117,11 @@ def test_a_table_not_joined_keeps_its_change_log() -> None:
 
 
 def test_tombstones_go_below_every_reader_that_could_replay_an_older_upsert() -> None:
-    assert tombstone_floor(kept_first_lsn=21, capture_lsn=40, resync_lsns=[]) == 21
-    assert tombstone_floor(kept_first_lsn=21, capture_lsn=15, resync_lsns=[]) == 15
-    assert tombstone_floor(kept_first_lsn=21, capture_lsn=40, resync_lsns=[33, 18]) == 18  # a chunk read at 18
-    assert tombstone_floor(kept_first_lsn=None, capture_lsn=40, resync_lsns=[]) == 40      # no change log kept
+    # the bound is exclusive: a tombstone at the oldest kept record's lsn is below every upsert still readable
+    assert tombstone_floor(kept_first_lsn=21, capture_lsn=40, resync_lsns=[]) == 22
+    assert tombstone_floor(kept_first_lsn=21, capture_lsn=15, resync_lsns=[]) == 16
+    assert tombstone_floor(kept_first_lsn=21, capture_lsn=40, resync_lsns=[33, 18]) == 19  # a chunk read at 18
+    assert tombstone_floor(kept_first_lsn=None, capture_lsn=40, resync_lsns=[]) == 41      # no change log kept
     assert tombstone_floor(kept_first_lsn=21, capture_lsn=None, resync_lsns=[]) is None     # unknown: keep all
 
 
