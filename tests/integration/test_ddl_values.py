@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
+from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
 from conftest import include_schema_rules
 from merge_helpers import run_merge
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
-from binlake.lake import Lake, table_key
+from binlake.lake import CHECKPOINT_KEY, Lake, table_key
 from binlake.merge.autoresync import DONE, read_requests
 from binlake.merge.ddlvalues import UnappliableDdlError
 from binlake.merge.target import DROPPED_LSN, TargetTable
+from binlake.progress import read_progress
 from binlake.resync import store
 from binlake.resync.job import run_resync
 from binlake.snapshot.job import run_full_load
@@ -237,3 +239,47 @@ def test_drop_database_drops_each_selected_table_in_it(
     assert TargetTable.load(spark, path).properties[DROPPED_LSN]
     source = _source(mariadb, source_db, "orders", "id, name, qty")
     assert _lake(spark, config, source_db, "orders", "id; name; qty") == source
+
+
+def test_a_resync_request_survives_a_sigkill_of_the_merge(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any, tmp_path: Path
+) -> None:
+    """Capture and merge as real processes; the merge is SIGKILLed as soon as the DROP PARTITION's
+    resync request is durable (before, during or after the resync it starts): the restarted merge
+    serves the request with one resync, and the lake ends equal to the source."""
+    from test_resync import Group
+
+    _beats(mariadb)
+    _run(mariadb, source_db, EVENTS, f"INSERT INTO events VALUES {EVENT_ROWS}")
+    config: PipelineConfig = make_config(
+        lake_dir, include_schema_rules(source_db, "events"), capture={"flush_seconds": 0.5},
+        merge={"optimize_every_batches": 0, "trigger_seconds": 1.0})
+    config_path = write_config(config, tmp_path / "pipeline.yaml")
+    lake = Lake.from_config(config)
+    merge_args = ["streaming/merge.py", "--config", str(config_path)]
+    capture = Group(["-m", "binlake.cli", "capture", "--config", str(config_path)], tmp_path / "capture.log")
+    merge: Any = None
+    try:
+        wait_for(lambda: lake.exists(CHECKPOINT_KEY), 120, "the capture's first checkpoint")
+        run_full_load(config, spark)
+        merge = Group(merge_args, tmp_path / "merge.log")
+        _run(mariadb, source_db, "UPDATE events SET what = 'joined' WHERE id = 1")  # the merge joins on it
+        _run(mariadb, source_db, "ALTER TABLE events DROP PARTITION p2023", "UPDATE events SET what = 'u' WHERE id = 2")
+        wait_for(lambda: bool(read_requests(lake)), 600, "the resync request")
+        merge.kill()
+        merge = Group(merge_args, tmp_path / "merge.log")
+        wait_for(lambda: all(r.state == DONE for r in read_requests(lake)), 600, "the request served")
+        (resync,) = store.table_resyncs(lake, source_db, "events")
+        wait_for(lambda: store.read_applied(lake, resync).covers(resync), 600, "the resync applied")
+        end = master_position(mariadb)
+        wait_for(checkpoint_reached(config, end), 120, "the capture to reach the binlog end")
+        wait_for(lambda: (read_progress(lake).applied_lsn or 0) >= end.lsn, 300, "the merge to catch up")
+    finally:
+        if merge is not None:
+            merge.kill(signal.SIGTERM)
+        capture.kill(signal.SIGTERM)
+    (request,) = read_requests(lake)
+    assert request.resync_id == resync.resync_id and resync.reason == "auto"
+    source = _source(mariadb, source_db, "events", "id, y, what")
+    assert all(y >= 2024 for _, y, _ in source)
+    assert _lake(spark, config, source_db, "events", "id; y; what") == source
