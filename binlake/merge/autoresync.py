@@ -29,8 +29,12 @@ API for other parts of the merge::
     request_resync(ctx, table_name, "ALTER … ADD COLUMN ts … DEFAULT CURRENT_TIMESTAMP", lsn=record.lsn)
 
 A request that can never succeed (a table without a primary key, an SCD2 table) is marked
-``failed`` with the resync's refusal and logged as an error; a source or Spark failure leaves it
-pending and is retried after :data:`RETRY_SECONDS`.
+``failed`` with the resync's refusal and **stops the merge** (:class:`AutoResyncRefused`, raised by
+:meth:`AutoResyncRunner.check` in the merge's main loop): the lake table would otherwise silently
+differ from the source. Every later start stops the same way (:func:`unresolved_failures`) until
+the table was reloaded by a full load whose snapshot lies after the request's lsn, or resynced whole
+from reads after it. A source or Spark failure leaves the request pending; it is retried after
+:data:`RETRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -170,6 +174,34 @@ def delivered_after_lsn(lake: Lake, table: TableName, lsn: int) -> Resync | None
     return None
 
 
+class AutoResyncRefused(RuntimeError):
+    """An automatic resync the lake needs was refused: the merge stops (module docstring)."""
+
+
+def unresolved_failures(lake: Lake) -> list[ResyncRequest]:
+    """Failed requests not made good since: no full load of the table has a snapshot after the
+    request's lsn, and no whole-table resync was delivered from reads after it."""
+    from binlake.merge.handoff import read_handoff
+
+    unresolved = []
+    for request in read_requests(lake):
+        if request.state != FAILED:
+            continue
+        handoff = read_handoff(lake, request.name)
+        reloaded = handoff is not None and handoff.complete and handoff.min_lsn >= request.lsn
+        if not reloaded and delivered_after_lsn(lake, request.name, request.lsn) is None:
+            unresolved.append(request)
+    return unresolved
+
+
+def refusal_message(requests: list[ResyncRequest]) -> str:
+    """The error that stops the merge for ``requests`` (failed, unresolved)."""
+    lines = [f"{r.name.qualified}: the lake table cannot be kept exact after lsn {r.lsn} ({r.reason}) and the "
+             f"automatic resync was refused: {r.error}" for r in requests]
+    return ("; ".join(lines) + ". Reload each such table with the full load (full_load.target_table_prep_mode "
+            "DROP_AND_CREATE) while the merge is stopped, then restart the merge")
+
+
 RunResync = Callable[..., Any]
 
 
@@ -187,6 +219,14 @@ class AutoResyncRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retry_at: dict[TableName, float] = {}
+        self._refused: list[ResyncRequest] = []
+
+    def check(self) -> None:
+        """Raise :class:`AutoResyncRefused` if a resync was refused (now or before this run and not
+        made good since): the merge must stop rather than leave the table different."""
+        refused = self._refused or unresolved_failures(self.lake)
+        if refused:
+            raise AutoResyncRefused(refusal_message(refused))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="binlake-autoresync", daemon=True)
@@ -239,10 +279,12 @@ class AutoResyncRunner:
             report = run(self.config, self.spark, f"{name.source_schema}.{name.source_table}",
                          reason=AUTO_REASON, restart=not resume)
         except ResyncError as exc:
-            log.error("%s: automatic resync refused — the lake table may differ from the source until it is "
-                      "reloaded: %s", name.qualified, exc)
-            for request in requests:
-                _write(self.lake, replace(request, state=FAILED, error=str(exc)))
+            log.error("%s: automatic resync refused — the merge stops (the lake table would differ from the "
+                      "source): %s", name.qualified, exc)
+            failed = [replace(request, state=FAILED, error=str(exc)) for request in requests]
+            for request in failed:
+                _write(self.lake, request)
+            self._refused.extend(failed)
             return 1
         except Exception:
             log.exception("%s: automatic resync failed; retrying in %.0f s", name.qualified, RETRY_SECONDS)

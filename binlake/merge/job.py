@@ -35,7 +35,7 @@ from binlake.config import PipelineConfig
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import CHANGELOG_DIR, MERGE_CHECKPOINT_DIR, Lake
 from binlake.merge.apply import Clock, MergeContext
-from binlake.merge.autoresync import AutoResyncRunner
+from binlake.merge.autoresync import AutoResyncRefused, AutoResyncRunner
 from binlake.merge.batch import BatchProcessor
 from binlake.merge.bounds import Bounds
 from binlake.merge.maintenance import Maintenance
@@ -137,8 +137,9 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     resync chunks while it is idle, and once more at the end."""
     lake = Lake.from_config(config)
     resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
-    query = start(spark, config, available_now, clock, after_commit, resync)
     auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
+    auto.check()
+    query = start(spark, config, available_now, clock, after_commit, resync)
     if not available_now:
         auto.start()
 
@@ -155,14 +156,25 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
                 log.exception("applying resync chunks failed: stopping the merge query")
                 query.stop()
                 raise
+            _stop_if_refused(auto, query)
         if available_now:
             auto.run_pending()
+            auto.check()
         resync.idle(stopped=True)
     finally:
         auto.stop()
         resync.mark_stopped()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stop_if_refused(auto: AutoResyncRunner, query: StreamingQuery) -> None:
+    """Stop the query if an automatic resync was refused (:meth:`AutoResyncRunner.check`)."""
+    try:
+        auto.check()
+    except AutoResyncRefused:
+        query.stop()
+        raise
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -184,5 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from binlake.spark import build_session
 
     spark = build_session(config, "merge")
-    run(spark, config, args.available_now)
+    try:
+        run(spark, config, args.available_now)
+    except AutoResyncRefused as exc:
+        log.error("merge stopped: %s", exc)
+        return 1
     return 0

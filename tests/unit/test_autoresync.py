@@ -15,6 +15,7 @@ from binlake.merge.autoresync import (
     DONE,
     FAILED,
     PENDING,
+    AutoResyncRefused,
     AutoResyncRunner,
     delivered_after_lsn,
     read_requests,
@@ -121,6 +122,23 @@ def test_a_refused_resync_fails_the_request_and_a_transient_error_keeps_it(tmp_p
     AutoResyncRunner(None, None, lake, run=FakeRun(lake, ResyncError("no primary key"))).run_pending()  # type: ignore[arg-type]
     request = read_requests(lake)[0]
     assert (request.state, request.error) == (FAILED, "no primary key")
+
+
+def test_a_refused_resync_stops_the_merge_now_and_at_every_start_until_made_good(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    request_resync(ctx(lake), T, "ALTER … ADD COLUMN ts … DEFAULT CURRENT_TIMESTAMP", lsn=42)
+    runner = AutoResyncRunner(None, None, lake, run=FakeRun(lake, ResyncError("no primary key")))  # type: ignore[arg-type]
+    runner.check()                                                    # nothing refused yet
+    runner.run_pending()
+    with pytest.raises(AutoResyncRefused, match=r"shop\.orders.*lsn 42.*no primary key.*DROP_AND_CREATE"):
+        runner.check()
+    with pytest.raises(AutoResyncRefused):                            # a restarted merge stops too
+        AutoResyncRunner(None, None, lake).check()  # type: ignore[arg-type]
+    delivered(lake, datetime.datetime.now(datetime.UTC), 41, "r1", reason="resync")
+    with pytest.raises(AutoResyncRefused):                            # read before the change: not enough
+        AutoResyncRunner(None, None, lake).check()  # type: ignore[arg-type]
+    delivered(lake, datetime.datetime.now(datetime.UTC), 42, "r2", reason="resync")
+    AutoResyncRunner(None, None, lake).check()  # type: ignore[arg-type]
 
 
 def test_delivered_after_lsn_needs_every_chunk_read_after_the_change(tmp_path: Path) -> None:
