@@ -111,7 +111,8 @@ def test_ddl_between_row_events(
     )
     assert [(r["op"], r["ddl_kind"], r["source_table"]) for r in got] == [
         ("DDL", "CREATE", "t"), ("I", None, "t"), ("DDL", "ALTER", "t"), ("I", None, "t"), ("DDL", "ALTER", "t"),
-        ("U", None, "t"), ("DDL", "ALTER", "t"), ("I", None, "t"), ("DDL", "RENAME", "t"), ("D", None, "t2"),
+        ("U", None, "t"), ("DDL", "ALTER", "t"), ("I", None, "t"), ("DDL", "RENAME", "t"), ("DDL", "RENAME", "t2"),
+        ("D", None, "t2"),
         ("DDL", "TRUNCATE", "t2"), ("DDL", "DROP", "t2"),
     ]
     assert got[1]["after"] == {"id": "1", "a": "10", "b": "x"}
@@ -119,7 +120,7 @@ def test_ddl_between_row_events(
     assert got[5]["before"] == {"id": "2", "c": "2024-01-02", "b": "y"} and got[5]["after"]["b"] == "z"
     assert got[7]["after"] == {"id": "3", "c": "2024-01-03 04:05:06", "bee": "w"}
     assert [c["type"] for c in got[7]["columns"]] == ["int", "datetime", "varchar"]
-    assert got[9]["before"] == {"id": "1", "c": None, "bee": "x"}
+    assert got[10]["before"] == {"id": "1", "c": None, "bee": "x"}
     assert got[2]["ddl"] == "ALTER TABLE t ADD COLUMN c DATE AFTER a" and got[2]["columns"] == []
     assert all(r["xid"] is None and r["gtid"] for r in got if r["op"] == "DDL")
 

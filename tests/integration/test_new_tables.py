@@ -26,6 +26,7 @@ from binlake.lake import MERGE_STATUS_KEY, Lake, table_key
 from binlake.merge.autoresync import read_requests
 from binlake.merge.summary import TableName
 from binlake.merge.target import DROPPED_LSN, TargetTable, is_delta_table
+from binlake.rules import TableMapping
 from binlake.status import WAITING_FOR_FULL_LOAD, pipeline_status, render_text
 from binlake.tables import table_rows
 
@@ -137,6 +138,7 @@ def test_merge_births_swaps_and_waiting_tables_from_a_written_change_log(spark: 
         src.upd(112, "born", ({"id": 1, "name": "a", "qty": 1}, {"id": 1, "name": "a2", "qty": 10})),
         src.dele(113, "born", {"id": 2, "name": "b", "qty": 2}),
         src.ddl(114, "later", "CREATE", "CREATE TABLE later (id BIGINT PRIMARY KEY, name TEXT, qty INT)"),
+        src.ddl(116, "empty", "CREATE", "CREATE TABLE empty (id BIGINT PRIMARY KEY)"),  # no row yet
         src.ins(115, "hidden", {"id": 9, "name": "h", "qty": 9}),  # no full load, no CREATE
         src.ddl(120, "t", "RENAME", swap),
         src.upd(121, "t", ({"id": 1, "name": "a", "qty": 1}, {"id": 1, "name": "a", "qty": 5})),
@@ -155,3 +157,7 @@ def test_merge_births_swaps_and_waiting_tables_from_a_written_change_log(spark: 
     status = json.loads(lake.get_bytes(MERGE_STATUS_KEY))
     assert status["tables"]["shop.hidden"]["status"] == WAITING_FOR_FULL_LOAD
     assert "shop.hidden" in render_text(pipeline_status(merge_config(lake_dir), lake))
+    mapping = TableMapping.parse(merge_config(lake_dir).table_mappings)
+    targets = [t for n in ("born", "later", "empty", "hidden") if (t := mapping.target_for("shop", n))]
+    assert {r.source_table: r.state for r in table_rows(lake, targets)} == {
+        "born": "joined", "later": "joined", "empty": "created", "hidden": "not loaded"}
