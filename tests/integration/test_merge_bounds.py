@@ -7,12 +7,17 @@ together) picks exactly what ``max_by`` over all versions picks, duplicates and 
 from __future__ import annotations
 
 import random
+import signal
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from capture_support import write_config
 from delta.tables import DeltaTable
 from merge_helpers import Source, load_table, merge_config, rows, run_merge
+from test_merge_end_to_end import Group
 
 from binlake.lake import Lake
 from binlake.merge.decode import IDX, LSN, _max_by_per_key, latest_per_key
@@ -143,3 +148,43 @@ def test_the_two_pass_reduction_picks_what_max_by_picks(spark: Any) -> None:
     max_by = sorted((tuple(row) for row in _max_by_per_key(frame, ["k", "n"]).collect()), key=repr)
     assert two_pass == max_by
     assert len(two_pass) == len({(k, n) for k, n, _, _ in data})
+
+
+def _events_in_three_steps(lake: Lake, spark: Any) -> tuple[str, Model]:
+    initial = [(1, "hot", 0), (2, "b", 2), (3, "c", 3)]
+    path = load_table(spark, lake, "t", initial, 10)
+    model = Model(initial)
+    log = Events(Source(lake), model)
+    for n in range(1, 16):
+        log.upd(1, r(1, f"hot-{n}", n))
+        if n == 5:
+            log.dele(2)
+        if n == 9:
+            log.upd(3, r(30, "moved", 9))
+    log.write()
+    return path, model
+
+
+@pytest.mark.slow
+def test_a_batch_killed_after_its_first_step_replays_the_same_steps_under_new_bounds(
+        spark: Any, lake_dir: Path, tmp_path: Path) -> None:
+    """SIGKILL ``streaming/merge.py`` right after the first of its three bounded steps commits, then
+    restart it with bounds that would plan one step: the replay keeps its first attempt's steps
+    (the one step would be skipped by its transaction, losing the other two steps' changes)."""
+    lake = Lake(str(lake_dir))
+    path, model = _events_in_three_steps(lake, spark)   # 17 records, 6 per step: 3 steps
+    config = tmp_path / "merge.yaml"
+    write_config(merge_config(lake_dir, max_batch_records=6), config)
+    log = tmp_path / "merge.log"
+    merge = Group([sys.executable, "streaming/merge.py", "--config", str(config), "--available-now"], log)
+    deadline = time.monotonic() + 600
+    while merges(spark, path) < 1 and merge.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    merge.kill(signal.SIGKILL)
+    assert merges(spark, path) == 1, log.read_text()[-3000:]
+    write_config(merge_config(lake_dir, max_batch_records=1000), config)
+    replay = Group([sys.executable, "streaming/merge.py", "--config", str(config), "--available-now"], log)
+    assert replay.wait(timeout=900) == 0, log.read_text()[-3000:]
+    assert rows(spark, path) == sorted(model.rows.values())
+    assert merges(spark, path) == 3
+    assert "keeps the bounds of its first attempt" in log.read_text()
