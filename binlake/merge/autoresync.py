@@ -272,12 +272,19 @@ class AutoResyncRunner:
         why = "; ".join(sorted({r.reason for r in requests}))
         log.warning("%s: %s automatic online resync for %d request(s): %s", name.qualified,
                     "resuming the" if resume else "starting an", len(requests), why)
-        from binlake.resync.job import ResyncError, run_resync
+        from binlake.resync.job import NotSelectedError, ResyncError, run_resync
 
         run = self._run or run_resync
         try:
             report = run(self.config, self.spark, f"{name.source_schema}.{name.source_table}",
                          reason=AUTO_REASON, restart=not resume)
+        except NotSelectedError as exc:
+            # gone from the source since (an online schema change's _t_del, dropped right after the swap):
+            # the DROP or RENAME that took it away is in the change log and empties the lake table
+            log.info("%s: no automatic resync needed: the table is no longer at the source (%s)", name.qualified, exc)
+            for request in requests:
+                _write(self.lake, replace(request, state=DONE, error=f"not needed: {exc}"))
+            return 1
         except ResyncError as exc:
             log.error("%s: automatic resync refused — the merge stops (the lake table would differ from the "
                       "source): %s", name.qualified, exc)

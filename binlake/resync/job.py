@@ -81,6 +81,11 @@ class ResyncError(RuntimeError):
     """The resync cannot run as asked; the message says why and what to do."""
 
 
+class NotSelectedError(ResyncError):
+    """The table is not (or no longer) a selected table of the source: dropped or renamed away since
+    the change that asked for a resync, whose DROP/RENAME the change log then carries."""
+
+
 @dataclass
 class ResyncContext:
     """What delivering chunks needs, wired once by :func:`run_resync`."""
@@ -115,7 +120,7 @@ def find_table(tables: Sequence[SourceTable], name: str) -> SourceTable:
     for candidate in tables:
         if (candidate.schema, candidate.name) == (schema, table):
             return candidate
-    raise ResyncError(f"--table {name}: not a table the table mapping selects (selected: "
+    raise NotSelectedError(f"--table {name}: not a table the table mapping selects (selected: "
                       f"{', '.join(t.qualified for t in tables) or 'none'})")
 
 

@@ -23,7 +23,7 @@ from binlake.merge.autoresync import (
 )
 from binlake.merge.summary import TableName
 from binlake.resync import store
-from binlake.resync.job import ResyncError
+from binlake.resync.job import NotSelectedError, ResyncError
 from binlake.resync.manifest import Resync, ResyncChunk
 from binlake.resync.ranges import ResyncKey
 
@@ -122,6 +122,16 @@ def test_a_refused_resync_fails_the_request_and_a_transient_error_keeps_it(tmp_p
     AutoResyncRunner(None, None, lake, run=FakeRun(lake, ResyncError("no primary key"))).run_pending()  # type: ignore[arg-type]
     request = read_requests(lake)[0]
     assert (request.state, request.error) == (FAILED, "no primary key")
+
+
+def test_a_table_gone_from_the_source_needs_no_resync_and_stops_nothing(tmp_path: Path) -> None:
+    """An online schema change's _t_del: renamed onto (a request), dropped right after."""
+    lake = Lake(str(tmp_path))
+    request_resync(ctx(lake), T, "renamed onto", lsn=42)
+    runner = AutoResyncRunner(None, None, lake, run=FakeRun(lake, NotSelectedError("not selected")))  # type: ignore[arg-type]
+    runner.run_pending()
+    assert read_requests(lake)[0].state == DONE
+    runner.check()
 
 
 def test_a_refused_resync_stops_the_merge_now_and_at_every_start_until_made_good(tmp_path: Path) -> None:
