@@ -212,10 +212,11 @@ class FullLoadConfig(_Frozen):
         "(server statistics or a sample of rows, the larger), so wide rows get smaller chunks.",
     )
     reader: ChunkReader = Field(
-        ChunkReader.AUTO,
-        description="How chunks are read: arrow (ConnectorX inside the Spark tasks, Arrow batches: the fast path), "
-        "jdbc (Connector/J), or auto (arrow where it applies: connectorx installed and no TLS to the source "
-        "— source.tls.mode disabled, or preferred against a server that offers no TLS; else jdbc).",
+        ChunkReader.JDBC,
+        description="How chunks are read: jdbc (Connector/J, the default), arrow (ConnectorX inside the Spark "
+        "tasks, Arrow batches: faster, opt-in until every peer corpus has passed through it — docs/full-load.md), "
+        "or auto (arrow where it applies: connectorx installed and no TLS to the source — source.tls.mode "
+        "disabled, or preferred against a server that offers no TLS; else jdbc).",
     )
     arrow_batch_bytes: int = Field(
         16 * 1024 * 1024, ge=1,
