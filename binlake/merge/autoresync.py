@@ -220,11 +220,15 @@ class AutoResyncRunner:
         self._thread: threading.Thread | None = None
         self._retry_at: dict[TableName, float] = {}
         self._refused: list[ResyncRequest] = []
+        self._refused_before: list[ResyncRequest] | None = None
 
     def check(self) -> None:
-        """Raise :class:`AutoResyncRefused` if a resync was refused (now or before this run and not
-        made good since): the merge must stop rather than leave the table different."""
-        refused = self._refused or unresolved_failures(self.lake)
+        """Raise :class:`AutoResyncRefused` if a resync was refused (in this run, or before it and not
+        made good since): the merge must stop rather than leave the table different. The lake is read
+        for earlier refusals once per run (the first call); later calls only look at this run's."""
+        if self._refused_before is None:
+            self._refused_before = unresolved_failures(self.lake)
+        refused = self._refused or self._refused_before
         if refused:
             raise AutoResyncRefused(refusal_message(refused))
 
