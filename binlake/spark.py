@@ -15,6 +15,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from binlake.config import PipelineConfig, secret_setting_help
+from binlake.sparkjvm import check_versions
 
 CORE_JARS = ("delta-spark_", "delta-storage-", "mysql-connector-j-")
 S3_JARS = ("hadoop-aws-", "bundle-", "analyticsaccelerator-s3-")
@@ -132,7 +133,10 @@ def install_spark_defaults() -> Path:
 
 
 def build_session(config: PipelineConfig, app: str) -> SparkSession:
-    """The SparkSession for one binlake job. A master set in the config wins over spark-submit's."""
+    """The SparkSession for one binlake job. A master set in the config wins over spark-submit's.
+    Refuses a Spark or Delta major version binlake's JVM adapter was not tested with
+    (:func:`binlake.sparkjvm.check_versions`)."""
+    check_versions()
     builder = SparkSession.builder
     master = config.spark.master
     if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:  # spark-submit picks the master itself

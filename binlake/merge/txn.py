@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from pyspark.sql import SparkSession
+
+from binlake.sparkjvm import clone_session, committed_txn_version, jvm, set_active_session
+
+__all__ = ["APP_ID_CONF", "VERSION_CONF", "activate", "committed_version", "idempotent",
+           "isolated_session", "jvm"]
 
 APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 VERSION_CONF = "spark.databricks.delta.write.txnVersion"
@@ -42,10 +46,10 @@ def idempotent(spark: SparkSession, app_id: str, version: int) -> Iterator[None]
 def isolated_session(spark: SparkSession) -> SparkSession:
     """A session with a copy of ``spark``'s SQL conf (the merge's tuned settings) and state, and a
     conf of its own from then on: what :func:`idempotent` sets on it no other session sees. It
-    shares ``spark``'s SparkContext, cached data and Delta log cache. (``cloneSession`` — public
-    ``newSession`` starts from the SparkContext's conf and would lose the session's settings.)
-    Made in the thread that will use it, it is that thread's active session too."""
-    clone = SparkSession(spark.sparkContext, spark._jsparkSession.cloneSession())
+    shares ``spark``'s SparkContext, cached data and Delta log cache
+    (:func:`binlake.sparkjvm.clone_session`). Made in the thread that will use it, it is that
+    thread's active session too."""
+    clone = clone_session(spark)
     clone.conf.unset(APP_ID_CONF)
     clone.conf.unset(VERSION_CONF)
     activate(clone)
@@ -55,21 +59,10 @@ def isolated_session(spark: SparkSession) -> SparkSession:
 def activate(spark: SparkSession) -> None:
     """Make ``spark`` the active session of the calling thread (JVM side: Delta and Spark look some
     things up through ``SparkSession.active``)."""
-    SparkSession._get_j_spark_session_class(jvm(spark)).setActiveSession(spark._jsparkSession)
-
-
-def jvm(spark: SparkSession) -> Any:
-    """The py4j view of the driver JVM (classic Spark, not Spark Connect)."""
-    gateway = spark._jvm
-    if gateway is None:
-        raise RuntimeError("binlake's merge needs a classic SparkSession (no Spark Connect)")
-    return gateway
+    set_active_session(spark)
 
 
 def committed_version(spark: SparkSession, path: str, app_id: str) -> int:
     """The highest transaction version ``app_id`` committed to the Delta table at ``path`` (-1 if
     none). Reads the table's current snapshot (a small Spark job)."""
-    log = jvm(spark).org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    snapshot = log.update(False, getattr(log, "update$default$2")(), getattr(log, "update$default$3")())
-    found = snapshot.transactions().get(app_id)
-    return int(found.get()) if found.isDefined() else -1
+    return committed_txn_version(spark, path, app_id)

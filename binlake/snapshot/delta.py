@@ -31,6 +31,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from binlake.sparkjvm import hadoop_filesystem
+
 TABLE_PROPERTIES = {
     "delta.enableDeletionVectors": "true",
     "delta.enableChangeDataFeed": "true",
@@ -51,11 +53,7 @@ def change_data_feed_blockers(names: Sequence[str]) -> list[str]:
 
 
 def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    return hadoop_path.getFileSystem(conf), hadoop_path
+    return hadoop_filesystem(spark, path)
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
