@@ -70,12 +70,17 @@ def validate(
                                help="checksum: chunk checksums, rows only where they differ; rows: every row."),
     repair: bool = typer.Option(False, "--repair",
                                 help="Resync online exactly the chunks that differ (the merge applies them)."),
+    every: str | None = typer.Option(None, "--every", metavar="DURATION",
+                                     help="Background verifier: validate every table again DURATION after the "
+                                     "last round started (e.g. 30m, 1h) until SIGTERM/Ctrl-C; binlake status "
+                                     "shows verified_as_of."),
 ) -> None:
     """Compare every selected source table with its lake table (runs a local Spark session)."""
     from binlake.validation import main
 
     raise typer.Exit(main(["--config", str(config), "--wait", str(wait), "--method", method,
-                           *(["--json"] if as_json else []), *(["--repair"] if repair else [])]))
+                           *(["--json"] if as_json else []), *(["--repair"] if repair else []),
+                           *(["--every", every] if every else [])]))
 
 
 @app.command()
@@ -110,6 +115,25 @@ def tables(
     rows = list_tables(load_config(config))
     typer.echo(to_json(rows) if as_json else render_text(rows))
     if any(row.problem for row in rows):
+        raise typer.Exit(1)
+
+
+catalog_app = typer.Typer(no_args_is_help=True, help="Lake tables by name in a catalog (lake.catalog).")
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("sync")
+def catalog_sync(config: Path = ConfigOption) -> None:
+    """Register every live lake table in the configured catalog (lake.catalog: hive or glue) and remove
+    the names of dropped ones; idempotent. Exit status 1 when something failed or was refused."""
+    from binlake.config import load_config
+    from binlake.logs import configure_logging
+    from binlake.registration.sync import run_sync
+
+    configure_logging(False)
+    report = run_sync(load_config(config))
+    typer.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
+    if not report.ok or report.refused:
         raise typer.Exit(1)
 
 

@@ -377,6 +377,22 @@ class ChangelogConfig(_Frozen):
     )
 
 
+class ValidationConfig(_Frozen):
+    """Data validation (``binlake validate``), once or as the background verifier (``--every``)."""
+
+    step_chunks: int = Field(
+        8, ge=1,
+        description="Chunks whose checksums one step asks of the source (one Spark job, at most as many queries at "
+        "a time as Spark has cores); a stop request (SIGTERM) is honoured between steps.",
+    )
+    max_chunks_per_second: float = Field(
+        0.0, ge=0,
+        description="Source chunk checksums per second at most: after each step validation pauses so that the "
+        "average stays below this (0 = no pause). Keeps the background verifier's source cost low: each chunk "
+        "is one indexed range scan of up to full_load.chunk_rows rows.",
+    )
+
+
 class SparkConfig(_Frozen):
     """Spark session settings applied by binlake's entry points."""
 
@@ -397,6 +413,7 @@ class PipelineConfig(_Frozen):
     capture: CaptureConfig = Field(default_factory=CaptureConfig, description="Capture settings.")
     merge: MergeConfig = Field(default_factory=MergeConfig, description="Merge settings.")
     changelog: ChangelogConfig = Field(default_factory=ChangelogConfig, description="Change-log lifecycle.")
+    validation: ValidationConfig = Field(default_factory=ValidationConfig, description="Validation settings.")
     spark: SparkConfig = Field(default_factory=SparkConfig, description="Spark settings.")
 
 

@@ -58,6 +58,7 @@ MERGE_HEARTBEAT_KEY = f"{MERGE_DIR}/heartbeat.json"  # the running merge, binlak
 MERGE_BOUNDS_KEY = f"{MERGE_DIR}/bounds.json"  # the step bounds of the last batch, binlake.merge.bounds
 CHANGELOG_REMOVED_KEY = f"{BINLAKE_DIR}/changelog-removed.json"  # change-log lifecycle floor, binlake.merge.cleanup
 AUTORESYNC_DIR = f"{BINLAKE_DIR}/autoresync"  # requested automatic resyncs, binlake.merge.autoresync
+VALIDATION_DIR = f"{BINLAKE_DIR}/validation"  # per-table verification records, binlake.verification
 
 TMP_PREFIX = "_tmp-"
 
@@ -105,6 +106,11 @@ def resync_folder(schema: str, table: str) -> str:
 def autoresync_folder(schema: str, table: str) -> str:
     """Folder of the automatic resync requests of target table ``schema.table`` (one file each)."""
     return f"{AUTORESYNC_DIR}/{table_segments(schema, table)}"
+
+
+def verification_key(schema: str, table: str) -> str:
+    """Verification record (``verified_as_of``) of target table ``schema.table``."""
+    return f"{VALIDATION_DIR}/{table_segments(schema, table)}.json"
 
 
 def tombstones_key(schema: str, table: str) -> str:

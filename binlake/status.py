@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from binlake.capture.history import Registry, load_registry, snapshot_gap
@@ -22,6 +23,7 @@ from binlake.lake import MERGE_STATUS_KEY, SNAPSHOTS_DIR, Lake
 from binlake.positions import BinlogPosition, lsn_text
 from binlake.progress import LakeProgress, read_json, read_progress
 from binlake.retry import NO_RETRY, LakeError
+from binlake.verification import VerificationRecord, all_records
 
 WAITING_FOR_FULL_LOAD = "waiting_for_full_load"
 """The merge's status of a table with neither a full load nor a CREATE in the change log
@@ -40,6 +42,8 @@ class TableStatus:
     last_batch: dict[str, Any] | None
     last_error: str | None
     gap: str | None = None          # why the change log cannot complete this snapshot (the table is not merged)
+    verified_as_of: dict[str, Any] | None = None     # the last verification that found it equal (position, time, age)
+    last_verification: dict[str, Any] | None = None  # the latest complete verification, whatever it found
 
 
 def _snapshot_states(lake: Lake) -> list[dict[str, Any]]:
@@ -59,7 +63,23 @@ def _gap(registry: Registry, state: dict[str, Any]) -> str | None:
     return snapshot_gap(registry, BinlogPosition.from_dict(low), state.get("source_server_id"))
 
 
-def table_statuses(lake: Lake) -> list[TableStatus]:
+def _verification(record: VerificationRecord | None, now: datetime) -> dict[str, Any]:
+    """``verified_as_of`` and ``last_verification`` of a table's record (:mod:`binlake.verification`)."""
+    if record is None:
+        return {}
+    run, equal = record.last_run, record.last_equal
+    as_of = None
+    if equal is not None:
+        age = (now - datetime.fromisoformat(equal.finished_at)).total_seconds()
+        as_of = {"lsn": equal.as_of_lsn, "position": lsn_text(equal.as_of_lsn), "at": equal.finished_at,
+                 "age_seconds": round(age, 1), "chunks": equal.chunks, "method": equal.method}
+    last = {key: value for key, value in run.to_dict().items() if key not in ("source", "table")}
+    return {"verified_as_of": as_of, "last_verification": last}
+
+
+def table_statuses(lake: Lake, now: datetime | None = None) -> list[TableStatus]:
+    now = now or datetime.now(UTC)
+    records = all_records(lake)
     merge = read_json(lake, MERGE_STATUS_KEY) or {}
     registry = load_registry(lake)
     merged_tables: dict[str, dict[str, Any]] = merge.get("tables", {})
@@ -78,23 +98,26 @@ def table_statuses(lake: Lake) -> list[TableStatus]:
             last_batch=entry,
             last_error=(entry or {}).get("error") or merge.get("last_error"),
             gap=_gap(registry, state),
+            **_verification(records.get(target), now),
         )
     for target, entry in merged_tables.items():
         if target not in rows:
             rows[target] = TableStatus(target, "?", "not loaded", None, None, entry.get("lsn"),
-                                       entry.get("lag_seconds"), entry, entry.get("error"))
+                                       entry.get("lag_seconds"), entry, entry.get("error"),
+                                       **_verification(records.get(target), now))
     return [rows[name] for name in sorted(rows)]
 
 
 def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
-                    source_end_lsn: int | None = None) -> dict[str, Any]:
+                    source_end_lsn: int | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Everything ``binlake status`` shows, as one JSON-ready dict. The lake is asked once, without
     retries: when it cannot be read, the capture's part comes from its local status copy and
     ``lake_error`` says why the rest is missing."""
     lake = (lake or Lake.from_config(config)).with_retry(NO_RETRY)
     capture = status_report(config, lake)
     try:
-        progress, merge, tables = read_progress(lake), read_json(lake, MERGE_STATUS_KEY) or {}, table_statuses(lake)
+        progress, merge = read_progress(lake), read_json(lake, MERGE_STATUS_KEY) or {}
+        tables = table_statuses(lake, now)
         history, lake_error = [h.to_dict() for h in load_registry(lake).histories], capture.get("lake_error")
         removed = read_removed(lake)  # the change-log lifecycle: binlake.merge.cleanup
     except LakeError as exc:
@@ -162,6 +185,7 @@ def render_text(status: dict[str, Any]) -> str:
             f"{_num(batch.get('inserted')):>6} {_num(batch.get('updated')):>6} {_num(batch.get('deleted')):>6}  "
             f"{table['last_error'] or ''}"
         )
+    lines += _verification_lines(status["tables"])
     gaps = [table for table in status["tables"] if table.get("gap")]
     if gaps:
         lines += ["", "NOT MERGED — the change log cannot complete these snapshots:"]
@@ -175,6 +199,46 @@ def render_text(status: dict[str, Any]) -> str:
         lines.append("  load them: spark-submit jobs/full_load.py --config <config> (while the merge runs, with "
                      "full_load.target_table_prep_mode: DO_NOTHING so tables already loaded are skipped)")
     return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{max(seconds, 0):.0f} s"
+
+
+def _verification_lines(tables: list[dict[str, Any]]) -> list[str]:
+    """The verifier's part of the read-out: ``verified_as_of`` per table, then, loudly, the tables
+    whose latest verification found rows that differ."""
+    checked = [t for t in tables if t.get("last_verification")]
+    if not checked:
+        return []
+    lines = ["", "verified equal as of (binlake validate: every chunk matched a source snapshot at or after "
+             "this position):"]
+    for table in checked:
+        as_of, last = table.get("verified_as_of"), table["last_verification"]
+        text = (f"{as_of['position']} at {as_of['at'][:19]} ({_age(as_of['age_seconds'])} ago, {as_of['chunks']} "
+                f"chunk(s))" if as_of else "never")
+        if last["status"] != "OK":
+            text += f"; latest check {last['finished_at'][:19]}: {last['status']}"
+        lines.append(f"  {table['table']}: {text}")
+    differing = [t for t in checked if t["last_verification"]["status"] == "DIFFERENT"]
+    if differing:
+        lines += ["", "DIFFERENT — the latest verification found lake rows that differ from the source:"]
+    for table in differing:
+        last = table["last_verification"]
+        text = (f"  {table['table']}: {len(last['differing_chunks'])} of {last['chunks']} chunk(s) differ "
+                f"({last['mismatched']} mismatched, {last['missing']} missing, {last['extra']} extra), checked "
+                f"{last['finished_at'][:19]}; ")
+        if last.get("repair"):
+            text += (f"repair resync {last['repair']} started (binlake tables shows when the merge has applied it; "
+                     "the next verification checks it)")
+        else:
+            text += ("NOT REPAIRED" + (f" ({last['repair_error']})" if last.get("repair_error") else "")
+                     + ": run binlake validate --config <config> --repair")
+        lines.append(text)
+    return lines
 
 
 def source_end_lsn(config: PipelineConfig) -> int | None:
@@ -217,6 +281,9 @@ _METRICS = {
     "binlake_table_last_batch_rows": "Rows the last batch inserted, updated and deleted (label op).",
     "binlake_table_error": "1 when the table's last merge reported an error.",
     "binlake_table_gap": "1 when the change log cannot complete the table's snapshot: not merged until reloaded.",
+    "binlake_table_verified_as_of_lsn": "Source position (lsn) the table was last verified equal as of.",
+    "binlake_table_verified_age_seconds": "Seconds since the verification that found the table equal finished.",
+    "binlake_table_verification_differs": "1 when the table's latest verification found rows that differ.",
 }
 
 
@@ -256,6 +323,11 @@ def to_prometheus(status: dict[str, Any]) -> str:
         add("binlake_table_error", bool(table.get("last_error")), labels)
         if "gap" in table:  # known once binlake has a history registry to check against
             add("binlake_table_gap", bool(table["gap"]), labels)
+        as_of, last = table.get("verified_as_of") or {}, table.get("last_verification")
+        add("binlake_table_verified_as_of_lsn", as_of.get("lsn"), labels)
+        add("binlake_table_verified_age_seconds", as_of.get("age_seconds"), labels)
+        if last:
+            add("binlake_table_verification_differs", last["status"] == "DIFFERENT", labels)
     lines: list[str] = []
     for name, help_text in _METRICS.items():
         if samples[name]:

@@ -27,15 +27,25 @@ def repair(spark: SparkSession, config: PipelineConfig, results: Sequence[TableV
     """Start one resync per differing table (see the module docstring); returns their reports."""
     reports = []
     for result in results:
-        if result.status != "DIFFERENT" or not result.repair_ranges:
-            continue
-        ranges = [ChunkRange.from_dict(r) for r in result.repair_ranges]
-        log.info("repair: %s differs in %d of %d chunk(s): resyncing them", result.source, len(ranges), result.chunks)
-        try:
-            report = run_resync(config, spark, result.source, ranges=ranges, reason="repair")
-        except ResyncError as exc:
-            log.error("repair: %s: %s", result.source, exc)
-            continue
-        print(report.text())
-        reports.append(report)
+        report, _ = repair_table(spark, config, result)
+        if report is not None:
+            reports.append(report)
     return reports
+
+
+def repair_table(
+    spark: SparkSession, config: PipelineConfig, result: TableValidation
+) -> tuple[ResyncReport | None, str | None]:
+    """The resync of one table's differing chunks: ``(report, None)``; ``(None, why)`` when it was
+    refused; ``(None, None)`` when the table needs none (not ``DIFFERENT``)."""
+    if result.status != "DIFFERENT" or not result.repair_ranges:
+        return None, None
+    ranges = [ChunkRange.from_dict(r) for r in result.repair_ranges]
+    log.info("repair: %s differs in %d of %d chunk(s): resyncing them", result.source, len(ranges), result.chunks)
+    try:
+        report = run_resync(config, spark, result.source, ranges=ranges, reason="repair")
+    except ResyncError as exc:
+        log.error("repair: %s: %s", result.source, exc)
+        return None, str(exc)
+    print(report.text())
+    return report, None

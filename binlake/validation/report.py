@@ -37,6 +37,7 @@ class TableValidation:
     note: str | None = None
     source: str = ""  # the source table (schema.table)
     repair_ranges: list[dict[str, Any]] = field(default_factory=list)  # key ranges ``--repair`` re-reads
+    as_of_lsn: int | None = None  # source position taken before the table's first read (binlake.validation.record)
 
     @property
     def status(self) -> str:

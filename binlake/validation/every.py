@@ -1,0 +1,96 @@
+"""``binlake validate --every DURATION [--repair]``: the background verifier.
+
+Rounds, one after the other, until SIGTERM/SIGINT:
+
+1. **Validate** every selected table (:func:`binlake.validation.job.validate`), its source reads
+   paced by ``validation.max_chunks_per_second`` in steps of ``validation.step_chunks`` chunks.
+2. **Repair** (``--repair``): a table found ``DIFFERENT`` gets one online resync of exactly its
+   differing chunks, started right after its validation; the merge applies it, the next round
+   checks it.
+3. **Record** each table once every one of its chunks was checked
+   (:mod:`binlake.verification`): ``binlake status`` shows ``verified_as_of``.
+4. **Sleep** until DURATION after the round started (a round longer than DURATION is followed at
+   once by the next).
+
+A stop request ends the step being read, then the loop: the tables finished in the round are
+recorded, the one being validated is not (its record keeps its previous complete run). A round
+that fails (the source or the lake unreachable) is logged and the next round tries again; a table
+mapping that cannot be replicated ends the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from pyspark.sql import SparkSession
+
+from binlake.config import PipelineConfig
+from binlake.names import LakeNameError, TargetCollisionError
+from binlake.validation.job import validate
+from binlake.validation.pace import Pacer, Stopped
+from binlake.validation.report import CHECKSUM, TableValidation, format_report
+
+log = logging.getLogger("binlake.validate")
+
+RoundHook = Callable[[int, Sequence[TableValidation]], None]
+
+
+def run_every(
+    spark: SparkSession, config: PipelineConfig, interval_seconds: float, stop: threading.Event, *,
+    repair: bool = False, wait_seconds: float = 0.0, method: str = CHECKSUM,
+    clock: Callable[[], float] = time.monotonic, after_round: RoundHook | None = None,
+) -> int:
+    """Run rounds (see the module docstring) until ``stop`` is set; returns the rounds completed.
+
+    ``after_round(n, results)`` is called after round ``n`` (1-based) completed and was recorded.
+    """
+    if interval_seconds <= 0:
+        raise ValueError(f"interval_seconds must be > 0, got {interval_seconds}")
+    completed = 0
+    while not stop.is_set():
+        started = clock()
+        pacer = Pacer(config.validation.max_chunks_per_second, stop, clock)
+        log.info("verifier: round %d starting", completed + 1)
+        try:
+            results = validate(spark, config, wait_seconds, clock, method, repair=repair, pacer=pacer)
+        except Stopped:
+            log.info("verifier: stopped during round %d (its tables finished so far are recorded)", completed + 1)
+            break
+        except (TargetCollisionError, LakeNameError):
+            raise
+        except Exception:  # the source or the lake may be back by the next round
+            log.exception("verifier: round %d failed; the next round tries again", completed + 1)
+        else:
+            completed += 1
+            print(format_report(results), flush=True)
+            log.info("verifier: round %d done in %.1f s: %s", completed, clock() - started, _summary(results))
+            if after_round is not None:
+                after_round(completed, results)
+        stop.wait(max(0.0, interval_seconds - (clock() - started)))
+    log.info("verifier: stopped after %d complete round(s)", completed)
+    return completed
+
+
+def _summary(results: Sequence[TableValidation]) -> str:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no table selected"
+
+
+def stop_on_signals(signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> threading.Event:
+    """An event set by the first of ``signals`` (installed in the calling, main, thread)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("verifier: %s received; stopping after the current step", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in signals:
+        signal.signal(signum, handler)
+    return stop
