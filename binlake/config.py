@@ -134,6 +134,14 @@ class S3Config(_Frozen):
     path_style: bool = Field(False, description="Path-style addressing (most S3-compatible servers need it).")
 
 
+class CatalogKind(StrEnum):
+    """Where lake tables are registered by name (:mod:`binlake.registration`)."""
+
+    NONE = "none"
+    HIVE = "hive"
+    GLUE = "glue"
+
+
 class LakeConfig(_Frozen):
     """Where the Delta tables and binlake's own state live."""
 
@@ -152,6 +160,40 @@ class LakeConfig(_Frozen):
         description="Longest wait between two retries (the waits start at 0.5 s and double): with the defaults "
         "the capture waits about 3 minutes for the lake before it stops.",
     )
+
+    catalog: CatalogKind = Field(
+        CatalogKind.NONE,
+        description="Register every lake table by name as an external Delta table (database = lake schema, "
+        "table = lake table; renames, drops and new tables followed): none, hive (Spark's session catalog on a Hive "
+        "metastore: hive_metastore_uris, or a JDBC metastore through spark.conf) or glue (AWS Glue Data Catalog, "
+        "as Athena reads Delta tables). Registration runs in its own process and never stops replication: "
+        "failures are logged, retried and shown by `binlake status`; `binlake catalog sync` re-registers all.",
+    )
+    hive_metastore_uris: str | None = Field(
+        None,
+        description="thrift://host:9083[,…] of the Hive metastore (lake.catalog: hive); unset = Spark's own "
+        "settings (hive-site.xml, spark.conf spark.hadoop.javax.jdo.option.ConnectionURL for a JDBC metastore, "
+        "else an embedded Derby metastore_db in the working directory).",
+    )
+    glue_region: str | None = Field(None, description="Region of the Glue Data Catalog; unset = lake.s3.region.")
+    glue_endpoint: str | None = Field(
+        None, description="Glue endpoint URL; unset = AWS's. Credentials come from the AWS environment/profile chain."
+    )
+    glue_catalog_id: str | None = Field(None, description="Glue catalog id (AWS account id); unset = the caller's.")
+    catalog_retry_seconds: float = Field(
+        60.0, gt=0, description="Seconds before a failed registration is tried again by the merge."
+    )
+    catalog_timeout_seconds: float = Field(
+        600.0, gt=0,
+        description="Longest run of one registration process; longer ones are stopped and count as failed.",
+    )
+
+    @field_validator("hive_metastore_uris")
+    @classmethod
+    def _thrift_uris(cls, value: str | None) -> str | None:
+        if value is not None and not all(u.strip().startswith("thrift://") for u in value.split(",")):
+            raise ValueError("must be thrift://host:port[,thrift://host:port…]")
+        return value
 
     @field_validator("root")
     @classmethod

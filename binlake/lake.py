@@ -53,6 +53,7 @@ MERGE_STATUS_KEY = f"{MERGE_DIR}/status.json"
 MERGE_METRICS_DIR = f"{MERGE_DIR}/metrics"
 TOMBSTONES_DIR = f"{BINLAKE_DIR}/tombstones"
 CATALOG_KEY = f"{BINLAKE_DIR}/tables.json"  # source table → lake table, binlake.catalog
+REGISTRATION_KEY = f"{BINLAKE_DIR}/registration.json"  # the last catalog registration, binlake.registration.status
 RESYNC_DIR = f"{BINLAKE_DIR}/resync"  # online resyncs, one reader/writer: binlake.resync.store
 MERGE_HEARTBEAT_KEY = f"{MERGE_DIR}/heartbeat.json"  # the running merge, binlake.merge.heartbeat
 MERGE_BOUNDS_KEY = f"{MERGE_DIR}/bounds.json"  # the step bounds of the last batch, binlake.merge.bounds

@@ -22,6 +22,7 @@ from binlake.config import PipelineConfig
 from binlake.lake import MERGE_STATUS_KEY, SNAPSHOTS_DIR, Lake
 from binlake.positions import BinlogPosition, lsn_text
 from binlake.progress import LakeProgress, read_json, read_progress
+from binlake.registration.status import catalog_lines, catalog_status
 from binlake.retry import NO_RETRY, LakeError
 from binlake.verification import VerificationRecord, all_records
 
@@ -139,6 +140,7 @@ def pipeline_status(config: PipelineConfig, lake: Lake | None = None,
         "history": history,
         "tables": [asdict(t) for t in tables],
         "lake_error": lake_error,
+        "catalog": catalog_status(config, lake),  # lake tables by name (binlake.registration)
     }
 
 
@@ -168,6 +170,7 @@ def render_text(status: dict[str, Any]) -> str:
         lines.append(f"source:  binlog end {lsn_text(status['source_end_lsn'])}")
     if status.get("lake_error"):
         lines.append(f"lake:    cannot be read: {status['lake_error']}")
+    lines += catalog_lines(status.get("catalog"))
     histories = status.get("history") or []
     if histories:
         latest = histories[-1]

@@ -43,6 +43,7 @@ from binlake.merge.metrics import StatusFile
 from binlake.merge.resync import ResyncApplier
 from binlake.merge.source import read_changelog_stream
 from binlake.merge.txn import jvm
+from binlake.registration.runner import RegistrationRunner
 from binlake.rules import TableMapping
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def tune_session(spark: SparkSession, config: PipelineConfig) -> None:
 
 def start(spark: SparkSession, config: PipelineConfig, available_now: bool, clock: Clock = utc_now,
           after_commit: Callable[[str, int], None] | None = None,
-          resync: ResyncApplier | None = None) -> StreamingQuery:
+          resync: ResyncApplier | None = None, registration: RegistrationRunner | None = None) -> StreamingQuery:
     """Start the merge query (see the module docstring); returns the running query. ``resync``:
     the applier of resync chunks the batch function shares its lock with (one is made if None)."""
     tune_session(spark, config)
@@ -117,7 +118,8 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     status = StatusFile(lake)
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake),
-                               parallel_tables=config.merge.max_parallel_tables)
+                               parallel_tables=config.merge.max_parallel_tables,
+                               on_batch=registration.after_batch if registration is not None else None)
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
     clear_unstarted_checkpoint(spark, lake)
     writer = (read_changelog_stream(spark, lake, config.merge.max_files_per_batch).writeStream
@@ -139,7 +141,9 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
     auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
     auto.check()
-    query = start(spark, config, available_now, clock, after_commit, resync)
+    registration = RegistrationRunner(config)  # lake tables by name, in a process of its own
+    registration.request("merge start")
+    query = start(spark, config, available_now, clock, after_commit, resync, registration)
     if not available_now:
         auto.start()
 
@@ -157,11 +161,15 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
                 query.stop()
                 raise
             _stop_if_refused(auto, query)
+            registration.poll()
         if available_now:
             auto.run_pending()
             auto.check()
         resync.idle(stopped=True)
+        if available_now:
+            registration.wait()
     finally:
+        registration.stop()
         auto.stop()
         resync.mark_stopped()
         for sig, handler in previous.items():

@@ -36,6 +36,7 @@ from binlake.config import ChunkReader, PipelineConfig, SnapshotMethod
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake, snapshot_state_key
 from binlake.names import LakeNameError, TargetCollisionError
+from binlake.registration.runner import RegistrationRunner
 from binlake.rules import TableMapping
 from binlake.snapshot.arrowread import arrow_source, choose_reader, connectorx_supported, server_offers_tls
 from binlake.snapshot.discovery import SourceTable, discover_tables
@@ -208,6 +209,7 @@ def run_full_load(
                           server_id=source_id, snapshot_method=method, arrow=arrow, chunk_label=labeller)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
+    register_tables(config)
     failed = [r for r in reports if r.status == "failed"]
     if failed:
         raise FullLoadError(
@@ -217,6 +219,18 @@ def run_full_load(
             reports,
         )
     return reports
+
+
+def register_tables(config: PipelineConfig) -> None:
+    """With ``lake.catalog`` set: register the loaded tables by name and wait for it (a failure is
+    logged and recorded for ``binlake status``; the merge tries again at its start)."""
+    runner = RegistrationRunner(config)
+    if runner.enabled:
+        runner.request("full load done")
+        if not runner.wait():
+            log.error("the lake tables are not (all) registered in the %s catalog: see `binlake status`; the "
+                      "merge retries, or run `binlake catalog sync`", config.lake.catalog.value)
+        runner.stop()
 
 
 def _load_one(ctx: LoadContext, table: SourceTable, label: str) -> TableReport:
