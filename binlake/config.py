@@ -294,9 +294,25 @@ class FullLoadConfig(_Frozen):
     )
     watermark_settle_seconds: float = Field(
         0.5, ge=0,
-        description="watermark method: wait between reading a chunk's low watermark and starting its snapshot, "
-        "so transactions already in the binlog have finished their storage-engine commit.",
+        description="watermark method without full_load.signal_table: wait between reading a chunk's low watermark "
+        "and starting its snapshot, so transactions already in the binlog have finished their storage-engine commit "
+        "(a timing assumption; unused when full_load.signal_table is set).",
     )
+    signal_table: str = Field(
+        "",
+        description="watermark method: <schema>.<table> on the source into which a one-row signal is committed after "
+        "each low watermark is read and before the chunk's snapshot starts, which makes the label exact (needs "
+        "binlog_order_commits ON; binlake creates the table if it may, else says the DDL and the INSERT/UPDATE "
+        "grant; the table is never replicated). Empty = the settle wait (full_load.watermark_settle_seconds).",
+    )
+
+    @field_validator("signal_table")
+    @classmethod
+    def _signal_table_name(cls, value: str) -> str:
+        from binlake.snapshot.signal import SignalTable  # local: signal imports source, which imports config
+
+        SignalTable.parse(value)
+        return value.strip()
 
 
 class StartFrom(StrEnum):
@@ -457,6 +473,25 @@ class PipelineConfig(_Frozen):
     changelog: ChangelogConfig = Field(default_factory=ChangelogConfig, description="Change-log lifecycle.")
     validation: ValidationConfig = Field(default_factory=ValidationConfig, description="Validation settings.")
     spark: SparkConfig = Field(default_factory=SparkConfig, description="Spark settings.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _signal_table_never_replicated(cls, data: Any) -> Any:
+        """``table_mappings`` gets an ``exclude`` rule for ``full_load.signal_table``: its rows never reach the lake."""
+        if not isinstance(data, dict) or not isinstance(data.get("table_mappings"), dict):
+            return data
+        full_load = data.get("full_load")
+        text = full_load.signal_table if isinstance(full_load, FullLoadConfig) else (
+            full_load.get("signal_table") if isinstance(full_load, dict) else None)
+        from binlake.snapshot.signal import SignalTable, with_exclusion  # local: see _signal_table_name
+
+        try:
+            table = SignalTable.parse(text) if isinstance(text, str) else None
+        except ValueError:
+            return data  # full_load.signal_table's own validator names the problem
+        if table is None:
+            return data
+        return {**data, "table_mappings": with_exclusion(data["table_mappings"], table)}
 
 
 def _error_key(loc: tuple[int | str, ...]) -> str:

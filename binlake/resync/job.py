@@ -57,7 +57,8 @@ from binlake.snapshot.loader import read_chunk
 from binlake.snapshot.planning import plan_chunks, table_sql
 from binlake.snapshot.reading import SPARK_SETTINGS, JdbcSource, jdbc_source, with_watermark
 from binlake.snapshot.report import Progress
-from binlake.snapshot.watermark import low_watermark
+from binlake.snapshot.signal import Signal
+from binlake.snapshot.watermark import low_watermark, watermark_signal
 from binlake.source import (
     Connection,
     SourceError,
@@ -101,14 +102,15 @@ class ResyncContext:
     method: SnapshotMethod = SnapshotMethod.MARIADB  # the full load's method on this server
     epoch: int = 0  # the binlog history positions are labelled with
     after_deliver: DeliverHook | None = None  # test hook: after a chunk is recorded delivered
+    signal: Signal | None = None  # watermark method: the signal table that makes low watermarks exact
 
     def chunk_jdbc(self) -> JdbcSource:
         """The JDBC source of one chunk read, exactly as the full load reads its chunks: the server's
-        snapshot position (``mariadb``), or a low watermark read now and settled (``watermark``)."""
+        snapshot position (``mariadb``), or a low watermark read now, then signalled or settled (``watermark``)."""
         if self.method is not SnapshotMethod.WATERMARK:
             return self.jdbc
         settle = self.config.full_load.watermark_settle_seconds
-        return with_watermark(self.jdbc, low_watermark(self.connect, self.epoch, settle))
+        return with_watermark(self.jdbc, low_watermark(self.connect, self.epoch, settle, self.signal))
 
 
 def find_table(tables: Sequence[SourceTable], name: str) -> SourceTable:
@@ -277,6 +279,7 @@ def run_resync(
             cur.execute("SET time_zone = '+00:00'")
         method = check_snapshot_support(conn, config.full_load.snapshot_method)
         check_grants(conn, need_replication=False)
+        signal = watermark_signal(conn, config, "resync") if method is SnapshotMethod.WATERMARK else None
         try:
             history = snapshot_history(load_registry(lake), server_id(conn), server_uuid(conn),
                                        gtid_binlog_state(conn), is_mariadb(conn))
@@ -295,7 +298,7 @@ def run_resync(
         resync = _resume_or_plan(conn, config, lake, table, keys, where, ranges, restart, now(), reason)
     epoch = 0 if history is None else history.epoch
     ctx = ResyncContext(config, spark, lake, jdbc_source(config, epoch=epoch), table, clock, now, connector, method,
-                        epoch, after_deliver)
+                        epoch, after_deliver, signal)
     parallel = config.full_load.max_parallel_chunks or spark.sparkContext.defaultParallelism
     log.info("step 4/5: delivering %d of %d chunk(s), %d at a time", len(resync.pending), len(resync.chunks),
              parallel)

@@ -44,7 +44,7 @@ from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
 from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
 from binlake.snapshot.replica import ReplicaError, ReplicaLabeller, open_replica
 from binlake.snapshot.report import Progress, TableReport, format_report
-from binlake.snapshot.watermark import choose_method, server_has_snapshot_position
+from binlake.snapshot.watermark import choose_method, server_has_snapshot_position, watermark_signal
 from binlake.source import (
     Connection,
     SourceError,
@@ -178,6 +178,9 @@ def run_full_load(
                                 "start the capture first (the README's start order)")
         if history is not None:
             log.info("snapshot positions belong to binlog history %s", history.describe())
+        signal = None
+        if method is SnapshotMethod.WATERMARK and labeller is None:
+            signal = watermark_signal(conn, config, "full-load")
         log.info("step 2/5: discovering tables selected by the table mapping")
         try:
             tables = discover_tables(conn, TableMapping.parse(config.table_mappings))
@@ -206,7 +209,8 @@ def run_full_load(
         ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc, connect=connector,
                           chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
                           after_commit=after_commit, after_record=after_record, history=history,
-                          server_id=source_id, snapshot_method=method, arrow=arrow, chunk_label=labeller)
+                          server_id=source_id, snapshot_method=method, arrow=arrow, chunk_label=labeller,
+                          signal=signal)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
     register_tables(config)

@@ -50,9 +50,11 @@ from binlake.snapshot.reading import (
     with_watermark,
 )
 from binlake.snapshot.report import Progress, TableReport
+from binlake.snapshot.signal import Signal
 from binlake.snapshot.state import COMMITTED, ChunkState, TableState
 from binlake.snapshot.watermark import low_watermark
 from binlake.source import Connection, gtid_at, master_position
+from binlake.tablefeatures import TableFeatures
 
 if TYPE_CHECKING:
     from binlake.snapshot.replica import ReplicaLabeller
@@ -84,6 +86,7 @@ class LoadContext:
     snapshot_method: SnapshotMethod = SnapshotMethod.MARIADB  # mariadb or watermark (binlake.snapshot.watermark)
     arrow: ArrowSource | None = None  # the Arrow reader's source when the job reads with it, else JDBC
     chunk_label: ReplicaLabeller | None = None  # full_load.source is a replica: labels in the primary's order
+    signal: Signal | None = None  # watermark method: the signal table that makes low watermarks exact
 
 
 def _iso(moment: datetime) -> str:
@@ -121,7 +124,7 @@ def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState,
         low = ctx.chunk_label()
     elif ctx.snapshot_method is SnapshotMethod.WATERMARK:
         epoch = 0 if ctx.history is None else ctx.history.epoch
-        low = low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds)
+        low = low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds, ctx.signal)
     if ctx.arrow is not None:
         source = ctx.arrow if low is None else with_watermark_init(ctx.arrow, low)
         return read_chunk_arrow(ctx.spark, source, table, chunk.predicate, row_bytes)
@@ -257,7 +260,8 @@ class TableLoad:
             names = {c.name: c.target_name for c in self.table.columns}
             keys = [names[k] for k in self.table.key_columns if k in names]
             stats_on = [f.name for f in frame.schema.fields if f.name in keys and delta.has_stats(f.dataType)]
-            delta.create_table(spark, path, frame.schema, [*stats_on, LSN_COLUMN])
+            delta.create_table(spark, path, frame.schema, TableFeatures.of(self.ctx.config.lake),
+                               [*stats_on, LSN_COLUMN])
             log.info("%s: created Delta table %s", self.label, path)
             blockers = delta.change_data_feed_blockers(frame.schema.fieldNames())
             if blockers:
