@@ -5,8 +5,9 @@
 (in batches of at most ``merge.max_files_per_batch`` files) and returns. SIGTERM/SIGINT stop the
 query between batches.
 
-Exactly once: the stream's checkpoint (``_binlake/merge/checkpoint``) records which files each
-batch id covers; every Delta commit of a batch carries the transaction app id
+Exactly once: the stream's checkpoint (``_binlake/merge/checkpoint``) records the lsn range each
+batch id covers (:mod:`binlake.merge.stream`; a checkpoint of Spark's file source is migrated at
+start, :mod:`binlake.merge.migrate`); every Delta commit of a batch carries the transaction app id
 ``binlake-merge-<query id>`` (the query id lives in the checkpoint, so a new checkpoint starts a new
 app and is never silently skipped) and a version derived from the batch id.
 
@@ -40,11 +41,13 @@ from binlake.merge.batch import BatchProcessor
 from binlake.merge.bounds import Bounds
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile
+from binlake.merge.migrate import MigrationRefused, migrate_file_source_checkpoint
 from binlake.merge.resync import ResyncApplier
-from binlake.merge.source import read_changelog_stream
+from binlake.merge.source import on_records, read_changelog_stream
 from binlake.merge.txn import jvm
 from binlake.registration.runner import RegistrationRunner
 from binlake.rules import TableMapping
+from binlake.tablefeatures import TableFeatures
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +113,13 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     the applier of resync chunks the batch function shares its lock with (one is made if None)."""
     tune_session(spark, config)
     lake = Lake.from_config(config)
-    resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
+    resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
+                                     features=TableFeatures.of(config.lake))
     ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
                        frozenset(config.merge.scd2_tables), clock, after_commit,
                        Bounds(config.merge.max_batch_records, config.merge.max_batch_bytes),
-                       on_unappliable_ddl=config.merge.on_unappliable_ddl.value)
+                       on_unappliable_ddl=config.merge.on_unappliable_ddl.value,
+                       features=TableFeatures.of(config.lake))
     status = StatusFile(lake)
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake),
@@ -122,8 +127,9 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
                                on_batch=registration.after_batch if registration is not None else None)
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
     clear_unstarted_checkpoint(spark, lake)
-    writer = (read_changelog_stream(spark, lake, config.merge.max_files_per_batch).writeStream
-              .foreachBatch(resync.wrap(processor))
+    migrate_file_source_checkpoint(spark, lake)
+    writer = (read_changelog_stream(spark, config.lake, config.merge.max_files_per_batch).writeStream
+              .foreachBatch(on_records(lake, resync.wrap(processor)))
               .option("checkpointLocation", lake.uri(MERGE_CHECKPOINT_DIR))
               .queryName(f"binlake-merge-{config.name}"))
     if available_now:
@@ -138,7 +144,8 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     """Start the query and wait for it: until caught up (``available_now``) or stopped; apply due
     resync chunks while it is idle, and once more at the end."""
     lake = Lake.from_config(config)
-    resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
+    resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
+                           features=TableFeatures.of(config.lake))
     auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
     auto.check()
     registration = RegistrationRunner(config)  # lake tables by name, in a process of its own
@@ -155,18 +162,21 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     try:
         while not query.awaitTermination(max(1, round(config.merge.trigger_seconds))):
             try:
-                resync.idle()
+                applied = resync.idle()
             except Exception:
                 log.exception("applying resync chunks failed: stopping the merge query")
                 query.stop()
                 raise
             _stop_if_refused(auto, query)
+            if applied:  # a chunk may have created a table born in the stream (binlake.merge.birth)
+                registration.request("resync chunks applied")
             registration.poll()
         if available_now:
             auto.run_pending()
             auto.check()
         resync.idle(stopped=True)
         if available_now:
+            registration.request("merge run done")  # what the run changed, resync chunks included
             registration.wait()
     finally:
         registration.stop()
@@ -206,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = build_session(config, "merge")
     try:
         run(spark, config, args.available_now)
-    except AutoResyncRefused as exc:
+    except (AutoResyncRefused, MigrationRefused) as exc:
         log.error("merge stopped: %s", exc)
         return 1
     return 0

@@ -1,16 +1,21 @@
-"""Reading the change log with Spark: the streaming source and the batch reader for catch-ups.
+"""Reading the change log with Spark: the merge stream, a micro-batch's records, the catch-up reader.
 
 The change log is one folder of Parquet files with one fixed schema (:data:`CHANGELOG_SPARK_SCHEMA`,
-the Spark mirror of :data:`binlake.changelog.CHANGELOG_SCHEMA`), so Spark's file stream source
-reads it with that schema for the whole life of the stream. Files whose names start with ``_`` or
-``.`` (the writers' temporaries) are never read.
+the Spark mirror of :data:`binlake.changelog.CHANGELOG_SCHEMA`), read with that schema for the
+whole life of the stream. The stream (:func:`read_changelog_stream`) is binlake's lsn-tracking
+source (:mod:`binlake.merge.stream`): its micro-batches are the file reads that deliver the records
+of ``(start, end]``, and :func:`on_records` hands the batch function those records instead — one
+Parquet scan per batch in the JVM, pruned by lsn. Temporaries of the writers (names starting with
+``_tmp-`` or ``.``) are never listed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     IntegerType,
     LongType,
@@ -20,7 +25,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from binlake.lake import CHANGELOG_DIR, Lake
+from binlake.config import LakeConfig
+from binlake.lake import Lake, parse_changelog_name
+from binlake.merge.offsets import FileRead
+from binlake.merge.stream import SOURCE_NAME, ChangelogSource, reads_of, source_options
 
 CHANGELOG_SPARK_SCHEMA = StructType(
     [
@@ -44,20 +52,48 @@ CHANGELOG_SPARK_SCHEMA = StructType(
     ]
 )
 
-PARQUET_GLOB = "*.parquet"
+def read_changelog_stream(spark: SparkSession, lake: LakeConfig, max_files_per_trigger: int) -> DataFrame:
+    """The change log as a stream of micro-batches by lsn, at most ``max_files_per_trigger`` files
+    of reading each (also under ``availableNow``); its rows are reads (:mod:`binlake.merge.stream`)."""
+    spark.dataSource.register(ChangelogSource)
+    return spark.readStream.format(SOURCE_NAME).options(**source_options(lake, max_files_per_trigger)).load()
 
 
-def read_changelog_stream(spark: SparkSession, lake: Lake, max_files_per_trigger: int) -> DataFrame:
-    """The change log as a stream: new files in modification-time order, at most
-    ``max_files_per_trigger`` per micro-batch (also under ``availableNow``)."""
-    if max_files_per_trigger < 1:
-        raise ValueError(f"max_files_per_trigger must be >= 1, got {max_files_per_trigger}")
-    return (
-        spark.readStream.schema(CHANGELOG_SPARK_SCHEMA)
-        .option("maxFilesPerTrigger", max_files_per_trigger)
-        .option("pathGlobFilter", PARQUET_GLOB)
-        .parquet(lake.uri(CHANGELOG_DIR))
-    )
+def batch_records(spark: SparkSession, lake: Lake, reads: Sequence[FileRead]) -> DataFrame:
+    """The records ``reads`` deliver, as one DataFrame (Parquet scans in the JVM). Files read
+    whole share one scan, filtered to the batch's lsn range (a no-op on them but for pruning); a
+    file read only over part of its range (a capture's re-write overlapping another file) gets a
+    scan of its own with its stretch."""
+    if not reads:
+        return spark.createDataFrame([], CHANGELOG_SPARK_SCHEMA)
+    whole = [r for r in reads if _is_whole(r)]
+    parts = [r for r in reads if not _is_whole(r)]
+    frames = []
+    if whole:
+        lo, hi = min(r.after for r in whole), max(r.through for r in whole)
+        frames.append(_scan(spark, lake, [r.key for r in whole], lo, hi))
+    frames += [_scan(spark, lake, [r.key], r.after, r.through) for r in parts]
+    return reduce(DataFrame.unionAll, frames)
+
+
+def _is_whole(read: FileRead) -> bool:
+    first, last = parse_changelog_name(read.key)
+    return read.after < first and last <= read.through
+
+
+def _scan(spark: SparkSession, lake: Lake, keys: Sequence[str], after: int, through: int) -> DataFrame:
+    records = spark.read.schema(CHANGELOG_SPARK_SCHEMA).parquet(*[lake.uri(key) for key in keys])
+    return records.where((F.col("lsn") > after) & (F.col("lsn") <= through))
+
+
+def on_records(lake: Lake, process: Callable[[DataFrame, int], object]) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function of the stream: collects the batch's reads (a few rows, one per
+    file) and calls ``process`` with the records they deliver (in the stream's session) and the
+    batch id."""
+    def run(reads: DataFrame, batch_id: int) -> None:
+        process(batch_records(reads.sparkSession, lake, reads_of(reads.collect())), batch_id)
+
+    return run
 
 
 def read_changelog_files(spark: SparkSession, lake: Lake, keys: Sequence[str]) -> DataFrame:
