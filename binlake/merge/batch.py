@@ -9,8 +9,7 @@ For micro-batch ``b`` (a DataFrame of change-log records):
    the log and in ``binlake status``, see :mod:`binlake.merge.handoff`); join it
    (catch up from its snapshot lsn, :mod:`binlake.merge.handoff`) the first time it is complete;
    otherwise apply its steps (:mod:`binlake.merge.apply`) — one MERGE per table per step, all
-   with transaction versions derived from ``b``; a table an online schema change swap reads from
-   is applied, whole, before the table it is swapped into (phases, :mod:`binlake.merge.swaps`);
+   with transaction versions derived from ``b``;
 3. once every table is done, append the batch's metrics (one commit) and rewrite ``status.json``
    (from the batch's own thread: one writer);
 4. run maintenance when due.
@@ -54,7 +53,6 @@ from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.parallel import TablePool
 from binlake.merge.source import read_changelog_files
 from binlake.merge.summary import TableChanges, TableName, summarize
-from binlake.merge.swaps import swap_plan
 from binlake.merge.target import is_delta_table
 from binlake.status import WAITING_FOR_FULL_LOAD
 
@@ -79,8 +77,10 @@ class BatchProcessor:
     """Callable for ``DataStreamWriter.foreachBatch`` (see the module docstring)."""
 
     def __init__(self, ctx: MergeContext, status: StatusFile, maintenance: Maintenance | None = None,
-                 app_id: Callable[[], str] | None = None, parallel_tables: int = 1) -> None:
+                 app_id: Callable[[], str] | None = None, parallel_tables: int = 1,
+                 on_batch: Callable[[list[TableMetrics]], None] | None = None) -> None:
         self.ctx = ctx
+        self.on_batch = on_batch  # told each batch's metrics (binlake.registration.runner)
         self.status = status
         self.maintenance = maintenance
         self._app_id = app_id
@@ -116,18 +116,16 @@ class BatchProcessor:
         seen = seen_tables(summaries)
         self.tables.check(seen)  # before any table is written
         batch_max = max((s.max_lsn for s in summaries), default=0)
-        plan = swap_plan(summaries, self.ctx.mapping, self.ctx.scd2_tables)
-        ctx = dataclasses.replace(self.ctx, swaps=plan.swaps)
-        done: dict[TableName, TableMetrics] = {}
-        for phase in plan.phases:  # a table a swap reads from is applied before the one it swaps into
-            done.update(zip((s.name for s in phase), self.pool.map(lambda spark, changes: self._table(
-                dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), phase), strict=True))
-        metrics = [done[s.name] for s in summaries]
+        ctx = self.ctx
+        metrics = self.pool.map(lambda spark, changes: self._table(
+            dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), summaries)
         if not self.status.done(batch_id):
             append_metrics(self.ctx.spark, self.ctx.lake, metrics)
         self.status.write(batch_id, metrics, self.ctx.clock())
         log.info("merge batch %d: %d table(s), %d record(s) in %.1f s", batch_id, len(metrics),
                  sum(m.records for m in metrics), time.monotonic() - started)
+        if self.on_batch is not None:
+            self.on_batch(metrics)
         if self.maintenance is not None:
             lsn_range = (min(lo for _, lo, _ in seen), max(hi for _, _, hi in seen)) if seen else None
             self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING], lsn_range)

@@ -47,7 +47,6 @@ from binlake.merge.source import on_records, read_changelog_stream
 from binlake.merge.txn import jvm
 from binlake.registration.runner import RegistrationRunner
 from binlake.rules import TableMapping
-from binlake.tablefeatures import TableFeatures
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +112,11 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     the applier of resync chunks the batch function shares its lock with (one is made if None)."""
     tune_session(spark, config)
     lake = Lake.from_config(config)
-    resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
-                                     features=TableFeatures.of(config.lake))
+    resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
     ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
                        frozenset(config.merge.scd2_tables), clock, after_commit,
                        Bounds(config.merge.max_batch_records, config.merge.max_batch_bytes),
-                       on_unappliable_ddl=config.merge.on_unappliable_ddl.value,
-                       features=TableFeatures.of(config.lake))
+                       on_unappliable_ddl=config.merge.on_unappliable_ddl.value)
     status = StatusFile(lake)
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake),
@@ -144,8 +141,7 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     """Start the query and wait for it: until caught up (``available_now``) or stopped; apply due
     resync chunks while it is idle, and once more at the end."""
     lake = Lake.from_config(config)
-    resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
-                           features=TableFeatures.of(config.lake))
+    resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
     auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
     auto.check()
     registration = RegistrationRunner(config)  # lake tables by name, in a process of its own
@@ -162,21 +158,18 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     try:
         while not query.awaitTermination(max(1, round(config.merge.trigger_seconds))):
             try:
-                applied = resync.idle()
+                resync.idle()
             except Exception:
                 log.exception("applying resync chunks failed: stopping the merge query")
                 query.stop()
                 raise
             _stop_if_refused(auto, query)
-            if applied:  # a chunk may have created a table born in the stream (binlake.merge.birth)
-                registration.request("resync chunks applied")
             registration.poll()
         if available_now:
             auto.run_pending()
             auto.check()
         resync.idle(stopped=True)
         if available_now:
-            registration.request("merge run done")  # what the run changed, resync chunks included
             registration.wait()
     finally:
         registration.stop()
