@@ -41,6 +41,8 @@ from binlake.merge.plan import DdlStep, RowsStep, Step, StepTxn, plan_steps, ste
 from binlake.merge.renames import mark_gone
 from binlake.merge.sql import col, sql_string
 from binlake.merge.summary import OP_DDL, TableChanges, TableName, segment_groups
+from binlake.merge.swaps import Handover, hands_over
+from binlake.merge.swapstep import mark_swaps
 from binlake.merge.target import (
     RETYPE_PREFIX,
     SCHEMA_LSN,
@@ -73,6 +75,7 @@ class MergeContext:
     after_commit: Callable[[str, int], None] | None = None  # test hook: (table path, txn version)
     bounds: Bounds = UNBOUNDED  # most records/bytes per rows step (the batch's, binlake.merge.bounds)
     on_unappliable_ddl: str = "resync"  # merge.on_unappliable_ddl (binlake.merge.ddlvalues)
+    swaps: frozenset[Handover] = frozenset()  # the batch's planned swaps (binlake.merge.swaps)
 
 
 @dataclass
@@ -135,9 +138,12 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
     if changes.straddling():
         changes = dataclasses.replace(changes, groups=tuple(segment_groups(records)))
     changes = mark_gone(changes, ctx.mapping)  # a RENAME taking the table away is a DROP (binlake.merge.renames)
+    changes = mark_swaps(ctx, changes)  # a RENAME swapping another lake table in (binlake.merge.swaps)
     batch = batch_tag(ctx.app_id, batch_id)
     ddl = DdlApplier(ctx, changes.name, batch)
-    steps = plan_table(changes, snapshot_lsn, run.table, batch, run.scd2, ctx.bounds)
+    # a table whose content a swap reads keeps its rows before each wipe: they are the swapped-in table's
+    keep_all = run.scd2 or hands_over(ctx.swaps, (name.schema, name.table))
+    steps = plan_table(changes, snapshot_lsn, run.table, batch, keep_all, ctx.bounds)
     for index, step in enumerate(steps):
         txn = step_txn(ctx.app_id, batch_id, index)
         if isinstance(step, DdlStep):

@@ -9,7 +9,8 @@ For micro-batch ``b`` (a DataFrame of change-log records):
    the log and in ``binlake status``, see :mod:`binlake.merge.handoff`); join it
    (catch up from its snapshot lsn, :mod:`binlake.merge.handoff`) the first time it is complete;
    otherwise apply its steps (:mod:`binlake.merge.apply`) — one MERGE per table per step, all
-   with transaction versions derived from ``b``;
+   with transaction versions derived from ``b``; a table an online schema change swap reads from
+   is applied, whole, before the table it is swapped into (phases, :mod:`binlake.merge.swaps`);
 3. once every table is done, append the batch's metrics (one commit) and rewrite ``status.json``
    (from the batch's own thread: one writer);
 4. run maintenance when due.
@@ -53,6 +54,7 @@ from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.parallel import TablePool
 from binlake.merge.source import read_changelog_files
 from binlake.merge.summary import TableChanges, TableName, summarize
+from binlake.merge.swaps import swap_plan
 from binlake.merge.target import is_delta_table
 from binlake.status import WAITING_FOR_FULL_LOAD
 
@@ -116,9 +118,13 @@ class BatchProcessor:
         seen = seen_tables(summaries)
         self.tables.check(seen)  # before any table is written
         batch_max = max((s.max_lsn for s in summaries), default=0)
-        ctx = self.ctx
-        metrics = self.pool.map(lambda spark, changes: self._table(
-            dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), summaries)
+        plan = swap_plan(summaries, self.ctx.mapping, self.ctx.scd2_tables)
+        ctx = dataclasses.replace(self.ctx, swaps=plan.swaps)
+        done: dict[TableName, TableMetrics] = {}
+        for phase in plan.phases:  # a table a swap reads from is applied before the one it swaps into
+            done.update(zip((s.name for s in phase), self.pool.map(lambda spark, changes: self._table(
+                dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), phase), strict=True))
+        metrics = [done[s.name] for s in summaries]
         if not self.status.done(batch_id):
             append_metrics(self.ctx.spark, self.ctx.lake, metrics)
         self.status.write(batch_id, metrics, self.ctx.clock())

@@ -19,7 +19,9 @@ CREATE [OR REPLACE] TABLE       as TRUNCATE (a logged plain CREATE succeeded: th
 CREATE TABLE IF NOT EXISTS      nothing (MySQL logs it even when the table exists)
 RENAME TABLE, ALTER … RENAME TO per lake table (:mod:`~binlake.merge.renames`): renamed away → as
                                 DROP TABLE; another table renamed onto it (gh-ost / pt-osc swap) →
-                                automatic online resync; renamed onto the same lake table → goes on
+                                the other lake table's content in one commit when the lake has it
+                                exactly (:mod:`~binlake.merge.swaps`), else an automatic online
+                                resync; renamed onto the same lake table → goes on
 =============================  ==============================================================
 
 Column names in DDL text are source names; they are turned into lake names with the pipeline's
@@ -40,6 +42,7 @@ from binlake.merge.plan import DdlStep, StepTxn
 from binlake.merge.renames import REPLACED, RenameEffect, effect_of
 from binlake.merge.sql import delta_ref
 from binlake.merge.summary import DdlRecord, TableName
+from binlake.merge.swapstep import apply_swap, record_handover
 from binlake.merge.target import (
     SCHEMA_LSN,
     TargetTable,
@@ -72,6 +75,9 @@ class DdlApplier:
     def apply(self, table: TargetTable, step: DdlStep, scd2_table: bool, txn: StepTxn) -> TargetTable:
         """Apply ``step``; returns the table as it is afterwards."""
         record = step.record
+        table = record_handover(self.ctx, self.name, table, record.lsn)  # a swap reads this table at lsn
+        if record.swap is not None:
+            return apply_swap(self.ctx, self.name, table, step, self.batch, txn)
         if record.wipes:
             return self._wipe(table, step, scd2_table, txn)
         if record.lsn <= table.schema_lsn:

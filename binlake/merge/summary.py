@@ -45,6 +45,15 @@ class TableName:
         return f"{self.schema}.{self.table}"
 
 
+@dataclass(frozen=True, order=True)
+class SwapSource:
+    """Where a swap takes the table's new content from: lake table ``origin`` (target schema,
+    table) at Delta version ``version`` (:mod:`binlake.merge.swaps`)."""
+
+    origin: tuple[str, str]
+    version: int
+
+
 @dataclass(frozen=True)
 class DdlRecord:
     """One DDL control record."""
@@ -54,6 +63,7 @@ class DdlRecord:
     ddl: str
     commit_ts: datetime.datetime | None = None
     gone: bool = False  # the statement takes the table away under this lake name (RENAME … TO elsewhere)
+    swap: SwapSource | None = None  # the statement makes the table another lake table's content (a swap)
 
     @property
     def creates(self) -> bool:
@@ -74,8 +84,9 @@ class DdlRecord:
         """Does the statement empty the table under this name: TRUNCATE, DROP TABLE, a CREATE that
         is certainly new (a logged plain ``CREATE TABLE`` succeeded, so no table of that name existed
         just before: whatever the lake table holds older than it is gone), or a RENAME that takes the
-        table away (:attr:`gone`)?"""
-        return self.kind.upper() in ("TRUNCATE", "DROP") or self.certainly_new or self.gone
+        table away (:attr:`gone`), or one that swaps another lake table's content in (:attr:`swap`:
+        the old rows are replaced)?"""
+        return self.kind.upper() in ("TRUNCATE", "DROP") or self.certainly_new or self.gone or self.swap is not None
 
 
 @dataclass(frozen=True)
