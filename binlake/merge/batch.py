@@ -79,8 +79,10 @@ class BatchProcessor:
     """Callable for ``DataStreamWriter.foreachBatch`` (see the module docstring)."""
 
     def __init__(self, ctx: MergeContext, status: StatusFile, maintenance: Maintenance | None = None,
-                 app_id: Callable[[], str] | None = None, parallel_tables: int = 1) -> None:
+                 app_id: Callable[[], str] | None = None, parallel_tables: int = 1,
+                 on_batch: Callable[[list[TableMetrics]], None] | None = None) -> None:
         self.ctx = ctx
+        self.on_batch = on_batch  # told each batch's metrics (binlake.registration.runner)
         self.status = status
         self.maintenance = maintenance
         self._app_id = app_id
@@ -128,6 +130,8 @@ class BatchProcessor:
         self.status.write(batch_id, metrics, self.ctx.clock())
         log.info("merge batch %d: %d table(s), %d record(s) in %.1f s", batch_id, len(metrics),
                  sum(m.records for m in metrics), time.monotonic() - started)
+        if self.on_batch is not None:
+            self.on_batch(metrics)
         if self.maintenance is not None:
             lsn_range = (min(lo for _, lo, _ in seen), max(hi for _, _, hi in seen)) if seen else None
             self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING], lsn_range)
