@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from binlake.logs import register_secret
+from binlake.tablefeatures import ColumnChange, ReaderCompatibility
 
 
 class ConfigError(ValueError):
@@ -149,6 +150,20 @@ class LakeConfig(_Frozen):
         ..., description="Lake root: a local path (relative = from the config file's folder) or s3a://bucket/prefix."
     )
     s3: S3Config = Field(default_factory=S3Config, description="S3 settings, used when root is s3a://.")
+    reader_compatibility: ReaderCompatibility = Field(
+        ReaderCompatibility.BROAD,
+        description="Delta features of new lake tables: broad = no deletion vectors, no column mapping, no type "
+        "widening (delta-rs to_pyarrow_table/to_pandas and polars read every table; MERGEs rewrite whole files); "
+        "modern = deletion vectors and column mapping from the start (fastest MERGEs; read by Spark and delta-rs "
+        "QueryBuilder only). Existing tables keep the features they were created with.",
+    )
+    on_column_rename: ColumnChange = Field(
+        ColumnChange.REWRITE,
+        description="A column rename, drop or type change of a table without column mapping (broad mode): rewrite "
+        "= the table is rewritten with its new columns in one commit (every reader keeps reading it; cost "
+        "proportional to the table's size); column_mapping = column mapping is turned on for that table, with a "
+        "warning naming the readers that stop reading it.",
+    )
     retries: int = Field(
         10, ge=0,
         description="Retries of a write or read of binlake's own lake files (change log, checkpoint, state) that "

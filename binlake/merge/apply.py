@@ -56,6 +56,8 @@ from binlake.merge.upsert import MergeCounts, merge_changes
 from binlake.rowfilter import BoundFilter
 from binlake.rules import TableMapping
 from binlake.snapshot.delta import CHANGE_DATA_FEED, change_data_feed_blockers
+from binlake.tablefeatures import DEFAULT as DEFAULT_FEATURES
+from binlake.tablefeatures import TableFeatures
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class MergeContext:
     after_commit: Callable[[str, int], None] | None = None  # test hook: (table path, txn version)
     bounds: Bounds = UNBOUNDED  # most records/bytes per rows step (the batch's, binlake.merge.bounds)
     on_unappliable_ddl: str = "resync"  # merge.on_unappliable_ddl (binlake.merge.ddlvalues)
+    features: TableFeatures = DEFAULT_FEATURES  # lake.reader_compatibility (binlake.tablefeatures)
     swaps: frozenset[Handover] = frozenset()  # the batch's planned swaps (binlake.merge.swaps)
 
 
@@ -179,7 +182,7 @@ def _evolve(run: _Run, step: RowsStep, txn: StepTxn) -> bool:
     if run.done(txn):
         return False
     log.info("%s: schema change at lsn %d: %s", run.path, latest.min_lsn, evolution)
-    apply_evolution(run.ctx.spark, run.table, evolution)
+    apply_evolution(run.ctx.spark, run.table, evolution, run.ctx.features)
     set_properties(run.ctx.spark, run.path, {SCHEMA_LSN: str(max(run.table.schema_lsn, latest.min_lsn))})
     run.reload()
     return True

@@ -59,6 +59,7 @@ from binlake.positions import BinlogPosition, split_lsn
 from binlake.snapshot.delta import create_table, has_stats
 from binlake.snapshot.loader import write_state
 from binlake.snapshot.state import COMPLETE, CREATED_IN_STREAM, TableState
+from binlake.tablefeatures import TableFeatures
 
 if TYPE_CHECKING:
     from binlake.merge.apply import MergeContext
@@ -120,13 +121,13 @@ def record_birth(ctx: MergeContext, name: TableName, changes: TableChanges, reco
 
 
 def join_from_chunk(spark: SparkSession, lake: Lake, name: TableName, handoff: Handoff, path: str, chunk: DataFrame,
-                    when: datetime.datetime) -> None:
+                    when: datetime.datetime, features: TableFeatures) -> None:
     """A born table that has no Delta table yet when a resync chunk of it is due (no row of it came
     through the stream up to the chunk's lsn — the merge has passed it — e.g. a table renamed onto
     a new name and not changed since): create the table with the chunk's columns and record the
     join (batch ``-1``: outside any batch), so the chunk applies and later batches merge into it."""
     create_table(spark, path, StructType([StructField(f.name, f.dataType, True) for f in chunk.schema.fields]),
-                 [LSN_COLUMN])
+                 features, [LSN_COLUMN])
     record_join(lake, name, handoff, -1, when)
     log.info("%s: created Delta table %s from a resync chunk's columns (no row of it in the stream yet)",
              name.qualified, path)
@@ -156,7 +157,7 @@ def create_born_table(ctx: MergeContext, path: str, changes: TableChanges, after
     schema = born_schema(layout)
     keys = set(layout.key_columns) if layout.has_primary_key else set()
     stats_on = [f.name for f in schema.fields if f.name in keys and has_stats(f.dataType)]
-    create_table(ctx.spark, path, schema, [*stats_on, LSN_COLUMN])
+    create_table(ctx.spark, path, schema, ctx.features, [*stats_on, LSN_COLUMN])
     log.info("%s: created Delta table %s (%d column(s), from the first row's layout)", changes.name.qualified,
              path, len(layout.columns))
     return True

@@ -3,8 +3,10 @@
 =============================  ==============================================================
 source statement               lake table
 =============================  ==============================================================
-ALTER … RENAME COLUMN / CHANGE  column renamed (Delta column mapping), values kept
-ALTER … DROP COLUMN             column dropped (values stay in older Delta versions)
+ALTER … RENAME COLUMN / CHANGE  column renamed, values kept: in place with Delta column mapping,
+                                else the table rewritten in one commit (lake.on_column_rename,
+                                :mod:`~binlake.merge.reshape`)
+ALTER … DROP COLUMN             column dropped, likewise (values stay in older Delta versions)
 ALTER … ADD / MODIFY            applied when the first row with the new layout arrives (the
                                 DDL text is not needed: the row's ``columns`` say it all);
                                 type changes use Delta type widening, else a rewrite with CAST
@@ -46,7 +48,7 @@ from binlake.merge.swapstep import apply_swap, record_handover
 from binlake.merge.target import (
     SCHEMA_LSN,
     TargetTable,
-    drop_columns,
+    change_columns,
     is_delta_table,
     rename_columns,
     set_properties,
@@ -132,12 +134,11 @@ class DdlApplier:
             if (old_t := self._column_name(old)) is not None and (new_t := self._column_name(new)) is not None
         )
         drops = tuple(d for name in effect.drops if (d := self._column_name(name)) is not None)
-        if renames:
-            rename_columns(spark, table, renames)
-            self._rename_tombstone_keys(renames)
+        if renames or drops:  # without column mapping: one rewrite of the table (binlake.merge.reshape)
+            change_columns(spark, table, self.ctx.features, renames, drops)
             table = TargetTable.load(spark, table.path)
-        if drops:
-            drop_columns(spark, table, drops)
+        if renames:
+            self._rename_tombstone_keys(renames)
         if decision.impact.adds:
             ddlvalues.add_columns_with_values(self.ctx, TargetTable.load(spark, table.path), decision, record, txn)
         set_properties(spark, table.path, {SCHEMA_LSN: str(record.lsn)})
@@ -146,4 +147,4 @@ class DdlApplier:
     def _rename_tombstone_keys(self, renames: tuple[tuple[str, str], ...]) -> None:
         path = self.ctx.lake.uri(tombstones_key(self.name.schema, self.name.table))
         if is_delta_table(self.ctx.spark, path):
-            rename_columns(self.ctx.spark, TargetTable.load(self.ctx.spark, path), renames)
+            rename_columns(self.ctx.spark, TargetTable.load(self.ctx.spark, path), renames, self.ctx.features)

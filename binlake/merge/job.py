@@ -47,6 +47,7 @@ from binlake.merge.source import on_records, read_changelog_stream
 from binlake.merge.txn import jvm
 from binlake.registration.runner import RegistrationRunner
 from binlake.rules import TableMapping
+from binlake.tablefeatures import TableFeatures
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,13 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     the applier of resync chunks the batch function shares its lock with (one is made if None)."""
     tune_session(spark, config)
     lake = Lake.from_config(config)
-    resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
+    resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
+                                     features=TableFeatures.of(config.lake))
     ctx = MergeContext(spark, lake, "", TableMapping.parse(config.table_mappings),
                        frozenset(config.merge.scd2_tables), clock, after_commit,
                        Bounds(config.merge.max_batch_records, config.merge.max_batch_bytes),
-                       on_unappliable_ddl=config.merge.on_unappliable_ddl.value)
+                       on_unappliable_ddl=config.merge.on_unappliable_ddl.value,
+                       features=TableFeatures.of(config.lake))
     status = StatusFile(lake)
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake),
@@ -141,7 +144,8 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     """Start the query and wait for it: until caught up (``available_now``) or stopped; apply due
     resync chunks while it is idle, and once more at the end."""
     lake = Lake.from_config(config)
-    resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables))
+    resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
+                           features=TableFeatures.of(config.lake))
     auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
     auto.check()
     registration = RegistrationRunner(config)  # lake tables by name, in a process of its own

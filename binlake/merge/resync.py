@@ -50,6 +50,8 @@ from binlake.progress import read_progress
 from binlake.resync import store
 from binlake.resync.manifest import AppliedChunk, Resync, ResyncChunk, chunk_app_id, due_chunks
 from binlake.resync.ranges import lake_range_sql
+from binlake.tablefeatures import DEFAULT as DEFAULT_FEATURES
+from binlake.tablefeatures import TableFeatures
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,8 @@ def chunk_evolution(lake_columns: dict[str, str], chunk_columns: dict[str, str])
                      adds=tuple((n, t) for n, t in chunk_columns.items() if n.lower() not in lake))
 
 
-def evolve_to_chunk(spark: SparkSession, table: TargetTable, chunk: ResyncChunk, data: DataFrame) -> bool:
+def evolve_to_chunk(spark: SparkSession, table: TargetTable, chunk: ResyncChunk, data: DataFrame,
+                    features: TableFeatures) -> bool:
     """Give the lake table the chunk's columns when the chunk was read after the table's last
     schema change (``chunk.lsn > schemaLsn``): every change of the table up to the chunk's lsn is
     merged (the chunk is due), so a column only the source has at that lsn is one no row has
@@ -144,7 +147,7 @@ def evolve_to_chunk(spark: SparkSession, table: TargetTable, chunk: ResyncChunk,
     if evolution.empty:
         return False
     log.info("%s: columns of resync chunk %d (lsn %d): %s", table.path, chunk.index, chunk.lsn, evolution)
-    return apply_evolution(spark, table, evolution)
+    return apply_evolution(spark, table, evolution, features)
 
 
 def _aligned(data: DataFrame, columns: dict[str, str]) -> DataFrame:
@@ -183,11 +186,13 @@ class ResyncApplier:
     """
 
     def __init__(self, spark: SparkSession, lake: Lake, clock: Clock, scd2_tables: frozenset[str] = frozenset(),
-                 after_apply: Callable[[Resync, AppliedChunk], None] | None = None) -> None:
+                 after_apply: Callable[[Resync, AppliedChunk], None] | None = None,
+                 features: TableFeatures = DEFAULT_FEATURES) -> None:
         self.spark = spark
         self.lake = lake
         self.clock = clock
         self.scd2_tables = scd2_tables
+        self.features = features  # lake.reader_compatibility: tables created and columns changed here
         self.after_apply = after_apply  # test hook
         self.lock = threading.Lock()
         self._finished: set[str] = set()
@@ -237,7 +242,7 @@ class ResyncApplier:
             first = due[0]
             assert first.data is not None
             join_from_chunk(self.spark, self.lake, name, handoff, path, self.spark.read.parquet(
-                self.lake.uri(first.data)), self.clock())
+                self.lake.uri(first.data)), self.clock(), self.features)
         if handoff is None or not handoff.complete or joined_load(self.lake, name) != handoff.load_id:
             log.info("%s: resync %s waits for the merge to join the table", name.qualified, resync.resync_id)
             return 0
@@ -246,7 +251,7 @@ class ResyncApplier:
         for chunk in due:
             assert chunk.data is not None
             data = self.spark.read.parquet(self.lake.uri(chunk.data))
-            evolve_to_chunk(self.spark, TargetTable.load(self.spark, path), chunk, data)
+            evolve_to_chunk(self.spark, TargetTable.load(self.spark, path), chunk, data, self.features)
             target = self._target(resync, chunk, path)
             done = apply_chunk(self.spark, resync, chunk, target, data, self.clock())
             applied = applied.with_chunk(done)

@@ -27,7 +27,17 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 from binlake.merge.layout import Evolution, is_metadata_column, normalize_spark_type, plan_renames
+from binlake.merge.reshape import rewrite_table
 from binlake.merge.sql import delta_ref, quote, sql_string
+from binlake.tablefeatures import (
+    COLUMN_MAPPING,
+    TYPE_WIDENING,
+    TableFeatures,
+    Way,
+    column_mapping_warning,
+    has_column_mapping,
+    needs_column_mapping,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +47,6 @@ DROPPED_LSN = "binlake.merge.droppedLsn"
 TRUNCATE_BATCH = "binlake.merge.truncateBatch"
 TRUNCATE_LSN_BEFORE = "binlake.merge.truncateLsnBefore"
 RETYPE_PREFIX = "__binlake_retype_"
-TYPE_WIDENING = "delta.enableTypeWidening"
 
 
 @dataclass(frozen=True)
@@ -111,44 +120,96 @@ def _alter(spark: SparkSession, path: str, clause: str) -> None:
     spark.sql(f"ALTER TABLE {delta_ref(path)} {clause}")
 
 
-def rename_columns(spark: SparkSession, table: TargetTable, renames: tuple[tuple[str, str], ...]) -> int:
-    """Apply the renames not done yet (old present, new absent); how many were applied."""
-    todo = plan_renames(list(table.columns), renames)
-    for old, new in todo:
+def change_columns(spark: SparkSession, table: TargetTable, features: TableFeatures,
+                   renames: tuple[tuple[str, str], ...] = (), drops: tuple[str, ...] = (),
+                   retypes: tuple[tuple[str, str], ...] = ()) -> int:
+    """Apply the renames (old present, new absent), drops (of source columns still present) and type
+    changes ``(name after the renames, new type)`` not done yet; how many were applied.
+
+    A table with column mapping changes in place (``ALTER TABLE … RENAME COLUMN / DROP COLUMNS``);
+    one without is rewritten with its new columns in one commit (:mod:`binlake.merge.reshape`), or
+    gets column mapping first (``lake.on_column_rename: column_mapping``, or a new name Delta refuses
+    without it) — :meth:`TableFeatures.column_change`."""
+    todo_renames = plan_renames(list(table.columns), renames)
+    after = {n.lower(): n for n in _renamed(list(table.columns), todo_renames)}
+    todo_drops = tuple(after.pop(n.lower()) for n in drops if n.lower() in after and not is_metadata_column(n))
+    todo_retypes = tuple((after[n.lower()], t) for n, t in retypes if n.lower() in after)
+    if not (todo_renames or todo_drops or todo_retypes):
+        return 0
+    way = features.column_change(table.properties, [new for _, new in todo_renames])
+    if (todo_renames or todo_drops) and way is Way.REWRITE:
+        names = spark.read.format("delta").load(table.path).schema.fieldNames()
+        rewrite_table(spark, table.path, names, table.properties, todo_renames, todo_drops, dict(todo_retypes))
+        return len(todo_renames) + len(todo_drops) + len(todo_retypes)
+    if (todo_renames or todo_drops) and way is Way.ENABLE_MAPPING:
+        table = enable_column_mapping(spark, table, f"column renames {list(todo_renames)}, drops {list(todo_drops)}")
+    for old, new in todo_renames:
         _alter(spark, table.path, f"RENAME COLUMN {quote(old)} TO {quote(new)}")
-    return len(todo)
+    if todo_drops:
+        _alter(spark, table.path, "DROP COLUMNS (" + ", ".join(quote(n) for n in todo_drops) + ")")
+    for name, new_type in todo_retypes:  # without renames or drops, a type change needs no column mapping
+        retype_column(spark, TargetTable.load(spark, table.path), name, new_type, features)
+    return len(todo_renames) + len(todo_drops) + len(todo_retypes)
 
 
-def drop_columns(spark: SparkSession, table: TargetTable, names: tuple[str, ...]) -> int:
+def _renamed(columns: list[str], renames: tuple[tuple[str, str], ...]) -> list[str]:
+    for old, new in renames:
+        columns = [new if c.lower() == old.lower() else c for c in columns]
+    return columns
+
+
+def enable_column_mapping(spark: SparkSession, table: TargetTable, reason: str) -> TargetTable:
+    """Turn on column mapping (``name``) for ``table``, with the WARNING naming the readers that stop
+    reading it; returns the table as it is afterwards."""
+    log.warning(column_mapping_warning(table.path, reason))
+    set_properties(spark, table.path, {COLUMN_MAPPING: "name"})
+    return TargetTable.load(spark, table.path)
+
+
+def rename_columns(spark: SparkSession, table: TargetTable, renames: tuple[tuple[str, str], ...],
+                   features: TableFeatures) -> int:
+    """Apply the renames not done yet (old present, new absent); how many were applied."""
+    return change_columns(spark, table, features, renames=renames)
+
+
+def drop_columns(spark: SparkSession, table: TargetTable, names: tuple[str, ...], features: TableFeatures) -> int:
     """Drop the source columns among ``names`` that the table still has."""
-    present = {n.lower(): n for n in table.columns}
-    todo = [present[n.lower()] for n in names if n.lower() in present and not is_metadata_column(n)]
-    if todo:
-        _alter(spark, table.path, "DROP COLUMNS (" + ", ".join(quote(n) for n in todo) + ")")
-    return len(todo)
+    return change_columns(spark, table, features, drops=names)
 
 
 def add_columns(spark: SparkSession, table: TargetTable, columns: tuple[tuple[str, str], ...]) -> int:
+    """Add the columns the table does not have (column mapping turned on first, with a warning, for a
+    name Delta refuses without it)."""
     present = {n.lower() for n in table.columns} | {n.lower() for n in table.metadata_columns}
     todo = [(n, t) for n, t in columns if n.lower() not in present]
+    forcing = needs_column_mapping(n for n, _ in todo)
+    if forcing and not has_column_mapping(table.properties):
+        table = enable_column_mapping(spark, table, f"Delta refuses the new column name(s) {forcing} without it")
     if todo:
         _alter(spark, table.path, "ADD COLUMNS (" + ", ".join(f"{quote(n)} {t}" for n, t in todo) + ")")
     return len(todo)
 
 
-def retype_column(spark: SparkSession, table: TargetTable, name: str, new_type: str) -> None:
-    """Change a column's type: Delta type widening where it allows, else a rewrite that keeps the
-    values (``CAST(old AS new)``) in a new column under the same name."""
+def retype_column(spark: SparkSession, table: TargetTable, name: str, new_type: str, features: TableFeatures) -> None:
+    """Change a column's type: Delta type widening where it allows and ``features`` may use it,
+    else a rewrite that keeps the values (``CAST(old AS new)``) — the whole table in one commit
+    without column mapping, else a new column under the same name."""
     path = table.path
-    try:
-        if table.properties.get(TYPE_WIDENING) != "true":
-            set_properties(spark, path, {TYPE_WIDENING: "true"})
-        _alter(spark, path, f"ALTER COLUMN {quote(name)} TYPE {new_type}")
-        return
-    except AnalysisException as exc:
-        log.info("type widening of %s.%s to %s not possible (%s); rewriting the column", path, name, new_type,
-                 str(exc).splitlines()[0])
-    _rewrite_column(spark, path, name, new_type)
+    if features.may_widen_types(table.properties):
+        try:
+            if table.properties.get(TYPE_WIDENING) != "true":
+                set_properties(spark, path, {TYPE_WIDENING: "true"})
+            _alter(spark, path, f"ALTER COLUMN {quote(name)} TYPE {new_type}")
+            return
+        except AnalysisException as exc:
+            log.info("type widening of %s.%s to %s not possible (%s); rewriting the column", path, name, new_type,
+                     str(exc).splitlines()[0])
+    table = TargetTable.load(spark, path)
+    if has_column_mapping(table.properties):
+        _rewrite_column(spark, path, name, new_type)
+    else:
+        names = spark.read.format("delta").load(path).schema.fieldNames()
+        rewrite_table(spark, path, names, table.properties, retypes={name: new_type})
 
 
 def _rewrite_column(spark: SparkSession, path: str, name: str, new_type: str) -> None:
@@ -172,15 +233,12 @@ def finish_rewrites(spark: SparkSession, table: TargetTable, types: dict[str, st
         _alter(spark, table.path, f"RENAME COLUMN {quote(tmp)} TO {quote(name)}")
 
 
-def apply_evolution(spark: SparkSession, table: TargetTable, evolution: Evolution) -> bool:
+def apply_evolution(spark: SparkSession, table: TargetTable, evolution: Evolution, features: TableFeatures) -> bool:
     """Make the table's columns follow ``evolution`` (renames, drops, adds, type changes in that
-    order). Returns whether anything changed."""
-    changed = rename_columns(spark, table, evolution.renames) > 0
+    order; without column mapping, renames, drops and type changes in one rewrite, then the adds).
+    Returns whether anything changed."""
+    retypes = tuple((name, new_type) for name, _old, new_type in evolution.retypes)
+    changed = change_columns(spark, table, features, evolution.renames, evolution.drops, retypes) > 0
     if changed:
         table = TargetTable.load(spark, table.path)
-    changed |= drop_columns(spark, table, evolution.drops) > 0
-    changed |= add_columns(spark, table, evolution.adds) > 0
-    for name, _old, new_type in evolution.retypes:
-        retype_column(spark, table, name, new_type)
-        changed = True
-    return changed
+    return add_columns(spark, table, evolution.adds) > 0 or changed

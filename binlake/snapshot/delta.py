@@ -15,6 +15,7 @@ history is used instead. Full load and merge must not commit to one table at the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,24 +33,18 @@ from pyspark.sql.types import (
 )
 
 from binlake.sparkjvm import hadoop_filesystem
+from binlake.tablefeatures import (
+    CHANGE_DATA_FEED,
+    ReaderCompatibility,
+    TableFeatures,
+    change_data_feed_blockers,
+    column_mapping_warning,
+    needs_column_mapping,
+)
 
-TABLE_PROPERTIES = {
-    "delta.enableDeletionVectors": "true",
-    "delta.enableChangeDataFeed": "true",
-    "delta.columnMapping.mode": "name",
-}
-CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+__all__ = ["CHANGE_DATA_FEED", "change_data_feed_blockers"]
 
-
-def change_data_feed_blockers(names: Sequence[str]) -> list[str]:
-    """Column names that rule out Delta's change data feed on a table binlake merges into.
-
-    Delta 4.4's MERGE on a table with the change data feed on builds an internal attribute name
-    (``packedCdc.<column>``) without escaping a back-quote in the column name, and fails with
-    ``INVALID_ATTRIBUTE_NAME_SYNTAX``. Such tables are replicated exactly with the feed off (a DMS
-    rename rule for the column keeps it on).
-    """
-    return sorted(name for name in names if "`" in name)
+log = logging.getLogger(__name__)
 
 
 def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
@@ -79,8 +74,10 @@ def stats_columns(names: Sequence[str]) -> str:
     return ",".join("`" + name.replace("`", "``") + "`" for name in names)
 
 
-def create_table(spark: SparkSession, path: str, schema: StructType, stats_on: Sequence[str] = ()) -> None:
-    """Create an empty Delta table at ``path`` with binlake's table properties (all columns nullable).
+def create_table(spark: SparkSession, path: str, schema: StructType, features: TableFeatures,
+                 stats_on: Sequence[str] = ()) -> None:
+    """Create an empty Delta table at ``path`` (all columns nullable) with the features
+    ``features`` gives a new table of these columns (:mod:`binlake.tablefeatures`).
 
     ``stats_on`` limits Delta's per-file statistics to those columns (the primary key and
     ``_binlake_lsn``: what the merge prunes files by); collecting min/max/null counts of every
@@ -90,9 +87,10 @@ def create_table(spark: SparkSession, path: str, schema: StructType, stats_on: S
 
     nullable = StructType([StructField(f.name, f.dataType, True) for f in schema.fields])
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable)
-    properties = dict(TABLE_PROPERTIES)
-    if change_data_feed_blockers(schema.fieldNames()):
-        properties[CHANGE_DATA_FEED] = "false"
+    properties = features.new_table_properties(schema.fieldNames())
+    forcing = needs_column_mapping(schema.fieldNames())
+    if forcing and features.reader_compatibility is ReaderCompatibility.BROAD:
+        log.warning(column_mapping_warning(path, f"Delta refuses the column name(s) {forcing} without it"))
     # Delta's parser of this property rejects names holding a backtick: keep all statistics then.
     if stats_on and not any("`" in name for name in stats_on):
         properties["delta.dataSkippingStatsColumns"] = stats_columns(stats_on)

@@ -22,6 +22,8 @@ from binlake.lake import Lake, snapshot_state_key, table_key
 from binlake.positions import BinlogPosition
 from binlake.snapshot.delta import create_table
 from binlake.snapshot.state import COMMITTED, COMPLETE, LOADING, ChunkState, TableState
+from binlake.tablefeatures import DEFAULT as DEFAULT_FEATURES
+from binlake.tablefeatures import TableFeatures
 
 BINLOG = "binlog.000001"
 Column = tuple[str, str, bool]  # (name, typemap spec, pk)
@@ -98,11 +100,12 @@ def spark_schema(layout: Sequence[Column]) -> StructType:
 
 
 def load_table(spark: SparkSession, lake: Lake, table: str, rows: Iterable[tuple[Any, ...]], snapshot_pos: int,
-               layout: Sequence[Column] = LAYOUT, schema: str = "shop", complete: bool = True) -> str:
-    """A lake table as a one-chunk full load at ``snapshot_pos`` leaves it, and its state file."""
+               layout: Sequence[Column] = LAYOUT, schema: str = "shop", complete: bool = True,
+               features: TableFeatures = DEFAULT_FEATURES) -> str:
+    """A lake table as a one-chunk full load at ``snapshot_pos`` leaves it (with ``features``), and its state file."""
     path = lake.uri(table_key(schema, table))
     struct = spark_schema(layout)
-    create_table(spark, path, struct)
+    create_table(spark, path, struct, features)
     data = [(*row, lsn(snapshot_pos), T0.replace(tzinfo=None)) for row in rows]
     if data:
         spark.createDataFrame(data, struct).write.format("delta").mode("append").save(path)
