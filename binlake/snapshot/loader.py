@@ -55,7 +55,6 @@ from binlake.snapshot.state import COMMITTED, ChunkState, TableState
 from binlake.snapshot.watermark import low_watermark
 from binlake.source import Connection, gtid_at, master_position
 from binlake.tablefeatures import TableFeatures
-from binlake.tablefeatures import TableFeatures
 
 if TYPE_CHECKING:
     from binlake.snapshot.replica import ReplicaLabeller
