@@ -1,0 +1,146 @@
+"""The background verifier (``binlake validate --every … --repair``) on a real MariaDB + Spark + Delta:
+its record says the position each table was verified equal as of, with the right counts; a lake row
+corrupted behind binlake's back (an UPDATE of the Delta table itself) is found in exactly its chunk by
+the next round, repaired by a resync of that chunk only, and the lake equals the source again value
+by value — which ``binlake status`` shows. A stop request ends a round between steps and records
+nothing for the table it was reading.
+
+The capture runs in a thread and the merge in-process with ``availableNow`` (as test_resync does); the
+verifier runs in a thread, stopped through the event its SIGTERM handler sets.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
+from conftest import include_schema_rules
+from merge_helpers import rows, run_merge
+
+from binlake.chunks import ChunkRange
+from binlake.config import PipelineConfig
+from binlake.devdb import LocalMariaDB
+from binlake.lake import Lake, table_key
+from binlake.snapshot.job import run_full_load
+from binlake.status import pipeline_status, render_text, source_end_lsn
+from binlake.validation import TableValidation, validate
+from binlake.validation.every import run_every
+from binlake.validation.pace import Pacer, Stopped
+from binlake.verification import VerificationRecord, read_record
+
+pytestmark = pytest.mark.spark
+
+ITEMS = "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20), qty INT)"
+
+
+def _caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
+    """Wait until the capture's checkpoint is at the binlog end (an unselected table moves it on)."""
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS beats")
+    mariadb.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
+    end = master_position(mariadb)
+
+    def reached() -> bool:
+        if capture.error is not None or checkpoint_reached(config, end)():
+            return True
+        mariadb.execute("INSERT INTO beats.beat VALUES ()")
+        return False
+
+    wait_for(reached, 60, "the capture to reach the binlog end")
+    assert capture.error is None
+
+
+def _rounds(spark: Any, config: PipelineConfig, rounds: int, repair: bool) -> list[Sequence[TableValidation]]:
+    """Run the verifier every 0.5 s in a thread; stop it (as its SIGTERM handler does) after ``rounds``."""
+    stop, seen = threading.Event(), []
+
+    def after_round(n: int, results: Sequence[TableValidation]) -> None:
+        seen.append(results)
+        if n == rounds:
+            stop.set()
+
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(
+        run_every(spark, config, 0.5, stop, repair=repair, after_round=after_round)))
+    thread.start()
+    thread.join(300)
+    assert not thread.is_alive() and done == [rounds]
+    return seen
+
+
+def _record(config: PipelineConfig, db: str) -> VerificationRecord:
+    record = read_record(Lake.from_config(config), db, "items")
+    assert record is not None
+    return record
+
+
+def test_the_verifier_records_verified_as_of_finds_a_corrupted_chunk_and_repairs_it(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    mariadb.execute(ITEMS, source_db)
+    mariadb.execute("INSERT INTO items VALUES " + ",".join(f"({i}, 'i{i}', {i})" for i in range(1, 1001)), source_db)
+    config: PipelineConfig = make_config(
+        lake_dir, include_schema_rules(source_db, "items"), full_load={"chunk_rows": 200},
+        capture={"flush_seconds": 0.2}, merge={"optimize_every_batches": 0},
+        validation={"step_chunks": 3, "max_chunks_per_second": 100})
+    capture = CaptureThread(config).start()
+    try:
+        run_full_load(config, spark)
+        mariadb.execute("UPDATE items SET name = 'streamed' WHERE id = 900", source_db)  # the merge joins the table
+        _caught_up(config, mariadb, capture)
+        run_merge(spark, config)
+        end = source_end_lsn(config)
+
+        # two rounds, then stopped: the table equal as of the binlog end (nothing was written since)
+        first, second = _rounds(spark, config, 2, repair=True)
+        assert [(r.status, r.chunks, r.checksum_chunks) for r in [*first, *second]] == [("OK", 5, 5)] * 2
+        record = _record(config, source_db)
+        assert record.last_equal == record.last_run
+        run = record.last_run
+        assert (run.source, run.table, run.status, run.as_of_lsn) == (
+            f"{source_db}.items", f"{source_db}.items", "OK", end)
+        assert (run.chunks, run.checksum_chunks, run.differing_chunks, run.mismatched, run.missing, run.extra,
+                run.in_flight, run.repair) == (5, 5, (), 0, 0, 0, 0, None)
+        assert run.started_at <= run.finished_at
+
+        # a stop request ends the next validation after its first step: nothing more is recorded
+        stopped = Pacer(stop=threading.Event())
+        stopped.stop.set()
+        with pytest.raises(Stopped):
+            validate(spark, config, pacer=stopped)
+        assert _record(config, source_db) == record
+
+        # a lake row changed behind binlake's back, in chunk 3 ([601, 801)); its _binlake_lsn unchanged
+        path = Lake.from_config(config).uri(table_key(source_db, "items"))
+        spark.sql(f"UPDATE delta.`{path}` SET qty = -7 WHERE id = 650")
+        (found,) = _rounds(spark, config, 1, repair=True)
+        assert [(r.status, r.differing_chunks, r.mismatched, r.missing, r.extra) for r in found] == [
+            ("DIFFERENT", [3], 1, 0, 0)]
+        assert [(c.start, c.end) for c in map(ChunkRange.from_dict, found[0].repair_ranges)] == [((601,), (801,))]
+        differs = _record(config, source_db)
+        assert (differs.last_run.status, differs.last_run.differing_chunks, differs.last_run.mismatched) == (
+            "DIFFERENT", (3,), 1)
+        assert differs.last_run.repair is not None and differs.last_equal == record.last_equal  # claim kept
+        text = render_text(pipeline_status(config))
+        assert f"{source_db}.items: 1 of 5 chunk(s) differ (1 mismatched, 0 missing, 0 extra)" in text
+        assert f"repair resync {differs.last_run.repair} started" in text
+
+        # the merge applies the repair's one chunk; the next round finds the table equal again
+        _caught_up(config, mariadb, capture)
+        run_merge(spark, config)
+        (again,) = _rounds(spark, config, 1, repair=True)
+        assert [r.status for r in again] == ["OK"]
+    finally:
+        capture.stop()
+    repaired = _record(config, source_db)
+    assert repaired.last_equal == repaired.last_run and repaired.verified_as_of is not None
+    assert repaired.verified_as_of >= record.verified_as_of  # type: ignore[operator]
+    source = [tuple(r) for r in mariadb.execute("SELECT id, name, qty FROM items ORDER BY id", source_db)]
+    assert rows(spark, path, "id", "name", "qty") == source
+    status = pipeline_status(config)
+    (table,) = [t for t in status["tables"] if t["table"] == f"{source_db}.items"]
+    assert (table["verified_as_of"]["lsn"], table["last_verification"]["status"]) == (repaired.verified_as_of, "OK")
+    assert "DIFFERENT" not in render_text(status)
