@@ -54,7 +54,7 @@ demo-s3: setup ## The same demo with its lake on a private S3-compatible server 
 	$(VENV)/bin/binlake demo --s3
 
 test: setup ## Run the test suite (unit + integration, without the slow soak cases)
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" --durations=30 $(PYTEST_ARGS)
 
 test-slow: setup ## Run only the slow soak/crash cases
 	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)

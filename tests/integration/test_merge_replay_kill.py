@@ -228,6 +228,7 @@ def pipeline(make_config: Any, lake_dir: Path, database: str, files_per_batch: i
     return config
 
 
+@pytest.mark.slow  # about 2.5 minutes: three merge processes (JVM starts); unit: test_merge_replay.py
 def test_merge_killed_after_its_first_ddl_commits(mariadb: LocalMariaDB, source_db: str, lake_dir: Path,
                                                   tmp_path: Path, make_config: Any, spark: Any) -> None:
     """Short variant: killed right after the first wipe of the staging table and of the SCD2 table

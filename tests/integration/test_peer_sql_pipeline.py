@@ -23,11 +23,9 @@ from binlake.merge.job import run as run_merge
 from binlake.snapshot.job import run_full_load
 from binlake.validation import format_report, validate
 
-DEFAULT_FILES = (
+DEFAULT_FILES = (  # the default suite's share; the rest (and these) run with -m slow
     "debezium__regression_test.sql",
     "debezium__unsigned_integer_test.sql",
-    "debezium__binary_column_test.sql",
-    "debezium__geometry_test_5.sql",
     "debezium__json_test.sql",
 )
 # Sakila is loaded from its two files together.
