@@ -162,18 +162,21 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     try:
         while not query.awaitTermination(max(1, round(config.merge.trigger_seconds))):
             try:
-                resync.idle()
+                applied = resync.idle()
             except Exception:
                 log.exception("applying resync chunks failed: stopping the merge query")
                 query.stop()
                 raise
             _stop_if_refused(auto, query)
+            if applied:  # a chunk may have created a table born in the stream (binlake.merge.birth)
+                registration.request("resync chunks applied")
             registration.poll()
         if available_now:
             auto.run_pending()
             auto.check()
         resync.idle(stopped=True)
         if available_now:
+            registration.request("merge run done")  # what the run changed, resync chunks included
             registration.wait()
     finally:
         registration.stop()
