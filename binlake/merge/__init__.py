@@ -3,7 +3,9 @@
 Module map (one concept each):
 
 * :mod:`~binlake.merge.job` — wiring and the stream (``streaming/merge.py`` calls ``main``);
-* :mod:`~binlake.merge.source` — the change log as a Spark stream / batch;
+* :mod:`~binlake.merge.source` — the change log as a Spark stream / batch; :mod:`~binlake.merge.stream`
+  — the stream's source (by lsn), :mod:`~binlake.merge.offsets` — its offsets and read plans,
+  :mod:`~binlake.merge.migrate` — checkpoints of the file source it replaced;
 * :mod:`~binlake.merge.batch` — the ``foreachBatch`` function;
 * :mod:`~binlake.merge.summary`, :mod:`~binlake.merge.plan` — what a batch holds per table, and the
   ordered steps (rows between DDLs, DDLs) that apply it;
