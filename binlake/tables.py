@@ -37,6 +37,7 @@ class TableRow:
     load_id: str | None = None
     problem: str | None = None
     resync: str | None = None  # the latest online resync (binlake.resync), e.g. "r… applied (4 chunk(s), …)"
+    waiting: str | None = None  # an automatic resync asked and not applied yet (binlake.merge.autoresync)
 
 
 def _state(lake: Lake, entry: CatalogEntry) -> tuple[str, str | None]:
@@ -78,8 +79,36 @@ def table_rows(lake: Lake, targets: Sequence[TableTarget]) -> list[TableRow]:
         except LakeNameError as exc:
             path, state, load_id, problem = None, "bad name", None, ("bad name", str(exc))
         rows.append(TableRow(t.source_schema, t.source_table, t.schema, t.table, path, state, load_id,
-                             problem[1] if problem else None, None if path is None else last_resync(lake, entry)))
+                             problem[1] if problem else None, None if path is None else last_resync(lake, entry),
+                             None if path is None else unapplied_resync(lake, entry)))
     return rows
+
+
+def unapplied_resync(lake: Lake, entry: CatalogEntry) -> str | None:
+    """The table's automatic resync requests that are not applied yet (pending, or served by a
+    resync whose chunks are not all applied), said in a sentence; None when there are none. After an
+    online schema change swap the lake could not apply in place, the table is half-old until then."""
+    from binlake.merge.autoresync import DONE, read_requests
+    from binlake.merge.summary import TableName
+    from binlake.merge.swaps import SWAP_REASON
+    from binlake.resync import store
+
+    resyncs = {r.resync_id: r for r in store.table_resyncs(lake, entry.schema, entry.table)}
+
+    def applied(resync_id: str | None) -> bool:
+        resync = resyncs.get(resync_id or "")
+        return resync is not None and store.read_applied(lake, resync).covers(resync) and not resync.pending
+
+    name = TableName(entry.source_schema, entry.source_table, entry.schema, entry.table)
+    open_ = [r for r in read_requests(lake, name)
+             if r.state != DONE or (r.resync_id is not None and not applied(r.resync_id))]
+    if not open_:
+        return None
+    lsns = ", ".join(str(r.lsn) for r in open_)
+    if any(SWAP_REASON in r.reason for r in open_):
+        return (f"being resynced after an {SWAP_REASON} (lsn {lsns}): the lake table is half-old (rows and "
+                "columns of the table before the swap) until every chunk is applied")
+    return f"automatic resync asked (lsn {lsns}), not applied yet: " + "; ".join(sorted({r.reason for r in open_}))
 
 
 def last_resync(lake: Lake, entry: CatalogEntry) -> str | None:
@@ -122,6 +151,7 @@ def render_text(rows: Sequence[TableRow]) -> str:
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths, strict=True)) + "  " + line[3]
             for line in lines]
     resyncs = [f"  {q(r.source_schema, r.source_table)}: last resync {r.resync}" for r in rows if r.resync]
+    resyncs += [f"  {q(r.source_schema, r.source_table)}: {r.waiting}" for r in rows if r.waiting]
     problems = sorted({r.problem for r in rows if r.problem})
     return ("\n".join(text + resyncs + [f"! {p}" for p in problems]) if rows
             else "no table is selected by the table mapping")

@@ -44,6 +44,7 @@ from binlake.merge.plan import DdlStep, StepTxn
 from binlake.merge.renames import REPLACED, RenameEffect, effect_of
 from binlake.merge.sql import delta_ref
 from binlake.merge.summary import DdlRecord, TableName
+from binlake.merge.swaps import SWAP_REASON
 from binlake.merge.swapstep import apply_swap, record_handover
 from binlake.merge.target import (
     SCHEMA_LSN,
@@ -101,7 +102,7 @@ class DdlApplier:
         log.warning("%s: the source table is now the table %s was (%s): re-synchronising it from the source",
                     self.name.qualified, origin, record.ddl)
         request_resync(self.ctx, TableName(*effect.name, self.name.schema, self.name.table),
-                       f"renamed onto this table from {origin} (online schema change swap)", lsn=record.lsn,
+                       f"renamed onto this table from {origin} ({SWAP_REASON})", lsn=record.lsn,
                        statement=record.ddl)
         set_properties(self.ctx.spark, table.path, {SCHEMA_LSN: str(record.lsn)})
         return TargetTable.load(self.ctx.spark, table.path)

@@ -35,6 +35,9 @@ from binlake.merge.renames import LakeName, SourceName, contents_after, lake_tar
 from binlake.merge.summary import DdlRecord, TableChanges
 from binlake.rules import TableMapping, TableTarget
 
+SWAP_REASON = "online schema change swap"
+"""Named in the reason of an automatic resync asked because a swap could not be applied in the lake."""
+
 
 @dataclass(frozen=True)
 class Handover:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from binlake.lake import Lake
+from binlake.merge.autoresync import DONE, ResyncRequest
 from binlake.merge.plan import DdlStep, RowsStep, plan_steps
 from binlake.merge.summary import DdlRecord, LayoutGroup, SwapSource, TableChanges, TableName
-from binlake.merge.swaps import Handover, handovers, hands_over, swap_into, swap_plan
-from binlake.rules import TableMapping
+from binlake.merge.swaps import SWAP_REASON, Handover, handovers, hands_over, swap_into, swap_plan
+from binlake.rules import TableMapping, TableTarget
+from binlake.tables import render_text, table_rows
 
 GHOST_SWAP = "rename /* gh-ost */ table `d`.`t` to `d`.`_t_del`, `d`.`_t_gho` to `d`.`t`"
 
@@ -87,3 +92,19 @@ def test_a_swap_is_a_wipe_so_the_rows_before_it_are_not_merged() -> None:
 def test_handover_names_both_sources() -> None:
     (move,) = [m for m in handovers(rename(7), "d", target(mapping("%"))) if m.target == ("d", "t")]
     assert move == Handover(("d", "_t_gho"), ("d", "t"), 7, ("d", "_t_gho"), ("d", "t"))
+
+
+def test_binlake_tables_says_a_table_is_half_old_until_its_swap_resync_is_applied(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path))
+    target = TableTarget("d", "t", "d", "t")
+    (row,) = table_rows(lake, [target])
+    assert row.waiting is None
+    request = ResyncRequest("d", "t", "d", "t", 120, f"renamed onto this table from d._t_gho ({SWAP_REASON})",
+                            "2026-12-01T10:00:00+00:00")
+    lake.put_bytes(request.key, request.to_json())
+    (row,) = table_rows(lake, [target])
+    assert row.waiting is not None and "half-old" in row.waiting and "lsn 120" in row.waiting
+    assert f"d.t: {row.waiting}" in render_text([row])
+    lake.put_bytes(request.key, replace(request, state=DONE, resync_id="r-gone").to_json())
+    (row,) = table_rows(lake, [target])
+    assert row.waiting is not None  # done, but no applied resync of that id: still half-old
