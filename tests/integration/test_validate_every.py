@@ -11,13 +11,18 @@ verifier runs in a thread, stopped through the event its SIGTERM handler sets.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
+from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
 from conftest import include_schema_rules
 from merge_helpers import rows, run_merge
 
@@ -33,6 +38,7 @@ from binlake.validation.pace import Pacer, Stopped
 from binlake.verification import VerificationRecord, read_record
 
 pytestmark = pytest.mark.spark
+ROOT = Path(__file__).resolve().parents[2]
 
 ITEMS = "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20), qty INT)"
 
@@ -144,3 +150,44 @@ def test_the_verifier_records_verified_as_of_finds_a_corrupted_chunk_and_repairs
     (table,) = [t for t in status["tables"] if t["table"] == f"{source_db}.items"]
     assert (table["verified_as_of"]["lsn"], table["last_verification"]["status"]) == (repaired.verified_as_of, "OK")
     assert "DIFFERENT" not in render_text(status)
+
+
+@pytest.mark.slow
+def test_the_verifier_command_runs_rounds_until_sigterm_and_exits_cleanly(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any, tmp_path: Path
+) -> None:
+    mariadb.execute(ITEMS, source_db)
+    mariadb.execute("INSERT INTO items VALUES " + ",".join(f"({i}, 'i{i}', {i})" for i in range(1, 501)), source_db)
+    config: PipelineConfig = make_config(lake_dir, include_schema_rules(source_db, "items"),
+                                         full_load={"chunk_rows": 100},
+                                         validation={"step_chunks": 1, "max_chunks_per_second": 2})
+    run_full_load(config, spark)
+    log, config_file = tmp_path / "verifier.log", write_config(config, tmp_path / "c.yaml")
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "binlake.cli", "validate", "--config", str(config_file), "--every", "1s"],
+            stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    try:
+        finished: set[str] = set()
+
+        def two_rounds() -> bool:
+            record = read_record(Lake.from_config(config), source_db, "items")
+            if record is not None:
+                finished.add(record.last_run.finished_at)
+            assert process.poll() is None, log.read_text()[-3000:]
+            return len(finished) >= 2
+
+        wait_for(two_rounds, 300, "two rounds of the verifier")
+        time.sleep(1.0)  # most likely inside a step or a paced pause of the third round
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    text = log.read_text()
+    assert "SIGTERM received; stopping after the current step" in text and "verifier: stopped" in text
+    record = _record(config, source_db)
+    assert (record.last_run.status, record.last_run.chunks, record.last_equal) == ("OK", 5, record.last_run)
+    assert "Traceback" not in text
