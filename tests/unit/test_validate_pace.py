@@ -50,3 +50,13 @@ def test_a_stop_request_ends_the_pause_and_is_raised_between_steps() -> None:
     with pytest.raises(Stopped):
         pacer.step(1)                           # returns at once: the event ends the wait
     Pacer(0.0).step(5)                          # no stop, no limit: nothing happens
+
+
+def test_every_takes_a_duration_and_refuses_a_bad_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from binlake.validation.job import parse_args
+
+    assert parse_args(["--config", "c.yaml", "--every", "30m", "--repair"]).every == 1800
+    assert parse_args(["--config", "c.yaml"]).every is None
+    with pytest.raises(SystemExit):
+        parse_args(["--config", "c.yaml", "--every", "soon"])
+    assert "duration 'soon': expected a number of seconds or e.g. 90s, 30m" in capsys.readouterr().err
