@@ -84,12 +84,17 @@ def _summary(results: Sequence[TableValidation]) -> str:
 
 
 def stop_on_signals(signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> threading.Event:
-    """An event set by the first of ``signals`` (installed in the calling, main, thread)."""
+    """An event set by the first of ``signals`` (installed in the calling, main, thread); the
+    handlers that were there before come back with it, so a second signal stops at once."""
     stop = threading.Event()
+    previous = {signum: signal.getsignal(signum) for signum in signals}
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("verifier: %s received; stopping after the current step", signal.Signals(signum).name)
+        log.info("verifier: %s received; stopping after the current step (again: at once)",
+                 signal.Signals(signum).name)
         stop.set()
+        for number, before in previous.items():
+            signal.signal(number, signal.SIG_DFL if before is None else before)
 
     for signum in signals:
         signal.signal(signum, handler)

@@ -187,7 +187,7 @@ def test_the_verifier_command_runs_rounds_until_sigterm_and_exits_cleanly(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=60)
     text = log.read_text()
-    assert "SIGTERM received; stopping after the current step" in text and "verifier: stopped" in text
+    assert "SIGTERM received; stopping after the current step (again: at once)" in text and "verifier: stopped" in text
     record = _record(config, source_db)
     assert (record.last_run.status, record.last_run.chunks, record.last_equal) == ("OK", 5, record.last_run)
     assert "Traceback" not in text

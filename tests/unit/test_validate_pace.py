@@ -60,3 +60,21 @@ def test_every_takes_a_duration_and_refuses_a_bad_one(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         parse_args(["--config", "c.yaml", "--every", "soon"])
     assert "duration 'soon': expected a number of seconds or e.g. 90s, 30m" in capsys.readouterr().err
+
+
+def test_the_first_signal_asks_the_verifier_to_stop_and_a_second_one_is_the_old_handler() -> None:
+    import os
+    import signal
+
+    from binlake.validation.every import stop_on_signals
+
+    seen: list[int] = []
+    before = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    try:
+        stop = stop_on_signals((signal.SIGUSR1,))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert stop.wait(5) and seen == []
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert seen == [signal.SIGUSR1]
+    finally:
+        signal.signal(signal.SIGUSR1, before)
