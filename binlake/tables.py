@@ -38,6 +38,7 @@ class TableRow:
     problem: str | None = None
     resync: str | None = None  # the latest online resync (binlake.resync), e.g. "r… applied (4 chunk(s), …)"
     waiting: str | None = None  # an automatic resync asked and not applied yet (binlake.merge.autoresync)
+    verified: str | None = None  # the latest verifications (binlake.verification), e.g. "verified equal as of …"
 
 
 def _state(lake: Lake, entry: CatalogEntry) -> tuple[str, str | None]:
@@ -80,7 +81,8 @@ def table_rows(lake: Lake, targets: Sequence[TableTarget]) -> list[TableRow]:
             path, state, load_id, problem = None, "bad name", None, ("bad name", str(exc))
         rows.append(TableRow(t.source_schema, t.source_table, t.schema, t.table, path, state, load_id,
                              problem[1] if problem else None, None if path is None else last_resync(lake, entry),
-                             None if path is None else unapplied_resync(lake, entry)))
+                             None if path is None else unapplied_resync(lake, entry),
+                             None if path is None else last_verification(lake, entry)))
     return rows
 
 
@@ -109,6 +111,17 @@ def unapplied_resync(lake: Lake, entry: CatalogEntry) -> str | None:
         return (f"being resynced after an {SWAP_REASON} (lsn {lsns}): the lake table is half-old (rows and "
                 "columns of the table before the swap) until every chunk is applied")
     return f"automatic resync asked (lsn {lsns}), not applied yet: " + "; ".join(sorted({r.reason for r in open_}))
+
+
+def last_verification(lake: Lake, entry: CatalogEntry) -> str | None:
+    """The table's verification record in one line, or None when no validation checked it in full."""
+    from binlake.verification import RecordError, read_record
+
+    try:
+        record = read_record(lake, entry.schema, entry.table)
+    except RecordError as exc:
+        return f"verification record unreadable: {exc}"
+    return record.summary() if record else None
 
 
 def last_resync(lake: Lake, entry: CatalogEntry) -> str | None:
@@ -152,6 +165,7 @@ def render_text(rows: Sequence[TableRow]) -> str:
             for line in lines]
     resyncs = [f"  {q(r.source_schema, r.source_table)}: last resync {r.resync}" for r in rows if r.resync]
     resyncs += [f"  {q(r.source_schema, r.source_table)}: {r.waiting}" for r in rows if r.waiting]
+    resyncs += [f"  {q(r.source_schema, r.source_table)}: {r.verified}" for r in rows if r.verified]
     problems = sorted({r.problem for r in rows if r.problem})
     return ("\n".join(text + resyncs + [f"! {p}" for p in problems]) if rows
             else "no table is selected by the table mapping")

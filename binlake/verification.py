@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from binlake.lake import VALIDATION_DIR, Lake, verification_key
+from binlake.positions import lsn_text
 
 if TYPE_CHECKING:  # binlake status reads records without importing Spark (binlake.validation does)
     from binlake.validation.report import TableValidation
@@ -129,6 +130,21 @@ class VerificationRecord:
         """The record once ``run`` is done: it is the last run, and the last equal one if it found
         the table equal."""
         return VerificationRecord(run, run if run.status == OK else self.last_equal)
+
+    def summary(self) -> str:
+        """One line for ``binlake tables``: the position verified equal as of, and the latest run when
+        it found something else."""
+        equal = self.last_equal
+        text = (f"verified equal as of {lsn_text(equal.as_of_lsn)} ({equal.finished_at[:19]})" if equal
+                else "never verified equal")
+        run = self.last_run
+        if run == equal:
+            return text
+        text += f"; latest check {run.finished_at[:19]}: {run.status}"
+        if run.differs:
+            text += (f" in {len(run.differing_chunks)} of {run.chunks} chunk(s), "
+                     + (f"repair resync {run.repair} started" if run.repair else "NOT REPAIRED"))
+        return text
 
     @classmethod
     def first(cls, run: Verification) -> VerificationRecord:

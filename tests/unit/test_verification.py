@@ -122,3 +122,28 @@ def test_a_table_never_verified_shows_nothing(tmp_path: Path) -> None:
     status = pipeline_status(config, lake)  # type: ignore[arg-type]
     assert (status["tables"][0]["verified_as_of"], status["tables"][0]["last_verification"]) == (None, None)
     assert "verified equal" not in render_text(status)
+
+
+def test_binlake_tables_says_what_the_latest_verifications_found(tmp_path: Path) -> None:
+    from binlake.rules import TableMapping
+    from binlake.tables import render_text as tables_text
+    from binlake.tables import table_rows
+
+    lake, _ = _lake(tmp_path)
+    mapping = TableMapping.parse({"rules": [
+        {"rule-type": "selection", "rule-id": "1", "rule-action": "include",
+         "object-locator": {"schema-name": "shop", "table-name": "%"}},
+        {"rule-type": "transformation", "rule-id": "2", "rule-target": "schema", "rule-action": "add-prefix",
+         "value": "lake_", "object-locator": {"schema-name": "shop"}}]})
+    targets = [t for t in [mapping.target_for("shop", "orders")] if t]
+    assert [(t.schema, t.table) for t in targets] == [("lake_shop", "orders")]
+    assert table_rows(lake, targets)[0].verified is None
+    write_run(lake, "lake_shop", "orders", _run("OK", P1, T0))
+    assert table_rows(lake, targets)[0].verified == "verified equal as of 000004:120 (2026-12-01T12:00:00)"
+    write_run(lake, "lake_shop", "orders", _run("DIFFERENT", P2, T0 + timedelta(hours=1), extra=2))
+    assert "shop.orders: verified equal as of 000004:120 (2026-12-01T12:00:00); latest check 2026-12-01T13:00:00: " \
+           "DIFFERENT in 1 of 5 chunk(s), NOT REPAIRED" in tables_text(table_rows(lake, targets))
+    write_run(lake, "lake_shop", "orders", _run("DIFFERENT", P2, T0 + timedelta(hours=2), extra=2).repaired("r9"))
+    assert table_rows(lake, targets)[0].verified == (
+        "verified equal as of 000004:120 (2026-12-01T12:00:00); latest check 2026-12-01T14:00:00: DIFFERENT in 1 of 5 "
+        "chunk(s), repair resync r9 started")
