@@ -1,6 +1,7 @@
 """Merge benchmark: apply throughput and end-to-end freshness on a 1M-row ``retail_trans`` table.
 
     .venv/bin/python bench/merge_bench.py [--rows 1000000] [--backlog 100000] [--rate 200] [--seconds 60]
+                                          [--reader-compatibility broad|modern]
 
 Starts a private MariaDB (own datadir and port), fills ``bench.retail_trans`` (the AWS CDC blog
 schema), starts binlake's capture, runs the full load, lets the merge join the table, then in the
@@ -17,7 +18,9 @@ same run:
    commit time; p50/p95 over the changes visible in the feed (a change overwritten within the same
    micro-batch is never visible and is not counted).
 
-Prints the figures, with the capture throughput of step 1 beside the merge's.
+Prints the figures, with the capture throughput of step 1 beside the merge's. ``--reader-compatibility``
+sets ``lake.reader_compatibility`` (broad: MERGEs rewrite whole files; modern: deletion vectors): run
+once per mode on one machine to compare the merge's cost of each.
 """
 
 from __future__ import annotations
@@ -65,11 +68,11 @@ def position(db: LocalMariaDB) -> BinlogPosition:
     return BinlogPosition.of(str(file), int(str(pos)))
 
 
-def bench_config(db: LocalMariaDB, lake: Path, trigger: float) -> PipelineConfig:
+def bench_config(db: LocalMariaDB, lake: Path, trigger: float, reader_compatibility: str = "broad") -> PipelineConfig:
     return parse_config({
         "name": "mergebench",
         "source": {"host": "127.0.0.1", "port": db.port, "user": "root", "password_env": None, "server_id": 911},
-        "lake": {"root": str(lake)},
+        "lake": {"root": str(lake), "reader_compatibility": reader_compatibility},
         "table_mappings": {"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "retail",
                                       "object-locator": {"schema-name": "bench", "table-name": "retail_trans"},
                                       "rule-action": "include"}]},
@@ -191,6 +194,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of the steady load")
     parser.add_argument("--trigger", type=float, default=1.0, help="merge.trigger_seconds for the steady load")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed after")
+    parser.add_argument("--reader-compatibility", choices=["broad", "modern"], default="broad",
+                        help="lake.reader_compatibility of the bench table (the merge's cost per mode)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -219,7 +224,7 @@ def run(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> None:
     db.execute(FILL.format(rows=args.rows), "bench")
     print(f"filled {TABLE} with {args.rows:,} rows in {time.perf_counter() - began:.1f} s")
 
-    config = bench_config(db, workdir / "lake", args.trigger)
+    config = bench_config(db, workdir / "lake", args.trigger, args.reader_compatibility)
     lake = Lake.from_config(config)
     capture = Capture(config)
     capture.start()
@@ -272,6 +277,8 @@ def run(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> None:
     print(f"steady load: {len(load.commits):,} updates in {load_seconds:.1f} s "
           f"({len(load.commits) / load_seconds:,.0f}/s); all merged {drained - load_seconds:.1f} s after the last")
     print()
+    features = sorted(DeltaTable.forPath(spark, path).detail().collect()[0]["tableFeatures"])
+    print(f"lake.reader_compatibility         {args.reader_compatibility:>10}  (table features: {', '.join(features)})")
     print(f"capture throughput (backlog)      {capture_rate:>10,.0f} records/s")
     print(f"merge apply throughput (backlog)  {merge_rate:>10,.0f} changes/s")
     if fresh:
