@@ -150,10 +150,11 @@ class TableFeatures:
         return Way.REWRITE
 
     def may_widen_types(self, properties: Mapping[str, str]) -> bool:
-        """Whether a type change may use Delta type widening on this table: in ``modern`` mode, or when
-        the table has it already (it is a reader feature delta-rs and polars refuse)."""
-        return (self.reader_compatibility is ReaderCompatibility.MODERN
-                or properties.get(TYPE_WIDENING, "false").lower() == "true")
+        """Whether a type change may use Delta type widening (a reader feature delta-rs and polars
+        refuse) on a table with ``properties``: when it has it already, or in ``modern`` mode on a table
+        with column mapping (a table created ``broad`` stays readable by them after a switch)."""
+        return properties.get(TYPE_WIDENING, "false").lower() == "true" or (
+            self.reader_compatibility is ReaderCompatibility.MODERN and has_column_mapping(properties))
 
 
 DEFAULT = TableFeatures()

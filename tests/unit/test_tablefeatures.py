@@ -73,7 +73,8 @@ def test_type_widening_only_in_modern_mode_or_where_the_table_has_it() -> None:
     assert not BROAD.may_widen_types({})
     assert not BROAD.may_widen_types(CM_TABLE)
     assert BROAD.may_widen_types({"delta.enableTypeWidening": "true"})
-    assert MODERN.may_widen_types({})
+    assert MODERN.may_widen_types(CM_TABLE)
+    assert not MODERN.may_widen_types({})  # a table created broad stays readable by delta-rs and polars
 
 
 def test_config_declares_both_keys_with_broad_rewrite_defaults(tmp_path: Path) -> None:
