@@ -1,7 +1,7 @@
 """Soak benchmark: does the pipeline's cost stay flat over time at a steady load?
 
     .venv/bin/python bench/soak_bench.py [--minutes 30] [--rate 200] [--rows 10000] [--trigger 2]
-        [--retention-minutes 5] [--plot soak.png] [--json soak.json]
+        [--retention-minutes 5] [--plot soak.png] [--json soak.json] [--csv soak.csv]
 
 Starts a private MariaDB, fills ``soak.items`` (``--rows`` rows), starts the capture
 (``capture.flush_seconds: 1``) and runs the full load, then the continuous merge as real processes
@@ -11,16 +11,20 @@ the table keeps its size and tombstones are written all along). ``changelog.rete
 ``--retention-minutes`` so the change-log lifecycle turns over many times within the run.
 
 Every 10 s it samples: files under ``_binlake/`` (all, and by part: change log, merge checkpoint,
-Delta logs of the metrics and tombstone tables, the rest), the merge process tree's RSS (driver
-and JVM), and the micro-batches the merge logged since (``merge batch N: … in S s``). At the end it
-waits until the merge has applied everything, stops it, compares the lake table with the source
-row by row and value by value, and prints first-third / last-third means of each series (flat
-means a ratio near 1). ``--plot`` writes a PNG of the three series, ``--json`` the raw samples.
+Delta logs of the metrics and tombstone tables, the rest), the size in bytes of the merge
+checkpoint folder, the merge process tree's RSS (driver and JVM), and the micro-batches the merge
+logged since (``merge batch N: … in S s``). At the end it waits until the merge has applied
+everything, stops it, compares the lake table with the source row by row and value by value, and
+prints first-third / last-third means of each series (flat means a ratio near 1). The checkpoint's
+series start once Spark keeps its full window of batches (``spark.sql.streaming.minBatchesToRetain``,
+``--retain-batches``: until then its offsets and commits logs fill up by design). ``--plot`` writes
+a PNG of the series, ``--json`` the samples and figures, ``--csv`` the samples.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -44,15 +48,17 @@ from binlake.capture.checkpoint import load_checkpoint
 from binlake.changelog import changelog_files
 from binlake.config import PipelineConfig, parse_config
 from binlake.devdb import LocalMariaDB, free_port
-from binlake.lake import BINLAKE_DIR, MERGE_STATUS_KEY, Lake
+from binlake.lake import BINLAKE_DIR, MERGE_CHECKPOINT_DIR, MERGE_STATUS_KEY, Lake
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_LINE = re.compile(r"^(\S+ \S+) INFO binlake\.merge\.batch: merge batch (\d+): (\d+) table\(s\), "
                         r"(\d+) record\(s\) in ([\d.]+) s", re.MULTILINE)
 SAMPLE_SECONDS = 10.0
+RETAIN_CONF = "spark.sql.streaming.minBatchesToRetain"
 
 
-def soak_config(db: LocalMariaDB, lake: Path, trigger: float, retention_minutes: float) -> PipelineConfig:
+def soak_config(db: LocalMariaDB, lake: Path, trigger: float, retention_minutes: float,
+                retain_batches: int) -> PipelineConfig:
     return parse_config({
         "name": "soakbench",
         "source": {"host": "127.0.0.1", "port": db.port, "user": "root", "password_env": None, "server_id": 913},
@@ -63,7 +69,8 @@ def soak_config(db: LocalMariaDB, lake: Path, trigger: float, retention_minutes:
         "capture": {"start": "checkpoint", "flush_seconds": 1.0},
         "merge": {"trigger_seconds": trigger},
         "changelog": {"retention_hours": retention_minutes / 60},
-        "spark": {"master": "local[2]", "conf": {"spark.driver.memory": "1g"}},
+        "spark": {"master": "local[2]", "conf": {"spark.driver.memory": "1g",
+                                                 RETAIN_CONF: str(retain_batches)}},
     }, Path("soak-bench.yaml"))
 
 
@@ -75,6 +82,7 @@ class Sample:
     files: int                       # everything under _binlake/
     changelog_files: int
     checkpoint_files: int            # _binlake/merge/checkpoint (Spark's offsets, commits, sources)
+    checkpoint_kib: float            # their size
     delta_log_files: int             # _delta_log of the metrics and tombstone tables
     rss_mib: float                   # the merge's process tree (Python driver + JVM)
 
@@ -85,6 +93,11 @@ class Run:
     batches: list[tuple[float, int, int, float]] = field(default_factory=list)  # (t, batch id, records, s)
     committed: int = 0
     caught_up_after: float = 0.0     # seconds from the end of the load until the merge had applied everything
+
+
+def folder_kib(folder: Path) -> float:
+    """Bytes of every file under ``folder``, in KiB."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1024 if folder.exists() else 0.0
 
 
 def file_counts(lake_root: Path) -> tuple[int, int, int, int]:
@@ -226,7 +239,7 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
     db.execute("CREATE DATABASE soak")
     db.execute("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(64))", "soak")
     db.execute(f"INSERT INTO items SELECT seq, 0, CONCAT('row ', seq) FROM seq_1_to_{args.rows}", "soak")
-    config = soak_config(db, workdir / "lake", args.trigger, args.retention_minutes)
+    config = soak_config(db, workdir / "lake", args.trigger, args.retention_minutes, args.retain_batches)
     config_path = workdir / "soak.yaml"
     config_path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
     lake = Lake.from_config(config)
@@ -255,10 +268,12 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
                 raise RuntimeError(f"a process stopped early; see {logs}")
             t = time.monotonic() - began
             total, changelog, checkpoint, delta = file_counts(workdir / "lake")
-            run.samples.append(Sample(round(t, 1), total, changelog, checkpoint, delta,
+            kib = folder_kib(workdir / "lake" / MERGE_CHECKPOINT_DIR)
+            run.samples.append(Sample(round(t, 1), total, changelog, checkpoint, round(kib, 1), delta,
                                       round(tree_rss_mib(merge.pid), 1)))
             last = run.samples[-1]
-            print(f"  t={t:6.0f}s  files {last.files:6d} (change log {last.changelog_files:5d})  "
+            print(f"  t={t:6.0f}s  files {last.files:6d} (change log {last.changelog_files:5d}, merge checkpoint "
+                  f"{last.checkpoint_files:4d}: {last.checkpoint_kib:6.0f} KiB)  "
                   f"merge RSS {last.rss_mib:7.0f} MiB  batches so far {len(logged_batches(logs / 'merge.log', wall))}",
                   flush=True)
         workload.stop.set()
@@ -280,10 +295,14 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
 
 def summary(run: Run, rows: int, differ: int, args: argparse.Namespace) -> dict[str, Any]:
     durations = [b[3] for b in run.batches]  # every batch up to the catch-up
+    full = next((b[0] for b in run.batches if b[1] >= args.retain_batches), None)  # Spark's window is full
+    kept = [s for s in run.samples if full is not None and s.t >= full]
     series = {"batch seconds": durations,
               "files under _binlake/": [float(s.files) for s in run.samples],
               "change-log files": [float(s.changelog_files) for s in run.samples],
               "Delta log files (metrics, tombstones)": [float(s.delta_log_files) for s in run.samples],
+              "merge checkpoint files": [float(s.checkpoint_files) for s in kept],
+              "merge checkpoint KiB": [s.checkpoint_kib for s in kept],
               "merge RSS MiB": [s.rss_mib for s in run.samples]}
     ratios = {name: thirds(values) for name, values in series.items() if values}
     print()
@@ -293,7 +312,8 @@ def summary(run: Run, rows: int, differ: int, args: argparse.Namespace) -> dict[
         print(f"{name:<40} first third {first:9.1f}   last third {last:9.1f}   ratio {last / max(first, 1e-9):5.2f}")
     print(f"the merge had applied everything {run.caught_up_after:.0f} s after the load stopped")
     print(f"lake vs source: {rows:,} source rows, {differ} differing row(s) (both directions)")
-    return {"args": vars(args) | {"plot": str(args.plot), "json": str(args.json), "workdir": str(args.workdir)},
+    return {"args": vars(args) | {"plot": str(args.plot), "json": str(args.json), "csv": str(args.csv),
+                                  "workdir": str(args.workdir)},
             "committed": run.committed, "caught_up_after": run.caught_up_after, "source_rows": rows,
             "differing_rows": differ,
             "samples": [asdict(s) for s in run.samples], "batches": run.batches,
@@ -308,7 +328,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     samples, batches = result["samples"], result["batches"]
     minutes = [s["t"] / 60 for s in samples]
-    fig, (batch_ax, files_ax, rss_ax) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, (batch_ax, files_ax, checkpoint_ax, rss_ax) = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
     batch_ax.plot([b[0] / 60 for b in batches], [b[3] for b in batches], ".", markersize=3)
     batch_ax.set_ylabel("micro-batch (s)")
     batch_ax.set_title(f"Soak: {result['args']['rate']:g} transactions/s, capture.flush_seconds 1, "
@@ -319,10 +339,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         files_ax.plot(minutes, [s[key] for s in samples], label=label)
     files_ax.set_ylabel("files")
     files_ax.legend()
+    checkpoint_ax.plot(minutes, [s["checkpoint_kib"] for s in samples], color="tab:green")
+    checkpoint_ax.set_ylabel("merge checkpoint (KiB)")
     rss_ax.plot(minutes, [s["rss_mib"] for s in samples], color="tab:red")
     rss_ax.set_ylabel("merge RSS (MiB)")
     rss_ax.set_xlabel("minutes of steady load")
-    for ax in (batch_ax, files_ax, rss_ax):
+    for ax in (batch_ax, files_ax, checkpoint_ax, rss_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -338,7 +360,10 @@ def main() -> None:
     parser.add_argument("--trigger", type=float, default=2.0, help="merge.trigger_seconds")
     parser.add_argument("--retention-minutes", type=float, default=5.0, help="changelog.retention_hours, in minutes")
     parser.add_argument("--plot", type=Path, default=Path("soak.png"))
+    parser.add_argument("--retain-batches", type=int, default=100,
+                        help=f"{RETAIN_CONF} of the merge (Spark's default: 100)")
     parser.add_argument("--json", type=Path, default=None, help="write the samples and figures here")
+    parser.add_argument("--csv", type=Path, default=None, help="write the samples here (one row per 10 s)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed after")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="binlake-soak-"))
@@ -352,6 +377,24 @@ def main() -> None:
     plot(result, args.plot)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.csv is not None:
+        write_csv(result, args.csv)
+
+
+def write_csv(result: dict[str, Any], path: Path) -> None:
+    """The samples, one row each, and the micro-batches since the previous sample (count, mean seconds)."""
+    batches = result["batches"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        names = list(result["samples"][0]) if result["samples"] else []
+        writer.writerow([*names, "batches", "mean_batch_seconds"])
+        previous = float("-inf")
+        for sample in result["samples"]:
+            durations = [b[3] for b in batches if previous < b[0] <= sample["t"]]
+            writer.writerow([*sample.values(), len(durations),
+                             round(statistics.fmean(durations), 2) if durations else ""])
+            previous = sample["t"]
+    print(f"csv: {path}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """The soak (slow, ≥ 30 minutes): 200 single-row transactions/s with ``capture.flush_seconds: 1``
 through real capture, full load and merge processes (``bench/soak_bench.py``). Micro-batch
-duration, the change-log file count and the merge's RSS stay flat (last-third mean at most 1.5×
-the first-third mean), and at the end the lake equals the source row by row, value by value.
+duration, the change-log file count, the merge checkpoint (files and bytes, once Spark keeps its
+full window of ``spark.sql.streaming.minBatchesToRetain`` batches) and the merge's RSS stay flat
+(last-third mean at most 1.5× the first-third mean), and at the end the lake equals the source row
+by row, value by value. The plot (PNG) and the samples (CSV, JSON) are written to the test's
+temporary folder, whose path is printed.
 
-``BINLAKE_SOAK_MINUTES`` shortens it for a look at the shape (the assertions hold from ~5 minutes).
+``BINLAKE_SOAK_MINUTES`` shortens it for a look at the shape (the assertions hold from ~5 minutes
+with a small ``BINLAKE_SOAK_RETAIN_BATCHES``, e.g. 5, so that Spark's window fills early and the
+checkpoint's series has samples).
 Files under ``_binlake/`` as a whole are printed, not asserted: the Delta logs of the metrics and
 tombstone tables are removed by Delta at day granularity (``delta.logRetentionDuration``), so they
 grow through a run shorter than a day (docs/merge.md, Change-log lifecycle)."""
@@ -26,14 +31,19 @@ FLAT = 1.5
 def test_cost_stays_flat_at_a_steady_load(tmp_path: Path) -> None:
     minutes = float(os.environ.get("BINLAKE_SOAK_MINUTES", "30"))
     out = tmp_path / "soak.json"
+    retain = os.environ.get("BINLAKE_SOAK_RETAIN_BATCHES", "100")
     retention = min(5.0, minutes / 6)  # the change log turns over within the first third
+    print(f"soak figures: {tmp_path}/soak.png, soak.csv, soak.json")
     subprocess.run([sys.executable, str(ROOT / "bench" / "soak_bench.py"), "--minutes", str(minutes),
-                    "--rate", "200", "--retention-minutes", str(retention), "--plot", str(tmp_path / "soak.png"),
-                    "--json", str(out), "--workdir", str(tmp_path / "work")],
+                    "--rate", "200", "--retention-minutes", str(retention), "--retain-batches", retain,
+                    "--plot", str(tmp_path / "soak.png"), "--json", str(out), "--csv", str(tmp_path / "soak.csv"),
+                    "--workdir", str(tmp_path / "work")],
                    cwd=ROOT, check=True, timeout=minutes * 60 + 3600)
     result = json.loads(out.read_text())
     assert result["differing_rows"] == 0 and result["source_rows"] > 0
     assert result["committed"] >= 0.9 * 200 * minutes * 60       # the load really was steady
-    for name in ("batch seconds", "change-log files", "merge RSS MiB"):
+    assert "merge checkpoint KiB" in result["thirds"], "Spark's window of retained batches never filled"
+    for name in ("batch seconds", "change-log files", "merge checkpoint files", "merge checkpoint KiB",
+                 "merge RSS MiB"):
         first, last = result["thirds"][name]
         assert last <= FLAT * first, f"{name}: first third {first:.1f}, last third {last:.1f}"
