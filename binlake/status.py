@@ -287,6 +287,9 @@ _METRICS = {
     "binlake_table_verified_as_of_lsn": "Source position (lsn) the table was last verified equal as of.",
     "binlake_table_verified_age_seconds": "Seconds since the verification that found the table equal finished.",
     "binlake_table_verification_differs": "1 when the table's latest verification found rows that differ.",
+    "binlake_catalog_ok": "1 when the last registration in lake.catalog had no failure (binlake.registration).",
+    "binlake_catalog_tables": "Lake tables registered by name at the last registration in lake.catalog.",
+    "binlake_catalog_refused": "Live lake tables the catalog cannot hold under their names (listed by binlake status).",
 }
 
 
@@ -331,6 +334,11 @@ def to_prometheus(status: dict[str, Any]) -> str:
         add("binlake_table_verified_age_seconds", as_of.get("age_seconds"), labels)
         if last:
             add("binlake_table_verification_differs", last["status"] == "DIFFERENT", labels)
+    catalog = status.get("catalog")
+    if catalog:
+        add("binlake_catalog_ok", bool(catalog.get("ok")))
+        add("binlake_catalog_tables", len(catalog.get("registered") or []))
+        add("binlake_catalog_refused", len(catalog.get("refused") or []))
     lines: list[str] = []
     for name, help_text in _METRICS.items():
         if samples[name]:

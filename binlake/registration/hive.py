@@ -59,5 +59,11 @@ class HiveCatalog:
         self.create(name, location)
 
     def drop(self, name: CatalogName) -> None:
-        """Remove the name (an external table: its files stay)."""
+        """Remove the name of an external table (its files stay); a managed table of that name (whose
+        DROP would delete its files) is refused, whatever the plan said."""
+        held = self.lookup([name]).get(name)
+        if held is None:
+            return
+        if not held.external:
+            raise RuntimeError(f"{name} is a managed table now: not dropped (its files would go with it)")
         self.spark.sql(f"DROP TABLE IF EXISTS {name.sql}")

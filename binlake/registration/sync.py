@@ -186,8 +186,9 @@ def open_catalog(config: PipelineConfig) -> tuple[Catalog, Callable[[], None]]:
         from binlake.spark import build_session
 
         conf = {**hive_settings(config), **config.spark.conf}  # the user's settings win
-        spark = build_session(config.model_copy(update={"spark": config.spark.model_copy(update={"conf": conf})}),
-                              "catalog")
+        # local, one core: registration is metastore calls only, and needs no cluster
+        spark = build_session(config.model_copy(update={"spark": config.spark.model_copy(
+            update={"conf": conf, "master": "local[1]"})}), "catalog")
         return HiveCatalog(spark), spark.stop
     raise ValueError(f"lake.catalog {kind.value}: no catalog to open")
 

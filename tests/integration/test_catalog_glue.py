@@ -25,6 +25,7 @@ from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.lake import Lake, table_key
 from binlake.registration.deltalog import table_properties
+from binlake.registration.reading import table_ref
 from binlake.registration.sync import read_report, run_sync, state_targets
 from binlake.snapshot.job import run_full_load
 from binlake.status import pipeline_status, render_text
@@ -141,3 +142,5 @@ def test_a_glue_outage_never_fails_the_full_load_and_sync_repairs_it(
     repaired = run_sync(up)
     assert repaired.ok and repaired.created == [f"{db}.orders"]
     assert sorted(glue_tables(glue_endpoint, db)) == ["orders"]
+    ref = table_ref(up, db, "orders")  # what the query notebook does: the name, looked up in Glue
+    assert ref.name == f"{db}.orders" and ref.read(spark).count() == len(source_rows(mariadb, db, "orders"))
