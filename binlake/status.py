@@ -225,6 +225,8 @@ def _verification_lines(tables: list[dict[str, Any]]) -> list[str]:
                 f"chunk(s))" if as_of else "never")
         if last["status"] != "OK":
             text += f"; latest check {last['finished_at'][:19]}: {last['status']}"
+            if last["status"] == "IN FLIGHT":
+                text += f" ({last['in_flight']} row(s) changed while checked: not compared; try --wait)"
         lines.append(f"  {table['table']}: {text}")
     differing = [t for t in checked if t["last_verification"]["status"] == "DIFFERENT"]
     if differing:

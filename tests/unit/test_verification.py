@@ -44,7 +44,7 @@ def _lake(tmp_path: Path) -> tuple[Lake, object]:
 
 
 def test_a_run_that_found_the_table_equal_is_its_verified_as_of_until_the_next_equal_one(tmp_path: Path) -> None:
-    lake, _ = _lake(tmp_path)
+    lake, config = _lake(tmp_path)
     assert read_record(lake, "lake_shop", "orders") is None
     first = write_run(lake, "lake_shop", "orders", _run("OK", P1, T0))
     assert (first.verified_as_of, first.last_run.status) == (P1, "OK")
@@ -54,6 +54,9 @@ def test_a_run_that_found_the_table_equal_is_its_verified_as_of_until_the_next_e
     assert (second.verified_as_of, second.last_run, second.last_equal) == (P1, differs, first.last_run)
     in_flight = write_run(lake, "lake_shop", "orders", _run("IN FLIGHT", P2, T0 + timedelta(hours=2)))
     assert (in_flight.verified_as_of, in_flight.last_run.status) == (P1, "IN FLIGHT")
+    text = render_text(pipeline_status(config, lake, now=T0 + timedelta(hours=2)))  # type: ignore[arg-type]
+    assert ("lake_shop.orders: 000004:120 at 2026-12-01T12:00:00 (2.0 h ago, 5 chunk(s)); latest check "
+            "2026-12-01T14:00:00: IN FLIGHT (2 row(s) changed while checked: not compared; try --wait)") in text
     third = write_run(lake, "lake_shop", "orders", _run("OK", P2, T0 + timedelta(hours=3)))
     assert third.verified_as_of == P2
     # the file is the record: read back field by field, and listed by target table
