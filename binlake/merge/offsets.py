@@ -29,9 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from binlake.lifecycle import ChangelogFile
+from typing import Any, Protocol
 
 LSN_KEY = "lsn"
 FILE_SOURCE_KEY = "logOffset"  # what Spark's file stream source wrote for the same source
@@ -71,6 +69,27 @@ class ChangelogOffset:
 START = ChangelogOffset(-1)
 
 
+class LsnRange(Protocol):
+    """A change-log file as the planning sees it: ``key`` and its records' lsn range, inclusive
+    (:class:`FileRange`, :class:`binlake.lifecycle.ChangelogFile`)."""
+
+    @property
+    def first(self) -> int: ...
+    @property
+    def last(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """A change-log file's record lsn range (inclusive), read from its name."""
+
+    first: int
+    last: int
+    key: str
+
+
 @dataclass(frozen=True, order=True)
 class FileRead:
     """Read the records of change-log file ``key`` with ``after < lsn <= through``."""
@@ -84,7 +103,7 @@ class FileRead:
             raise ValueError(f"{self.key}: empty read ({self.after}, {self.through}]")
 
 
-def read_plan(files: Sequence[ChangelogFile], start: ChangelogOffset,
+def read_plan(files: Sequence[LsnRange], start: ChangelogOffset,
               end: ChangelogOffset | None = None) -> tuple[FileRead, ...]:
     """The reads that deliver every record with ``start.lsn < lsn <= end.lsn`` (``end=None``: no
     upper bound) exactly once, in lsn order; each read's stretch lies inside its file's lsn range
@@ -103,7 +122,7 @@ def read_plan(files: Sequence[ChangelogFile], start: ChangelogOffset,
     return tuple(reads)
 
 
-def next_end(files: Sequence[ChangelogFile], start: ChangelogOffset, max_files: int | None = None,
+def next_end(files: Sequence[LsnRange], start: ChangelogOffset, max_files: int | None = None,
              until: ChangelogOffset | None = None) -> ChangelogOffset:
     """The end offset of the next micro-batch from ``start``: as far as the change log goes, at
     most ``max_files`` files of reading (``None``: no limit) and at most ``until`` (the end an

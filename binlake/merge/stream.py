@@ -30,10 +30,10 @@ from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPart
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxFiles, SupportsTriggerAvailableNow
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-from binlake.changelog import changelog_files
+from binlake.changelog import list_changelog
 from binlake.config import LakeConfig, S3Config
-from binlake.lake import Lake, retry_policy
-from binlake.merge.offsets import START, ChangelogOffset, FileRead, missing_end, next_end, read_plan
+from binlake.lake import Lake, parse_changelog_name, retry_policy
+from binlake.merge.offsets import START, ChangelogOffset, FileRange, FileRead, missing_end, next_end, read_plan
 
 SOURCE_NAME = "binlake_changelog"
 LAKE_OPTION = "lake"
@@ -58,6 +58,12 @@ def lake_of(options: Mapping[str, str]) -> Lake:
     config = LakeConfig(root=where["root"], s3=S3Config(**where["s3"]), retries=where["retries"],
                         retry_max_seconds=where["retry_max_seconds"])
     return Lake(config.root, config.s3, retry_policy(config))
+
+
+def changelog_ranges(lake: Lake) -> list[FileRange]:
+    """Every change-log file's lsn range, from the names alone (one listing; no per-file metadata:
+    the planning needs no write times)."""
+    return [FileRange(*parse_changelog_name(key), key) for key in list_changelog(lake)]
 
 
 class ChangelogSource(DataSource):
@@ -97,7 +103,7 @@ class ChangelogStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
 
     def prepareForTriggerAvailableNow(self) -> None:
         """An ``availableNow`` run reads up to the change log's end as it is now."""
-        self._until = ChangelogOffset(max((f.last for f in changelog_files(self.lake)), default=-1))
+        self._until = ChangelogOffset(max((f.last for f in changelog_ranges(self.lake)), default=-1))
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, int]:
         max_files = None if isinstance(limit, ReadAllAvailable) else self.max_files
@@ -106,13 +112,13 @@ class ChangelogStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         begin = ChangelogOffset.from_dict(start)
         if self._until is not None and self._until <= begin:
             return begin.to_dict()
-        return next_end(changelog_files(self.lake), begin, max_files, self._until).to_dict()
+        return next_end(changelog_ranges(self.lake), begin, max_files, self._until).to_dict()
 
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
         begin, finish = ChangelogOffset.from_dict(start), ChangelogOffset.from_dict(end)
         if finish <= begin:
             return []
-        reads = read_plan(changelog_files(self.lake), begin, finish)
+        reads = read_plan(changelog_ranges(self.lake), begin, finish)
         problem = missing_end(reads, begin, finish)
         if problem is not None:
             raise RuntimeError(problem)
