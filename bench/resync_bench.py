@@ -86,6 +86,17 @@ def freshness(lake: Lake) -> float | None:
     return max(lags) if lags else None
 
 
+def chunk_merges(table_dir: Path) -> list[dict[str, str]]:
+    """The operation metrics of the resync chunk MERGEs in a local Delta table's log (the commits whose
+    transaction app id is a resync chunk's): files before/after data skipping, times."""
+    found = []
+    for commit in sorted((table_dir / "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
+        if any(a.get("txn", {}).get("appId", "").startswith("binlake-resync-") for a in actions):
+            found += [a["commitInfo"].get("operationMetrics", {}) for a in actions if "commitInfo" in a]
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000, help="table rows (1000000 for the issue's figure)")
@@ -161,6 +172,7 @@ def main() -> None:
                 time.sleep(2)
             lake_rows = spark.read.format("delta").load(lake.uri(table_key("bench", "retail_trans")))
             lake_sum = lake_rows.selectExpr("count(*)", "sum(amount)").first()
+            merges = chunk_merges(workdir / "lake" / table_key("bench", "retail_trans"))
             source_sum = db.execute("SELECT COUNT(*), SUM(amount) FROM retail_trans", "bench")[0]
             spark.stop()
         print()
@@ -172,6 +184,10 @@ def main() -> None:
         if lags:
             print(f"merge freshness      median {sorted(lags)[len(lags) // 2]:.1f} s, max {max(lags):.1f} s "
                   f"during the resync")
+        for i, m in enumerate(merges):
+            seconds, scan = int(m.get("executionTimeMs", 0)) / 1000, int(m.get("scanTimeMs", 0)) / 1000
+            print(f"chunk MERGE {i:<8} {m.get('numTargetFilesAfterSkipping', '?')} of "
+                  f"{m.get('numTargetFilesBeforeSkipping', '?')} files read, {seconds:.1f} s (scan {scan:.1f} s)")
         print(f"check                lake {tuple(lake_sum)} vs source {tuple(source_sum)}")  # type: ignore[arg-type]
     finally:
         for process in processes:

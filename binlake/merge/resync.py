@@ -14,10 +14,13 @@ joined. It is applied by :func:`apply_chunk`, in this order:
 2. ``P`` at or below the table's TRUNCATE/DROP floor → skipped (the chunk predates a wipe);
 3. tombstones at ``P`` for the lake rows in ``R`` with ``_binlake_lsn <= P`` that the chunk lacks
    (deleted at the source at or before ``P``; one blind append, harmless when repeated);
-4. one MERGE with transaction ``(binlake-resync-<id>-<n>, 0)`` on the null-safe key:
-   matched and ``t._binlake_lsn <= P`` → UPDATE every column; not matched → INSERT (chunk rows with
-   a tombstone newer than ``P`` removed first); not matched by the chunk, ``t`` in ``R`` and
-   ``t._binlake_lsn <= P`` → DELETE. Rows the stream changed after ``P`` are never touched.
+4. one MERGE with transaction ``(binlake-resync-<id>-<n>, 0)`` on the null-safe key and ``t`` in
+   ``R``: matched and ``t._binlake_lsn <= P`` → UPDATE every column; not matched → INSERT (chunk
+   rows with a tombstone newer than ``P`` removed first); the lake rows in ``R`` with
+   ``t._binlake_lsn <= P`` that no chunk row matches → DELETE (they come into the MERGE as source
+   rows of their own key, marked, so that the MERGE has no NOT MATCHED BY SOURCE clause and Delta
+   reads only the files whose key statistics overlap ``R``). Rows the stream changed after ``P``
+   are never touched.
 
 See docs/resync.md for why this converges whatever the order of chunks and stream batches.
 """
@@ -57,6 +60,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime.datetime]
 _TOMB_LSN = "__bl_tomb_lsn"
+_GONE = "__bl_gone"  # a source row of a chunk MERGE that stands for a lake row to delete
 
 
 def chunk_condition(key: list[str], lsn: int) -> dict[str, str]:
@@ -103,17 +107,24 @@ def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target:
         if not deleted_keys.isEmpty():
             tombstones.ensure_table(spark, target.tombstones, [(k, target.columns[k]) for k in key])
             deleted_keys.write.format("delta").mode("append").save(target.tombstones)
-        source = _without_newer_tombstones(spark, rows, target, chunk.lsn)
+        kept = _without_newer_tombstones(spark, rows, target, chunk.lsn)
+        # the lake rows of R the chunk deletes, as source rows marked _GONE: the MERGE then needs no
+        # NOT MATCHED BY SOURCE clause, which would make Delta read every file of the table; with
+        # R as a target-only conjunct of its condition, it reads only the files whose key
+        # statistics overlap R (Delta's data skipping)
+        deletes = (lake.where(F.expr(in_range)).join(kept.alias("s"), F.expr(condition["on"]), "left_anti")
+                   .select(*[col(k) for k in key]).withColumn(_GONE, F.lit(True)))
+        source = kept.withColumn(_GONE, F.lit(False)).unionByName(deletes, allowMissingColumns=True)
         names = [c for c in target.columns if c in rows.columns]
         values: dict[str, str | Column] = {quote(c): f"s.{quote(c)}" for c in names}
         values[LSN_COLUMN] = f"s.{LSN_COLUMN}"
         values[COMMIT_TS_COLUMN] = f"s.{COMMIT_TS_COLUMN}"
         with idempotent(spark, app_id, 0):
             result = (DeltaTable.forPath(spark, target.path).alias("t")
-                      .merge(source.alias("s"), condition["on"])
-                      .whenMatchedUpdate(condition=condition["update"], set=values)
-                      .whenNotMatchedInsert(values=values)
-                      .whenNotMatchedBySourceDelete(condition=in_range)
+                      .merge(source.alias("s"), f"{condition['on']} AND ({target.range_sql})")
+                      .whenMatchedDelete(condition=f"s.{_GONE} AND {condition['delete']}")
+                      .whenMatchedUpdate(condition=f"NOT s.{_GONE} AND {condition['update']}", set=values)
+                      .whenNotMatchedInsert(condition=f"NOT s.{_GONE}", values=values)
                       .execute())
         counts = MergeCounts.from_result(result)
     finally:

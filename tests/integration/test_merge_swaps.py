@@ -97,6 +97,7 @@ def test_a_gh_ost_swap_with_the_ghost_replicated_is_one_commit_of_t(spark: Any, 
     assert not is_delta_table(spark, lake.uri("shop/_t_del"))  # born at the swap, no row yet
 
 
+@pytest.mark.slow
 def test_a_swap_in_one_batch_replayed_after_crashes_on_both_sides(spark: Any, lake_dir: Path) -> None:
     """Birth, copy, swap and later changes in one batch (the ghost's rows before its rename are
     merged although the rename wipes it); the merge crashes right after the ghost's wipe (before
