@@ -10,15 +10,16 @@ single-row transactions per second for ``--minutes`` (80% updates, 10% inserts, 
 the table keeps its size and tombstones are written all along). ``changelog.retention_hours`` is
 ``--retention-minutes`` so the change-log lifecycle turns over many times within the run.
 
-Every 10 s it samples: files under ``_binlake/`` (all, and by part: change log, merge checkpoint,
-Delta logs of the metrics and tombstone tables, the rest), the size in bytes of the merge
-checkpoint folder, the merge process tree's RSS (driver and JVM), and the micro-batches the merge
-logged since (``merge batch N: … in S s``). At the end it waits until the merge has applied
-everything, stops it, compares the lake table with the source row by row and value by value, and
-prints first-third / last-third means of each series (flat means a ratio near 1). The checkpoint's
-series start once Spark keeps its full window of batches (``spark.sql.streaming.minBatchesToRetain``,
-``--retain-batches``: until then its offsets and commits logs fill up by design). ``--plot`` writes
-a PNG of the series, ``--json`` the samples and figures, ``--csv`` the samples.
+Every 10 s, through the load and the catch-up after it, it samples: files under ``_binlake/``
+(all, and by part: change log, merge checkpoint, Delta logs of the metrics and tombstone tables,
+the rest), the size in bytes of the merge checkpoint folder, the merge process tree's RSS (driver
+and JVM), and the micro-batches the merge logged since (``merge batch N: … in S s``). At the end it
+waits until the merge has applied everything, stops it, compares the lake table with the source
+row by row and value by value, and prints first-third / last-third means of each series over the
+load (flat means a ratio near 1). The checkpoint's series (load and catch-up) start once Spark
+keeps its full window of batches (``spark.sql.streaming.minBatchesToRetain``, ``--retain-batches``:
+until then its offsets and commits logs fill up by design). ``--plot`` writes a PNG of the series,
+``--json`` the samples and figures, ``--csv`` the samples.
 """
 
 from __future__ import annotations
@@ -260,11 +261,11 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
         workload.thread.start()
         began, wall = time.monotonic(), time.time()
         print(f"steady load: {args.rate:g} transactions/s for {args.minutes:g} min")
-        while time.monotonic() - began < args.minutes * 60:
+        def sample() -> None:
             time.sleep(SAMPLE_SECONDS)
             if workload.error is not None:
                 raise workload.error
-            if merge.poll() is not None or capture.poll() is not None:
+            if merge is None or merge.poll() is not None or capture.poll() is not None:
                 raise RuntimeError(f"a process stopped early; see {logs}")
             t = time.monotonic() - began
             total, changelog, checkpoint, delta = file_counts(workdir / "lake")
@@ -276,13 +277,20 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
                   f"{last.checkpoint_files:4d}: {last.checkpoint_kib:6.0f} KiB)  "
                   f"merge RSS {last.rss_mib:7.0f} MiB  batches so far {len(logged_batches(logs / 'merge.log', wall))}",
                   flush=True)
+
+        while time.monotonic() - began < args.minutes * 60:
+            sample()
         workload.stop.set()
         workload.thread.join(timeout=30)
         run.committed = workload.committed
         end = master_lsn(db)
         wait_until(lambda: (c := load_checkpoint(lake)) is not None and c.position.lsn >= end, 600, "the capture")
         last_record = max((f.last for f in changelog_files(lake)), default=0)
-        wait_until(lambda: merged_lsn(lake) >= last_record, 1800, "the merge to catch up")
+        deadline = time.monotonic() + 1800
+        while merged_lsn(lake) < last_record:  # sampled on: the catch-up is plotted too
+            if time.monotonic() > deadline:
+                raise TimeoutError("timed out waiting for the merge to catch up")
+            sample()
         run.caught_up_after = round(time.monotonic() - began - args.minutes * 60, 1)
         run.batches = logged_batches(logs / "merge.log", wall)
     finally:
@@ -295,15 +303,16 @@ def soak(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> dict[str,
 
 def summary(run: Run, rows: int, differ: int, args: argparse.Namespace) -> dict[str, Any]:
     durations = [b[3] for b in run.batches]  # every batch up to the catch-up
+    loaded = [s for s in run.samples if s.t <= args.minutes * 60]  # the steady load (then the catch-up)
     full = next((b[0] for b in run.batches if b[1] >= args.retain_batches), None)  # Spark's window is full
-    kept = [s for s in run.samples if full is not None and s.t >= full]
+    kept = [s for s in run.samples if full is not None and s.t >= full]  # load and catch-up
     series = {"batch seconds": durations,
-              "files under _binlake/": [float(s.files) for s in run.samples],
-              "change-log files": [float(s.changelog_files) for s in run.samples],
-              "Delta log files (metrics, tombstones)": [float(s.delta_log_files) for s in run.samples],
+              "files under _binlake/": [float(s.files) for s in loaded],
+              "change-log files": [float(s.changelog_files) for s in loaded],
+              "Delta log files (metrics, tombstones)": [float(s.delta_log_files) for s in loaded],
               "merge checkpoint files": [float(s.checkpoint_files) for s in kept],
               "merge checkpoint KiB": [s.checkpoint_kib for s in kept],
-              "merge RSS MiB": [s.rss_mib for s in run.samples]}
+              "merge RSS MiB": [s.rss_mib for s in loaded]}
     ratios = {name: thirds(values) for name, values in series.items() if values}
     print()
     print(f"{run.committed:,} transactions in {args.minutes:g} min ({run.committed / (args.minutes * 60):,.0f}/s), "
@@ -329,6 +338,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     samples, batches = result["samples"], result["batches"]
     minutes = [s["t"] / 60 for s in samples]
     fig, (batch_ax, files_ax, checkpoint_ax, rss_ax) = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
+    for ax in (batch_ax, files_ax, checkpoint_ax, rss_ax):
+        ax.axvline(result["args"]["minutes"], color="grey", linestyle="--", linewidth=0.8)  # the load stops
     batch_ax.plot([b[0] / 60 for b in batches], [b[3] for b in batches], ".", markersize=3)
     batch_ax.set_ylabel("micro-batch (s)")
     batch_ax.set_title(f"Soak: {result['args']['rate']:g} transactions/s, capture.flush_seconds 1, "
@@ -343,7 +354,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     checkpoint_ax.set_ylabel("merge checkpoint (KiB)")
     rss_ax.plot(minutes, [s["rss_mib"] for s in samples], color="tab:red")
     rss_ax.set_ylabel("merge RSS (MiB)")
-    rss_ax.set_xlabel("minutes of steady load")
+    rss_ax.set_xlabel("minutes since the steady load began (dashed: it stops; then the catch-up)")
     for ax in (batch_ax, files_ax, checkpoint_ax, rss_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()
