@@ -53,6 +53,17 @@ DELETION_VECTORS = "delta.enableDeletionVectors"
 CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
 COLUMN_MAPPING = "delta.columnMapping.mode"
 TYPE_WIDENING = "delta.enableTypeWidening"
+TIMESTAMP_NTZ_FEATURE = "delta.feature.timestampNtz"
+
+COLUMN_MAPPING_PROPERTIES: Mapping[str, str] = {COLUMN_MAPPING: "name", TIMESTAMP_NTZ_FEATURE: "supported"}
+"""How column mapping is turned on in ``broad`` mode (at creation or later). Alone, Delta 4.4 gives
+such a table the legacy protocol ``(reader 2, writer 7)``, which names no reader feature — and
+delta-rs 1.6's ``to_pyarrow_table()``/``to_pandas()`` then read it *without* the mapping and return
+NULL for every column whose physical name differs (checked: all of them in a table created so,
+the renamed one after a rename), without an error. Marking ``timestampNtz`` supported (a reader
+feature delta-rs and polars know; the table need not have such a column) moves the table to the
+table-features protocol (reader 3), whose reader features list ``columnMapping``: those readers
+then refuse the table, naming it. (``modern`` tables have deletion vectors, a reader feature too.)"""
 
 INVALID_WITHOUT_COLUMN_MAPPING = " ,;{}()\n\t="
 READERS_WITHOUT_COLUMN_MAPPING = (
@@ -130,14 +141,16 @@ class TableFeatures:
 
         >>> TableFeatures().new_table_properties(["id", "name"])
         {'delta.enableChangeDataFeed': 'true'}
-        >>> TableFeatures().new_table_properties(["id", "first name"])
-        {'delta.enableChangeDataFeed': 'true', 'delta.columnMapping.mode': 'name'}
+        >>> TableFeatures().new_table_properties(["id", "first name"])["delta.columnMapping.mode"]
+        'name'
         """
         properties = {CHANGE_DATA_FEED: "false" if change_data_feed_blockers(column_names) else "true"}
         if self.reader_compatibility is ReaderCompatibility.MODERN:
             properties[DELETION_VECTORS] = "true"
-        if self.reader_compatibility is ReaderCompatibility.MODERN or needs_column_mapping(column_names):
+        if self.reader_compatibility is ReaderCompatibility.MODERN:
             properties[COLUMN_MAPPING] = "name"
+        elif needs_column_mapping(column_names):
+            properties.update(COLUMN_MAPPING_PROPERTIES)
         return properties
 
     def column_change(self, properties: Mapping[str, str], new_names: Iterable[str] = ()) -> Way:

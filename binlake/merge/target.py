@@ -30,7 +30,7 @@ from binlake.merge.layout import Evolution, is_metadata_column, normalize_spark_
 from binlake.merge.reshape import rewrite_table
 from binlake.merge.sql import delta_ref, quote, sql_string
 from binlake.tablefeatures import (
-    COLUMN_MAPPING,
+    COLUMN_MAPPING_PROPERTIES,
     TYPE_WIDENING,
     TableFeatures,
     Way,
@@ -160,9 +160,10 @@ def _renamed(columns: list[str], renames: tuple[tuple[str, str], ...]) -> list[s
 
 def enable_column_mapping(spark: SparkSession, table: TargetTable, reason: str) -> TargetTable:
     """Turn on column mapping (``name``) for ``table``, with the WARNING naming the readers that stop
-    reading it; returns the table as it is afterwards."""
+    reading it, so that they refuse it (:data:`~binlake.tablefeatures.COLUMN_MAPPING_PROPERTIES`);
+    returns the table as it is afterwards."""
     log.warning(column_mapping_warning(table.path, reason))
-    set_properties(spark, table.path, {COLUMN_MAPPING: "name"})
+    set_properties(spark, table.path, dict(COLUMN_MAPPING_PROPERTIES))
     return TargetTable.load(spark, table.path)
 
 
