@@ -88,7 +88,8 @@ def freshness(lake: Lake) -> float | None:
 
 def chunk_merges(table_dir: Path) -> list[dict[str, str]]:
     """The operation metrics of the resync chunk MERGEs in a local Delta table's log (the commits whose
-    transaction app id is a resync chunk's): files before/after data skipping, times."""
+    transaction app id is a resync chunk's): times, files changed (Delta's history keeps no count of
+    the files a MERGE read: the scan time is the figure to compare)."""
     found = []
     for commit in sorted((table_dir / "_delta_log").glob("*.json")):
         actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
@@ -186,8 +187,9 @@ def main() -> None:
                   f"during the resync")
         for i, m in enumerate(merges):
             seconds, scan = int(m.get("executionTimeMs", 0)) / 1000, int(m.get("scanTimeMs", 0)) / 1000
-            print(f"chunk MERGE {i:<8} {m.get('numTargetFilesAfterSkipping', '?')} of "
-                  f"{m.get('numTargetFilesBeforeSkipping', '?')} files read, {seconds:.1f} s (scan {scan:.1f} s)")
+            print(f"chunk MERGE {i:<8} {seconds:.1f} s (finding the rows to change: {scan:.1f} s), "
+                  f"{m.get('numTargetFilesRemoved', '?')} file(s) rewritten, "
+                  f"{m.get('numTargetDeletionVectorsAdded', '?')} deletion vector(s) added")
         print(f"check                lake {tuple(lake_sum)} vs source {tuple(source_sum)}")  # type: ignore[arg-type]
     finally:
         for process in processes:
