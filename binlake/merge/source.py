@@ -52,6 +52,7 @@ CHANGELOG_SPARK_SCHEMA = StructType(
     ]
 )
 
+
 def read_changelog_stream(spark: SparkSession, lake: LakeConfig, max_files_per_trigger: int) -> DataFrame:
     """The change log as a stream of micro-batches by lsn, at most ``max_files_per_trigger`` files
     of reading each (also under ``availableNow``); its rows are reads (:mod:`binlake.merge.stream`)."""
