@@ -50,6 +50,7 @@ ER_DBACCESS_DENIED = 1044
 ER_BAD_DB = 1049
 ER_TABLEACCESS_DENIED = 1142
 ER_BAD_FIELD = 1054
+ER_READ_ONLY = (1290, 1836)  # --read-only / super_read_only; a read-only transaction or replica
 
 
 class SignalTableError(SourceError):
@@ -203,8 +204,8 @@ def prepare(conn: Connection, table: SignalTable, signaller: str) -> Signal:
                                  *binlog_filters(conn))
     if problems:
         raise SignalTableError(f"full_load.signal_table {table.schema}.{table.table} cannot give exact low "
-                               f"watermarks: {'; '.join(problems)}. Or set full_load.signal_table: '' to fall back "
-                               "to the settle wait (a timing assumption, docs/full-load.md)")
+                               f"watermarks: {'; '.join(problems)}. Fix that, or set full_load.signal_table: '' to "
+                               "fall back to the settle wait (a timing assumption, docs/full-load.md)")
     _ensure_table(conn, table, str(user))
     signal = Signal(table, signaller[:64])
     try:
@@ -212,13 +213,16 @@ def prepare(conn: Connection, table: SignalTable, signaller: str) -> Signal:
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else None
         if code in (ER_TABLEACCESS_DENIED, ER_DBACCESS_DENIED):
-            fix = f"GRANT SELECT, INSERT, UPDATE ON {table.qualified} TO {user}"
+            fix = f"Run GRANT SELECT, INSERT, UPDATE ON {table.qualified} TO {user}"
+        elif code in ER_READ_ONLY:
+            fix = ("The server is read-only: the signal must be committed on the writable primary — point source (or "
+                   "full_load.source) at it, or set full_load.signal_table: '' (the settle wait)")
         elif code == ER_BAD_FIELD:
-            fix = f"DROP TABLE {table.qualified} (another layout than binlake's; binlake creates it again)"
+            fix = f"The table has another layout than binlake's: DROP TABLE {table.qualified} (binlake creates it)"
         else:
-            fix = table.setup_help(str(user))
+            fix = f"Run {table.setup_help(str(user))}"
         raise SignalTableError(f"cannot write the signal table {table.qualified} (full_load.signal_table): "
-                               f"{exc.args[-1] if exc.args else exc}; run {fix}") from None
+                               f"{exc.args[-1] if exc.args else exc}. {fix}") from None
     log.info("exact low watermarks: signals are committed into %s (binlog_order_commits %s)", table.qualified,
              "n/a (MariaDB commits in binlog order)" if mariadb else order)
     return signal
