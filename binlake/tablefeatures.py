@@ -36,7 +36,8 @@ own tables under ``_binlake/`` (tombstones) from :data:`INTERNAL_TABLE_PROPERTIE
 A table keeps the features it was created with: changing the setting never downgrades (Delta
 cannot remove column mapping) nor upgrades an existing table. What a table has is read from its own
 properties (:meth:`TableFeatures.column_change`), so a lake made by an older binlake (every table
-with deletion vectors and column mapping) goes on exactly as before.
+with deletion vectors and column mapping) goes on as before: renames and drops in place (in ``broad``
+mode a type change of such a table rewrites the column rather than turning type widening on).
 """
 
 from __future__ import annotations
