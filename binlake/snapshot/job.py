@@ -42,7 +42,8 @@ from binlake.snapshot.arrowread import arrow_source, choose_reader, connectorx_s
 from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
 from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
-from binlake.snapshot.replica import ReplicaError, ReplicaLabeller, open_replica
+from binlake.snapshot.replica import ChunkLabeller, ReplicaError, open_replica
+from binlake.snapshot.replicasignal import open_signalled_replica, uses_signal
 from binlake.snapshot.report import Progress, TableReport, format_report
 from binlake.snapshot.watermark import choose_method, server_has_snapshot_position, watermark_signal
 from binlake.source import (
@@ -143,6 +144,7 @@ def run_full_load(
     Raises :class:`FullLoadError` when a table failed, after loading the others.
     """
     overridden = config.full_load.source is not None
+    primary = config.source  # the capture's source: a replica full load's signals go there
     config = full_load_view(config)
     connector = connect_source or (lambda: connect(config.source))
     for key, value in job_spark_settings(config, spark.sparkContext.defaultParallelism).items():
@@ -160,7 +162,7 @@ def run_full_load(
         check_grants(conn, need_replication=False)
         source_id = server_id(conn)
         registry = load_registry(lake)
-        labeller: ReplicaLabeller | None = None
+        labeller: ChunkLabeller | None = None
         try:
             history = snapshot_history(registry, source_id, server_uuid(conn), gtid_binlog_state(conn),
                                        is_mariadb(conn))
@@ -168,7 +170,11 @@ def run_full_load(
             if not overridden:
                 raise FullLoadError(str(exc)) from None
             try:  # another server: usable when it is a GTID replica of the captured primary
-                history, labeller = open_replica(conn, connector, lake, registry, config.full_load, str(exc))
+                if uses_signal(method, config.full_load.signal_table):
+                    history, labeller = open_signalled_replica(conn, connector, lambda: connect(primary), registry,
+                                                               config, str(exc))
+                else:
+                    history, labeller = open_replica(conn, connector, lake, registry, config.full_load, str(exc))
             except ReplicaError as refused:
                 raise FullLoadError(str(refused)) from None
             source_id = history.server_id  # the labels are positions of the primary's history

@@ -57,7 +57,7 @@ from binlake.source import Connection, gtid_at, master_position
 from binlake.tablefeatures import TableFeatures
 
 if TYPE_CHECKING:
-    from binlake.snapshot.replica import ReplicaLabeller
+    from binlake.snapshot.replica import ChunkLabeller
 
 log = logging.getLogger("binlake.snapshot")
 
@@ -85,7 +85,7 @@ class LoadContext:
     server_id: int | None = None  # the source's @@server_id, kept in the state file
     snapshot_method: SnapshotMethod = SnapshotMethod.MARIADB  # mariadb or watermark (binlake.snapshot.watermark)
     arrow: ArrowSource | None = None  # the Arrow reader's source when the job reads with it, else JDBC
-    chunk_label: ReplicaLabeller | None = None  # full_load.source is a replica: labels in the primary's order
+    chunk_label: ChunkLabeller | None = None  # full_load.source is a replica: labels in the primary's order
     signal: Signal | None = None  # watermark method: the signal table that makes low watermarks exact
 
 

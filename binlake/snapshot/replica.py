@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from binlake.capture.checkpoint import load_checkpoint
 from binlake.capture.history import History, Registry
@@ -44,13 +45,23 @@ POLL_SECONDS = 0.2
 FILTERS = ("Replicate_Do_DB", "Replicate_Ignore_DB", "Replicate_Do_Table", "Replicate_Ignore_Table",
            "Replicate_Wild_Do_Table", "Replicate_Wild_Ignore_Table", "Replicate_Rewrite_DB",
            "Replicate_Do_Domain_Ids", "Replicate_Ignore_Domain_Ids")
-MARIADB_SETTINGS = ("log_bin", "log_slave_updates", "slave_parallel_mode")
+MARIADB_SETTINGS = ("log_bin", "log_slave_updates", "slave_parallel_mode", "slave_parallel_threads", "gtid_slave_pos")
 MYSQL_SETTINGS = ("gtid_mode", "replica_preserve_commit_order", "slave_preserve_commit_order",
                   "replica_parallel_workers", "slave_parallel_workers")
 
 
 class ReplicaError(SourceError):
     """``full_load.source`` cannot be used as a replica; the message says why and what to do."""
+
+
+class ChunkLabeller(Protocol):
+    """Labels replica snapshots in the primary's order: called just before a snapshot starts, it returns
+    the position the snapshot's rows carry (:class:`ReplicaLabeller`, or the signal's,
+    :class:`binlake.snapshot.replicasignal.SignalledLabeller`)."""
+
+    def __call__(self) -> BinlogPosition: ...
+
+    def gtid(self, position: BinlogPosition) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -67,8 +78,12 @@ def _on(value: str | None) -> bool:
     return str(value).upper() in ("1", "ON")
 
 
-def replica_problems(facts: ReplicaFacts, primary: History) -> list[str]:
-    """Why ``full_load.source`` cannot be read as a replica of ``primary`` (empty: it can)."""
+def replica_problems(facts: ReplicaFacts, primary: History, signalled: bool = False) -> list[str]:
+    """Why ``full_load.source`` cannot be read as a replica of ``primary`` (empty: it can).
+
+    ``signalled``: chunks are labelled by a signal on the primary (:mod:`binlake.snapshot.replicasignal`),
+    not from the replica's GTIDs, so what only the GTID translation needs (MariaDB: the replica's own
+    binlog; MySQL: ``gtid_mode``) is not asked for; the commit order still is."""
     if facts.status is None:
         return [f"server_id {facts.server_id} is not a replica (SHOW {'SLAVE' if facts.mariadb else 'REPLICA'} "
                 "STATUS is empty)"]
@@ -87,19 +102,23 @@ def replica_problems(facts: ReplicaFacts, primary: History) -> list[str]:
                         "primary's rows")
     settings = facts.settings
     if facts.mariadb:
+        if signalled:
+            return problems
         if not _on(settings.get("log_bin")) or not _on(settings.get("log_slave_updates")):
             problems.append("it must write the replicated transactions to its own binlog, under their GTIDs "
                             "(log_bin and log_slave_updates = ON): the consistent snapshot reports its position "
                             f"there (log_bin = {settings.get('log_bin')}, log_slave_updates = "
                             f"{settings.get('log_slave_updates')})")
         return problems
-    if not _on(settings.get("gtid_mode")):
+    if not signalled and not _on(settings.get("gtid_mode")):
         problems.append(f"gtid_mode must be ON (it is {settings.get('gtid_mode')})")
     workers = settings.get("replica_parallel_workers") or settings.get("slave_parallel_workers") or "0"
     preserve = settings.get("replica_preserve_commit_order") or settings.get("slave_preserve_commit_order")
     if int(workers) > 1 and not _on(preserve):
         problems.append(f"it applies with {workers} parallel workers without replica_preserve_commit_order = ON: "
-                        "its GTID set need not be a prefix of the primary's commit order")
+                        "it need not commit the primary's transactions in the primary's order (STOP REPLICA "
+                        "SQL_THREAD; SET GLOBAL replica_preserve_commit_order = ON; START REPLICA SQL_THREAD — on "
+                        "RDS/Aurora the parameter group — or replica_parallel_workers = 1)")
     return problems
 
 
@@ -247,4 +266,9 @@ def open_replica(conn: Connection, connect: Callable[[], Connection], lake: Lake
     log.info("full_load.source is server_id %d, a replica of %s (%s): chunks are labelled in the primary's order "
              "from the replica's GTIDs and the change log", facts.server_id, history.describe(),
              f"slave_parallel_mode {mode}" if facts.mariadb else f"replica_preserve_commit_order {mode}")
+    if not facts.mariadb and full_load.watermark_settle_seconds > 0:
+        log.warning("replica full load on MySQL without full_load.signal_table: each chunk waits "
+                    "full_load.watermark_settle_seconds (%.2f s) after reading the replica's gtid_executed — a timing "
+                    "assumption, not a proof; set full_load.signal_table for a signal on the primary the replica's "
+                    "snapshot waits for (docs/full-load.md)", full_load.watermark_settle_seconds)
     return history, ReplicaLabeller(connect, lake, history, facts.mariadb, full_load)

@@ -160,15 +160,20 @@ class Signal:
     table: SignalTable
     signaller: str
 
-    def commit(self, conn: Connection) -> None:
-        """Commit one signal on ``conn``; returns after the COMMIT has returned."""
+    def commit(self, conn: Connection) -> str:
+        """Commit one signal on ``conn``; returns its fresh token after the COMMIT has returned."""
         token = uuid.uuid4().hex
         with conn.cursor() as cur:
             cur.execute(self.table.upsert_sql(), (self.signaller, token, token))
         conn.commit()
+        return token
+
+    def select_sql(self) -> str:
+        """The token of this signaller's row: parameter ``(signaller,)``."""
+        return f"SELECT token FROM {self.table.qualified} WHERE signaller = %s"
 
 
-def low_watermark_before(read_end: Callable[[], BinlogPosition], commit_signal: Callable[[], None]) -> BinlogPosition:
+def low_watermark_before(read_end: Callable[[], BinlogPosition], commit_signal: Callable[[], object]) -> BinlogPosition:
     """The exact low watermark: the binlog end read *before* the signal is committed (the order is the
     argument of the module docstring: a signal committed first would prove nothing about
     transactions written to the binlog between it and the read)."""
