@@ -10,9 +10,11 @@ mapping sends to it — that gives one :class:`RenameEffect` (:func:`rename_effe
 * ``CONTINUED``: the name mapping to ``L`` afterwards holds what a name mapping to ``L`` held
   before (``RENAME TABLE Foo TO foo`` under a lower-case rule): the lake table simply goes on;
 * ``REPLACED``: it holds a table that another lake table, or none, replicated (``_t_gho TO t``):
-  the lake table's rows are not the new table's — the merge re-synchronises it from the source
-  (an automatic whole-table resync; until its chunks are applied the rows of the old table stay,
-  changed by the stream from the swap on: never empty);
+  the lake table's rows are not the new table's — when the other lake table holds the new table
+  exactly, the merge swaps its content in, in one commit (:mod:`binlake.merge.swaps`); else it
+  re-synchronises the table from the source (an automatic whole-table resync; until its chunks
+  are applied the rows of the old table stay, changed by the stream from the swap on: never
+  empty, but half-old);
 * ``GONE``: no name maps to ``L`` any more (``t TO t_old`` with ``t_old`` not mapping to ``L``):
   applied as ``DROP TABLE`` under the old name;
 * ``UNCHANGED``: the statement does not concern ``L``.

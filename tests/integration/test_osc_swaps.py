@@ -20,10 +20,13 @@ from conftest import include_schema_rules
 from merge_helpers import run_merge
 from stream_tables import caught_up, lake_columns, lake_rows, source_rows
 from test_merge_replay_kill import kill_after_commits
+from test_merge_swaps import versions_of_t
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.lake import Lake, table_key
+from binlake.merge.autoresync import read_requests
+from binlake.merge.summary import TableName
 from binlake.merge.target import is_delta_table
 
 pytestmark = pytest.mark.spark
@@ -47,8 +50,9 @@ def replicating(mariadb: LocalMariaDB, db: str, lake_dir: Path, make_config: Any
     return config, capture
 
 
-def gh_ost(mariadb: LocalMariaDB, db: str) -> None:
-    """gh-ost's statements (its own comments kept), with the row changes it applies to the ghost."""
+def gh_ost(mariadb: LocalMariaDB, db: str, at_swap: list[tuple[Any, ...]] | None = None) -> None:
+    """gh-ost's statements (its own comments kept), with the row changes it applies to the ghost;
+    ``at_swap`` receives the ghost's rows just before the swap (the new ``t`` at the RENAME)."""
     run = lambda sql: mariadb.execute(sql, db)  # noqa: E731
     run(f"create /* gh-ost */ table `{db}`.`_t_ghc` (id bigint auto_increment, last_update timestamp not null "
         "default current_timestamp on update current_timestamp, hint varchar(64) charset ascii not null, "
@@ -69,6 +73,8 @@ def gh_ost(mariadb: LocalMariaDB, db: str) -> None:
     run(f"replace /* gh-ost */ into `{db}`.`_t_gho` (`id`, `name`, `qty`) values (50, 'fifty', 50)")
     run("UPDATE _t_gho SET status = 'vip' WHERE id IN (5, 50)")  # the ghost's own column changes too
     run(copy % (21, 50))
+    if at_swap is not None:
+        at_swap.extend(source_rows(mariadb, db, "_t_gho"))
     run(f"rename /* gh-ost */ table `{db}`.`t` to `{db}`.`_t_del`, `{db}`.`_t_gho` to `{db}`.`t`")
     run("UPDATE t SET qty = -7, status = 'after' WHERE id = 7")  # the new t changes after the swap
     run(f"drop /* gh-ost */ table if exists `{db}`.`_t_del`")
@@ -141,10 +147,22 @@ def test_gh_ost_swap_without_the_ghost_table_selected(
 def test_gh_ost_swap_with_the_ghost_table_selected(
     mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
 ) -> None:
+    """The ghost is replicated too: the swap is applied in the lake — one commit of ``t`` holding the
+    ghost as it was at the RENAME, no resync — and no Delta version of ``t`` is half-old (each has the
+    old columns, or the new ones with the NOT NULL ``status`` never NULL; the first new one is the
+    source's ghost at the RENAME, value by value)."""
     config, capture = replicating(mariadb, source_db, lake_dir, make_config, spark, "%")
-    swap_and_check(mariadb, source_db, config, capture, spark, gh_ost)
+    at_swap: list[tuple[Any, ...]] = []
+    swap_and_check(mariadb, source_db, config, capture, spark, lambda m, db: gh_ost(m, db, at_swap))
     for helper in ("_t_gho", "_t_del", "_t_ghc"):  # gone from the source: empty in the lake (as DROP TABLE)
         assert no_rows(spark, config, source_db, helper), helper
+    lake = Lake.from_config(config)
+    assert read_requests(lake, TableName(source_db, "t", source_db, "t")) == []
+    versions = versions_of_t(spark, lake.uri(table_key(source_db, "t")))
+    new = [rows for _, columns, rows in versions if columns == ["id", "name", "qty", "status"]]
+    assert all(columns in (["id", "name", "qty"], ["id", "name", "qty", "status"]) for _, columns, _ in versions)
+    assert new and new[0] == sorted(at_swap), (new[0], at_swap)
+    assert all(row[3] is not None for rows in new for row in rows)
 
 
 @pytest.mark.slow
