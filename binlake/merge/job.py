@@ -148,7 +148,8 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
                            features=TableFeatures.of(config.lake))
     auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
     auto.check()
-    registration = RegistrationRunner(config)  # lake tables by name, in a process of its own
+    # lake tables by name, in a process of its own; an --available-now run registers once, at its end
+    registration = RegistrationRunner(config, deferred=available_now)
     registration.request("merge start")
     query = start(spark, config, available_now, clock, after_commit, resync, registration)
     if not available_now:

@@ -40,7 +40,7 @@ class HiveCatalog:
         databases = {row[0].lower() for row in self.spark.sql("SHOW DATABASES").collect()}
         held: dict[CatalogName, Registered] = {}
         for name in names:
-            if name.database not in databases or not self.spark.catalog.tableExists(name.table, name.database):
+            if name.database not in databases or not self.spark.catalog.tableExists(name.sql):
                 continue
             rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name.sql}").collect()
             detail = {str(row[0]): str(row[1]) for row in rows if row[0]}

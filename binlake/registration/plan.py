@@ -189,27 +189,26 @@ def plan(kind: CatalogKind, tables: Iterable[LakeTable], current: Mapping[Catalo
                                 "case): give one of them another lake name with a DMS 'rename' rule"))
             continue
         wanted[name] = group[0]
+    registered: list[CatalogName] = []
+    databases: set[tuple[str, str]] = set()
     for name, table in sorted(wanted.items()):
         held = current.get(name)
-        if held is None:
-            actions.append(Action(name, CREATE, table.location))
-        elif same_location(held.location, table.location) and held.external:
+        if held is not None and held.external and same_location(held.location, table.location):
+            registered.append(name)  # already right
             continue
-        elif held.external and _inside(held.location, lake_root):
-            actions.append(Action(name, REPLACE, table.location))
-        else:
+        if held is not None and not (held.external and _inside(held.location, lake_root)):
             refused.append((f"{table.schema}.{table.table}", f"catalog table {name} already exists at "
                             f"{held.location} ({'external' if held.external else 'managed'}), not binlake's: "
                             "binlake leaves it alone — drop or rename it to let binlake register the lake table"))
+            continue
+        actions.append(Action(name, CREATE if held is None else REPLACE, table.location))
+        databases.add((name.database, schema_location[table.schema]))
+        registered.append(name)
     for name, table in sorted(dead.items()):
         held = current.get(name)
         if name not in live and held is not None and held.external and same_location(held.location, table.location):
             actions.append(Action(name, DROP, held.location))
-    databases = sorted({(name.database, schema_location[t.schema]) for name, t in wanted.items()
-                        if any(a.name == name and a.kind != DROP for a in actions)})
-    registered = tuple(sorted(n for n in wanted if not any(r[0] == f"{wanted[n].schema}.{wanted[n].table}"
-                                                           for r in refused)))
-    return Plan(tuple(databases), tuple(actions), tuple(refused), registered)
+    return Plan(tuple(sorted(databases)), tuple(actions), tuple(refused), tuple(registered))
 
 
 def lake_table_names(entries: Iterable[CatalogEntry], states: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

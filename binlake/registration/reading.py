@@ -62,7 +62,7 @@ def table_ref(config: PipelineConfig, schema: str, table: str, spark: SparkSessi
         return TableRef(None, path, "path")
     name = catalog_name(kind, schema, table)
     if kind == CatalogKind.HIVE:
-        if spark is not None and not spark.catalog.tableExists(name.table, name.database):
+        if spark is not None and not spark.catalog.tableExists(name.sql):
             raise LookupError(f"{name} is not in the Hive metastore: run `binlake catalog sync --config …`")
         return TableRef(name.sql, path, "hive")
     from binlake.registration.glue import GlueCatalog, glue_client

@@ -3,7 +3,9 @@
 :class:`RegistrationRunner` starts ``python -m binlake.registration.worker`` (one
 :func:`~binlake.registration.sync.run_sync`, the config passed as JSON on stdin: it holds no
 secret) whenever the set of lake tables may have changed — at the merge's start, after a batch that
-applied DDL or joined a table (:func:`tables_may_have_changed`), at the end of a full load. Its own
+applied DDL or joined a table (:func:`tables_may_have_changed`), after resync chunks applied while
+the merge is idle, at the end of a full load. A ``deferred`` runner (an ``--available-now`` merge
+run) only notes requests and registers once, in :meth:`wait` at the run's end. Its own
 process (with its own SparkSession for Hive) means a metastore or Glue endpoint that is down, slow
 or refusing can delay registration only: replication never waits for it, and the merge's session
 never talks to a metastore.
@@ -56,8 +58,9 @@ class RegistrationRunner:
     ``lake.catalog: none``. Thread-safe: the merge's batch function and its main loop both call it."""
 
     def __init__(self, config: PipelineConfig, clock: Callable[[], float] = time.monotonic,
-                 command: Callable[[], list[str]] = worker_command) -> None:
+                 command: Callable[[], list[str]] = worker_command, deferred: bool = False) -> None:
         self.config = config
+        self.deferred = deferred  # requests only noted until wait() (an --available-now run: one sync at its end)
         self.enabled = config.lake.catalog != CatalogKind.NONE
         self._clock = clock
         self._command = command
@@ -115,7 +118,7 @@ class RegistrationRunner:
                 self._not_before = self._clock() + self.config.lake.catalog_retry_seconds
                 log.error("catalog registration failed (exit status %d, see its log lines and `binlake status`): "
                           "retried in %.0f s; replication goes on", code, self.config.lake.catalog_retry_seconds)
-        if self._wanted and self._clock() >= self._not_before:
+        if self._wanted and not self.deferred and self._clock() >= self._not_before:
             self._start()
 
     def _start(self) -> None:
@@ -144,6 +147,7 @@ class RegistrationRunner:
         ``lake.catalog_timeout_seconds``)."""
         if not self.enabled:
             return True
+        self.deferred = False
         deadline = self._clock() + (self.config.lake.catalog_timeout_seconds if timeout is None else timeout)
         failures = self.failures
         while self._clock() < deadline:

@@ -36,6 +36,7 @@ from binlake.registration.plan import (
     CREATE,
     DROP,
     REPLACE,
+    Action,
     CatalogName,
     CatalogNameError,
     LakeTable,
@@ -136,8 +137,7 @@ def sync(kind: CatalogKind, lake: Lake, catalog: Catalog, now: Callable[[], date
             catalog.create_database(database, location)
         for action in actions.actions:
             try:
-                {CREATE: catalog.create, REPLACE: catalog.replace}.get(action.kind, _drop(catalog))(
-                    action.name, action.location)
+                apply(catalog, action)
             except Exception as exc:  # one table's failure must not stop the others
                 log.error("catalog: %s of %s failed: %s: %s", action.kind, action.name, type(exc).__name__, exc)
                 report.failed.append({"table": str(action.name), "error": f"{type(exc).__name__}: {exc}"})
@@ -161,8 +161,16 @@ def sync(kind: CatalogKind, lake: Lake, catalog: Catalog, now: Callable[[], date
     return report
 
 
-def _drop(catalog: Catalog) -> Callable[[CatalogName, str], None]:
-    return lambda name, _location: catalog.drop(name)
+def apply(catalog: Catalog, action: Action) -> None:
+    """Make one planned change."""
+    if action.kind == CREATE:
+        catalog.create(action.name, action.location)
+    elif action.kind == REPLACE:
+        catalog.replace(action.name, action.location)
+    elif action.kind == DROP:
+        catalog.drop(action.name)
+    else:
+        raise ValueError(f"unknown catalog action {action.kind!r}")
 
 
 def write_report(lake: Lake, report: SyncReport) -> None:

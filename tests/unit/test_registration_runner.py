@@ -111,3 +111,12 @@ def test_the_config_passed_round_trips(tmp_path: Path) -> None:
     original = config(tmp_path, glue_endpoint="http://127.0.0.1:5000")
     again = parse_config(json.loads(json.dumps(original.model_dump(mode="json"))), Path("<registration>"))
     assert again == original
+
+
+def test_deferred_requests_run_once_at_wait(tmp_path: Path) -> None:
+    runner = RegistrationRunner(config(tmp_path), command=lambda: program(tmp_path, "sys.exit(0)"), deferred=True)
+    runner.request("merge start")
+    runner.after_batch([TableMetrics(1, "shop", "u", "merged", ddl=1)])
+    runner.poll()
+    assert not runner.running and runs(tmp_path) == 0
+    assert runner.wait(30) and runs(tmp_path) == 1
