@@ -7,7 +7,7 @@ by row, value by value. The plot (PNG) and the samples (CSV, JSON) are written t
 temporary folder, whose path is printed.
 
 ``BINLAKE_SOAK_MINUTES`` shortens it for a look at the shape (the assertions hold from ~5 minutes
-with a small ``BINLAKE_SOAK_RETAIN_BATCHES``, e.g. 5, so that Spark's window fills early and the
+with a small ``BINLAKE_SOAK_RETAIN_BATCHES``, e.g. 3, so that Spark's window fills early and the
 checkpoint's series has samples).
 Files under ``_binlake/`` as a whole are printed, not asserted: the Delta logs of the metrics and
 tombstone tables are removed by Delta at day granularity (``delta.logRetentionDuration``), so they
