@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -126,6 +127,7 @@ def join_from_chunk(spark: SparkSession, lake: Lake, name: TableName, handoff: H
     through the stream up to the chunk's lsn — the merge has passed it — e.g. a table renamed onto
     a new name and not changed since): create the table with the chunk's columns and record the
     join (batch ``-1``: outside any batch), so the chunk applies and later batches merge into it."""
+    clear_unborn_log(spark, path)
     create_table(spark, path, StructType([StructField(f.name, f.dataType, True) for f in chunk.schema.fields]),
                  features, [LSN_COLUMN])
     record_join(lake, name, handoff, -1, when)
@@ -148,6 +150,29 @@ def born_schema(layout: Layout) -> StructType:
                        StructField(COMMIT_TS_COLUMN, TimestampType(), True)])
 
 
+_COMMITTED = re.compile(r"^\d{20}\.(json|checkpoint\b.*\.parquet)$")
+
+
+def clear_unborn_log(spark: SparkSession, path: str) -> None:
+    """Remove the ``_delta_log`` a creation of the Delta table at ``path`` killed before its first
+    commit left (a temporary commit file, Delta's ``_staged_commits`` folder): no version was ever
+    committed there, so no reader saw a table, and Delta refuses to create one over it
+    (``DELTA_TABLE_NOT_FOUND``: a SIGKILL of the merge while it created a born table would stop it
+    for good). Does nothing when the log holds a committed version. (Hadoop's FileSystem API, so it
+    sees the hidden temporary files on any store.)"""
+    if spark._jvm is None:
+        return
+    folder = spark._jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    fs = folder.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(folder):
+        return
+    names = [status.getPath().getName() for status in fs.listStatus(folder)]
+    if any(_COMMITTED.match(name) for name in names):
+        return
+    log.warning("%s: removing the log of a table creation that never committed (%s)", path, ", ".join(names))
+    fs.delete(folder, True)
+
+
 def create_born_table(ctx: MergeContext, path: str, changes: TableChanges, after_lsn: int) -> bool:
     """Create the Delta table of a born table from its first row's layout; False when the batch
     holds no row of it yet (the table stays :data:`CREATED`)."""
@@ -157,6 +182,7 @@ def create_born_table(ctx: MergeContext, path: str, changes: TableChanges, after
     schema = born_schema(layout)
     keys = set(layout.key_columns) if layout.has_primary_key else set()
     stats_on = [f.name for f in schema.fields if f.name in keys and has_stats(f.dataType)]
+    clear_unborn_log(ctx.spark, path)
     create_table(ctx.spark, path, schema, ctx.features, [*stats_on, LSN_COLUMN])
     log.info("%s: created Delta table %s (%d column(s), from the first row's layout)", changes.name.qualified,
              path, len(layout.columns))

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from merge_helpers import LAYOUT, Source, load_table, merge_config, rows, run_merge
+from merge_helpers import LAYOUT, Source, load_table, merge_config, rows, run_merge, spark_schema
 from merge_helpers import lsn as merge_lsn
 
 from binlake.changelog import EventChanges
 from binlake.lake import Lake
 from binlake.merge.autoresync import read_requests
+from binlake.merge.birth import clear_unborn_log
 from binlake.merge.summary import TableName
 from binlake.merge.swapstep import HANDOVER_LSN, HANDOVER_VERSION
 from binlake.merge.target import TRUNCATE_LSN, TargetTable, is_delta_table
+from binlake.snapshot.delta import create_table
+from binlake.tablefeatures import DEFAULT
 
 pytestmark = pytest.mark.spark
 
@@ -151,3 +154,20 @@ def test_a_ghost_with_an_unserved_resync_is_not_swapped_in(spark: Any, lake_dir:
     assert request.lsn == merge_lsn(120)
     assert TargetTable.load(spark, lake.uri("shop/_t_gho")).properties[HANDOVER_VERSION] == "-1"
     assert {row[0] for row in rows(spark, path)} == {1, 2, 4, 9}  # the stream's changes after the swap, old rows
+
+
+def test_a_born_table_whose_creation_was_killed_before_its_first_commit_is_created_again(
+        spark: Any, lake_dir: Path) -> None:
+    """What a SIGKILL in the middle of creating a born table leaves (seen in the slow gh-ost kill
+    test: ``_delta_log`` with only a temporary commit file and ``_staged_commits``) is removed, so
+    the retry creates the table instead of failing with DELTA_TABLE_NOT_FOUND for ever."""
+    log = lake_dir / "shop" / "_t_ghc" / "_delta_log"
+    (log / "_staged_commits").mkdir(parents=True)
+    (log / ".00000000000000000000.json.7a1eeae0.tmp").write_text('{"commitInfo":{}}\n')
+    path = str(log.parent)
+    clear_unborn_log(spark, path)
+    assert not log.exists()
+    create_table(spark, path, spark_schema(LAYOUT), DEFAULT)
+    assert is_delta_table(spark, path) and rows(spark, path) == []
+    clear_unborn_log(spark, path)  # a committed table is never touched
+    assert is_delta_table(spark, path)
