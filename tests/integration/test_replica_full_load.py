@@ -1,5 +1,7 @@
 """A full load read from a GTID replica (``full_load.source``) while the capture reads the primary:
-chunks labelled in the primary's change-log order from the replica's GTIDs (binlake.snapshot.replica).
+chunks labelled in the primary's change-log order from the replica's GTIDs (binlake.snapshot.replica),
+or — MySQL's way, forced here with ``full_load.snapshot_method: watermark`` — with the primary's binlog
+end once the replica shows a signal committed on the primary after it (binlake.snapshot.replicasignal).
 
 Two real MariaDB servers in GTID replication (:mod:`failover_support`, the primary's binlog numbers
 ahead of the replica's, so a replica position taken for a primary one would be visibly wrong).
@@ -8,16 +10,27 @@ ahead of the replica's, so a replica position taken for a primary one would be v
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from capture_support import CaptureThread, captured, wait_for
-from failover_support import PRIMARY_ID, REPLICA_ID, checkpoint_at, pipeline, run_sql, server_pair, wait_caught_up
+from failover_support import (
+    PRIMARY_ID,
+    REPLICA_ID,
+    checkpoint_at,
+    pipeline,
+    run_sql,
+    server_pair,
+    table_rows,
+    wait_caught_up,
+)
 
 from binlake.capture.history import load_registry
-from binlake.config import PipelineConfig
+from binlake.config import PipelineConfig, parse_config
 from binlake.demo.sample import create_sample
 from binlake.demo.workload import Workload
 from binlake.devdb import LocalMariaDB
@@ -27,10 +40,13 @@ from binlake.positions import split_lsn
 from binlake.snapshot.job import run_full_load
 from binlake.snapshot.replica import ReplicaError, open_replica
 from binlake.snapshot.replicalabel import Held
+from binlake.snapshot.replicasignal import open_signalled_replica
 from binlake.snapshot.state import TableState
 from binlake.source import connect
 
 DB = "shop"
+SIGNAL = "binlake_signal"
+NEVER = 600.0  # full_load.watermark_settle_seconds: a load that waited it would time the test out
 
 
 def _reading_replica(config: PipelineConfig, replica: LocalMariaDB, **full_load: Any) -> PipelineConfig:
@@ -154,3 +170,75 @@ def test_full_load_from_a_replica_under_workload_equals_the_primary(
                  r.updated_at.strftime("%Y-%m-%d %H:%M:%S.%f"))
                 for r in lake_items.orderBy("order_id", "line_no").collect()] == [tuple(_normal(v) for v in row)
                                                                                  for row in items]
+
+
+@pytest.mark.spark
+@pytest.mark.slow  # two servers, a capture and a load: 80 s measured on the loaded machine (load average 16)
+def test_forced_mysql_replica_load_waits_for_the_primarys_signal_and_equals_the_primary(
+        tmp_path: Path, spark: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Each chunk's snapshot starts on the replica only once the signal committed on the primary after the
+    chunk's label W is visible there: with the replica's applier stopped behind updates the load waits (no
+    settle wait: it is ten minutes here), and a snapshot labelled W holds them; a signal that never comes
+    stops the labeller naming the stopped applier."""
+    with server_pair(tmp_path / "servers") as (primary, replica):
+        primary.execute(f"CREATE DATABASE {DB}")
+        run_sql(primary, DB, "CREATE TABLE items (id INT PRIMARY KEY, qty INT, note VARCHAR(20))",
+                "INSERT INTO items SELECT seq, seq, CONCAT('n', seq) FROM seq_1_to_300")
+        data = pipeline(tmp_path / "lake", primary, DB).model_dump(mode="json")
+        data["full_load"].update(chunk_rows=1000, snapshot_method="watermark", watermark_settle_seconds=NEVER,
+                                 signal_table=f"{DB}.{SIGNAL}")
+        config = parse_config(data, Path("failover.yaml"))  # parsed: the signal table's exclude rule is added
+        reading = _reading_replica(config, replica, replica_wait_seconds=30)
+        replica_source = reading.full_load.source
+        assert replica_source is not None
+        lake = Lake.from_config(config)
+        capture = CaptureThread(config).start()
+        try:
+            wait_for(lambda: capture.error is not None or bool(load_registry(lake).histories), 30, "the capture")
+            wait_caught_up(primary, replica)
+            replica.execute("STOP SLAVE SQL_THREAD")  # the replica holds none of these yet:
+            run_sql(primary, DB, *[f"UPDATE items SET qty = qty + 1000, note = 'late' WHERE id = {i}"
+                                   for i in range(1, 21)], "DELETE FROM items WHERE id = 300",
+                    "INSERT INTO items VALUES (301, 301, 'new')")
+
+            impatient = reading.full_load.model_copy(update={"replica_wait_seconds": 1.0})
+            with connect(replica_source) as conn:
+                _, labeller = open_signalled_replica(
+                    conn, lambda: connect(replica_source), lambda: connect(config.source), load_registry(lake),
+                    reading.model_copy(update={"full_load": impatient}), "not the captured server")
+            with pytest.raises(ReplicaError, match=r"not reached the replica .*SQL thread running: No"):
+                labeller()
+
+            failures: list[BaseException] = []
+
+            def load() -> None:
+                try:
+                    run_full_load(reading, spark)
+                except BaseException as exc:
+                    failures.append(exc)
+
+            with caplog.at_level(logging.INFO, logger="binlake"):
+                loader = threading.Thread(target=load, daemon=True)
+                loader.start()
+                time.sleep(3)
+                assert loader.is_alive() and not failures, failures  # waiting for the signal, not reading
+                assert not lake.exists(snapshot_state_key(DB, "items"))
+                replica.execute("START SLAVE SQL_THREAD")
+                loader.join(180)
+            assert not loader.is_alive() and not failures, failures
+            assert "once the replica shows a signal committed on the primary" in caplog.text
+            assert "without full_load.signal_table" not in caplog.text
+            signals = f"SELECT signaller, token FROM `{DB}`.`{SIGNAL}`"
+            assert replica.execute(signals) == primary.execute(signals)  # the last chunk's signal reached it
+            _capture_to_end(config, primary)
+        finally:
+            capture.stop()
+
+        state = TableState.from_json(lake.get_bytes(snapshot_state_key(DB, "items")))
+        assert len(state.chunks) == 1 and state.source_server_id == PRIMARY_ID
+        late = max(r["lsn"] for r in captured(config) if r["source_table"] == "items")
+        assert all(c.position is not None and c.position.lsn > late for c in state.chunks)  # labelled after the lag
+        # nothing changed after the label: the loaded snapshot alone must equal the primary (it holds the lag)
+        rows = spark.read.format("delta").load(lake.uri(table_key(DB, "items"))).orderBy("id").collect()
+        assert [(r.id, r.qty, r.note) for r in rows] == table_rows(primary, DB, "items")
+        assert not lake.exists(table_key(DB, SIGNAL))
