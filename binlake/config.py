@@ -305,7 +305,8 @@ class FullLoadConfig(_Frozen):
     replica_wait_seconds: float = Field(
         300.0, gt=0,
         description="full_load.source is a replica: how long a chunk waits for the capture's checkpoint to pass "
-        "the replica's GTID position before the load stops with an error.",
+        "the replica's GTID position (with full_load.signal_table and the watermark method: for the signal committed "
+        "on the primary to appear on the replica) before the load stops with an error.",
     )
     watermark_settle_seconds: float = Field(
         0.5, ge=0,
