@@ -129,7 +129,8 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     clear_unstarted_checkpoint(spark, lake)
     migrate_file_source_checkpoint(spark, lake)
     writer = (read_changelog_stream(spark, config.lake, config.merge.max_files_per_batch).writeStream
-              .foreachBatch(on_records(lake, resync.wrap(processor)))
+              .foreachBatch(on_records(lake, resync.wrap(
+                  processor, registration.after_chunks if registration is not None else None)))
               .option("checkpointLocation", lake.uri(MERGE_CHECKPOINT_DIR))
               .queryName(f"binlake-merge-{config.name}"))
     if available_now:

@@ -208,11 +208,15 @@ class ResyncApplier:
         self.lock = threading.Lock()
         self._finished: set[str] = set()
 
-    def wrap(self, processor: Callable[[DataFrame, int], object]) -> Callable[[DataFrame, int], None]:
+    def wrap(self, processor: Callable[[DataFrame, int], object],
+             after_chunks: Callable[[int], None] | None = None) -> Callable[[DataFrame, int], None]:
+        """``after_chunks``: told how many chunks a batch's call applied, when any (registration)."""
         def run(batch: DataFrame, batch_id: int) -> None:
             with self.lock:
                 processor(batch, batch_id)
-                self.apply_due()
+                applied = self.apply_due()
+            if applied and after_chunks is not None:
+                after_chunks(applied)
 
         return run
 

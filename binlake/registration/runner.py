@@ -3,8 +3,8 @@
 :class:`RegistrationRunner` starts ``python -m binlake.registration.worker`` (one
 :func:`~binlake.registration.sync.run_sync`, the config passed as JSON on stdin: it holds no
 secret) whenever the set of lake tables may have changed — at the merge's start, after a batch that
-applied DDL or joined a table (:func:`tables_may_have_changed`), after resync chunks applied while
-the merge is idle, at the end of a full load. A ``deferred`` runner (an ``--available-now`` merge
+applied DDL or joined a table (:func:`tables_may_have_changed`), after resync chunks the merge
+applied (:meth:`after_chunks`), at the end of a full load. A ``deferred`` runner (an ``--available-now`` merge
 run) only notes requests and registers once, in :meth:`wait` at the run's end. Its own
 process (with its own SparkSession for Hive) means a metastore or Glue endpoint that is down, slow
 or refusing can delay registration only: replication never waits for it, and the merge's session
@@ -89,6 +89,14 @@ class RegistrationRunner:
                 self.request("a merge batch applied DDL or joined a table")
             else:
                 self.poll()
+        except Exception:
+            log.exception("catalog registration could not be requested (replication goes on)")
+
+    def after_chunks(self, applied: int) -> None:
+        """The merge's hook after resync chunks were applied: one may have created the Delta table of a
+        table born in the stream (:func:`binlake.merge.birth.join_from_chunk`). Never raises."""
+        try:
+            self.request(f"{applied} resync chunk(s) applied")
         except Exception:
             log.exception("catalog registration could not be requested (replication goes on)")
 

@@ -120,3 +120,9 @@ def test_deferred_requests_run_once_at_wait(tmp_path: Path) -> None:
     runner.poll()
     assert not runner.running and runs(tmp_path) == 0
     assert runner.wait(30) and runs(tmp_path) == 1
+
+
+def test_applied_resync_chunks_ask_for_registration(tmp_path: Path) -> None:
+    runner = RegistrationRunner(config(tmp_path), command=lambda: program(tmp_path, "sys.exit(0)"))
+    runner.after_chunks(2)
+    assert runner.wait(30) and runs(tmp_path) == 1
