@@ -53,6 +53,7 @@ log = logging.getLogger("binlake.snapshot")
 
 POLL_SECONDS = 0.05  # the signal usually arrives within milliseconds of its commit
 ER_NO_SUCH_TABLE = 1146
+ER_ACCESS_DENIED = (1142, 1044)  # table / database access denied
 
 
 def uses_signal(method: SnapshotMethod, signal_table: str) -> bool:
@@ -125,17 +126,22 @@ def signalled_label(read_end: Callable[[], BinlogPosition], commit_signal: Calla
 
 
 def token_on(conn: Connection, signal: Signal) -> str | None:
-    """The replica's token of ``signal``'s row now (a fresh read: the transaction ends after it)."""
+    """The replica's token of ``signal``'s row now (a fresh read: the transaction ends after it).
+    Raises :class:`ReplicaError` with the GRANT when the replica's user may not read the table."""
     try:
         with conn.cursor() as cur:
             cur.execute(signal.select_sql(), (signal.signaller,))
             row = cur.fetchone()
-    except pymysql.err.ProgrammingError as exc:
-        if exc.args and exc.args[0] == ER_NO_SUCH_TABLE:
-            return None  # not replicated yet (or filtered: the wait names it)
-        raise
-    finally:
         conn.commit()
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args else None
+        if code == ER_NO_SUCH_TABLE:
+            return None  # not replicated yet (or filtered: the wait names it)
+        if code in ER_ACCESS_DENIED:
+            raise ReplicaError(f"full_load.source's user may not read the signal table {signal.table.qualified} on "
+                               f"the replica ({exc.args[-1]}): GRANT SELECT ON {signal.table.qualified} to it (on "
+                               "the primary: grants replicate)") from None
+        raise
     return None if row is None else str(row[0])
 
 

@@ -3,13 +3,15 @@ its steps, the commit-order checks, and the wait for the signal on the replica."
 
 from __future__ import annotations
 
+import pymysql
 import pytest
 
 from binlake.capture.history import FIRST_START, History
 from binlake.config import SnapshotMethod
 from binlake.positions import BinlogPosition
 from binlake.snapshot.replica import ReplicaError, ReplicaFacts, replica_problems
-from binlake.snapshot.replicasignal import order_problems, signalled_label, uses_signal, wait_visible
+from binlake.snapshot.replicasignal import order_problems, signalled_label, token_on, uses_signal, wait_visible
+from binlake.snapshot.signal import Signal, SignalTable
 
 PRIMARY = History(0, 11, FIRST_START, BinlogPosition.of("binlog.000005", 4))
 STATUS = {"Source_Server_Id": 11}
@@ -103,3 +105,46 @@ def test_a_signal_that_never_arrives_stops_the_chunk_naming_lag_a_stopped_applie
     assert "full_load.replica_wait_seconds = 2" in message and "SQL thread running: No" in message
     assert all(cause in message for cause in ("lags", "applier (SQL) thread is stopped", "replication filter"))
     assert 2 <= clock.now < 2.2
+
+
+class Replica:
+    """A stand-in for the replica's connection: its cursor answers one query or raises ``error``."""
+
+    def __init__(self, token: str | None = None, error: Exception | None = None) -> None:
+        self.token, self.error, self.commits = token, error, 0
+        self.queries: list[tuple[str, object]] = []
+
+    def cursor(self) -> Replica:
+        return self
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def execute(self, sql: str, args: object) -> None:
+        self.queries.append((sql, args))
+        if self.error is not None:
+            raise self.error
+
+    def fetchone(self) -> tuple[str] | None:
+        return None if self.token is None else (self.token,)
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
+SIGNALLER = Signal(SignalTable("binlake", "binlake_signal"), "shop:full-load")
+
+
+def test_the_replica_is_read_afresh_each_poll_and_a_missing_table_is_not_there_yet() -> None:
+    replica = Replica("t1")
+    assert token_on(replica, SIGNALLER) == "t1"  # type: ignore[arg-type]
+    assert replica.commits == 1  # no repeatable-read view kept across polls
+    assert replica.queries == [(SIGNALLER.select_sql(), ("shop:full-load",))]
+    missing = Replica(error=pymysql.err.ProgrammingError(1146, "Table 'binlake.binlake_signal' doesn't exist"))
+    assert token_on(missing, SIGNALLER) is None  # type: ignore[arg-type]
+    denied = Replica(error=pymysql.err.OperationalError(1142, "SELECT command denied to user 'ro'"))
+    with pytest.raises(ReplicaError, match=r"GRANT SELECT ON `binlake`.`binlake_signal`"):
+        token_on(denied, SIGNALLER)  # type: ignore[arg-type]
