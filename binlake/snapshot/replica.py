@@ -11,7 +11,9 @@ completes the chunk exactly as for the watermark method, without its timing assu
    into the replica's GTID position by ``BINLOG_GTID_POS``; every later snapshot holds at least that
    (InnoDB snapshots only grow). MySQL: ``@@GLOBAL.gtid_executed``, then the
    ``full_load.watermark_settle_seconds`` wait of the watermark method (MySQL adds a GTID there after
-   the engine commit, but binlake has not tested it on a MySQL server — see docs/full-load.md);
+   the engine commit, but binlake has not tested it on a MySQL server — see docs/full-load.md; with
+   ``full_load.signal_table`` set, :mod:`binlake.snapshot.replicasignal` labels MySQL replica chunks
+   instead, exactly and without the wait);
 2. waits (``full_load.replica_wait_seconds``) until the capture's checkpoint covers those GTIDs;
 3. translates them into the primary's order from the change log (:mod:`binlake.snapshot.replicalabel`).
 
