@@ -149,6 +149,8 @@ def test_query_notebook_runs_and_shows_the_lake(pipeline: Pipeline, mariadb: Loc
     assert travel["max_lsn_now"] > travel["max_lsn_after_full_load"]
     change_summary = next(t for t in texts if "_change_type" in t)
     assert "update_postimage" in change_summary and "insert" in change_summary
+    polars = ast.literal_eval(next(t for t in texts if "polars_rows" in t))  # the same table read by polars
+    assert polars["polars_rows"] == trans_count and polars["polars_amount_sum"] == polars["spark_amount_sum"]
 
 
 def test_lag_notebook_draws_the_chart(pipeline: Pipeline, tmp_path: Path) -> None:
