@@ -52,7 +52,7 @@ from binlake.merge.upsert import MergeCounts
 from binlake.progress import read_progress
 from binlake.resync import store
 from binlake.resync.manifest import AppliedChunk, Resync, ResyncChunk, chunk_app_id, due_chunks
-from binlake.resync.ranges import lake_range_sql
+from binlake.resync.ranges import lake_range_sql, lake_skipping_sql
 from binlake.tablefeatures import DEFAULT as DEFAULT_FEATURES
 from binlake.tablefeatures import TableFeatures
 
@@ -80,6 +80,7 @@ class ChunkTarget:
     columns: dict[str, str]  # lake source columns → Spark type
     floor: int
     range_sql: str  # Spark SQL: the lake row is in the chunk's range (columns qualified by ``t.``)
+    prune_sql: str = "TRUE"  # implied by range_sql, on key statistics: what Delta skips files by
 
 
 def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target: ChunkTarget, data: DataFrame,
@@ -96,7 +97,7 @@ def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target:
     key = target.key
     lake = spark.read.format("delta").load(target.path).alias("t")
     condition = chunk_condition(key, chunk.lsn)
-    in_range = f"({target.range_sql}) AND {condition['delete']}"
+    in_range = f"{target.prune_sql} AND ({target.range_sql}) AND {condition['delete']}"  # pruned by statistics
     rows = _aligned(data, target.columns).persist()
     try:
         gone = (lake.where(F.expr(in_range))
@@ -121,7 +122,7 @@ def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target:
         values[COMMIT_TS_COLUMN] = f"s.{COMMIT_TS_COLUMN}"
         with idempotent(spark, app_id, 0):
             result = (DeltaTable.forPath(spark, target.path).alias("t")
-                      .merge(source.alias("s"), f"{condition['on']} AND ({target.range_sql})")
+                      .merge(source.alias("s"), f"{condition['on']} AND {target.prune_sql} AND ({target.range_sql})")
                       .whenMatchedDelete(condition=f"s.{_GONE} AND {condition['delete']}")
                       .whenMatchedUpdate(condition=f"NOT s.{_GONE} AND {condition['update']}", set=values)
                       .whenNotMatchedInsert(condition=f"NOT s.{_GONE}", values=values)
@@ -289,7 +290,8 @@ class ResyncApplier:
         key = [_lake_name(table, k) for k in resync.key_columns]
         in_range = lake_range_sql(chunk.range, resync.keys, "t")
         return ChunkTarget(path, self.lake.uri(tombstones_key(resync.schema, resync.table)), key,
-                           dict(table.source_columns), table.truncate_lsn, in_range)
+                           dict(table.source_columns), table.truncate_lsn, in_range,
+                           lake_skipping_sql(chunk.range, resync.keys, "t"))
 
 
 def _lake_name(table: TargetTable, column: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from binlake.chunks import ChunkRange
-from binlake.typemap import ColumnType
+from binlake.typemap import ColumnType, spark_type
 from binlake.validation.canonical import LakeKey, NotExact, lake_chunk_index_sql, spark_column
 
 
@@ -59,6 +59,26 @@ def lake_range_sql(chunk: ChunkRange, keys: Sequence[ResyncKey], qualifier: str 
     else:
         parts, index = [ChunkRange(None, chunk.start), chunk, ChunkRange(chunk.end, None)], 1
     return f"(({lake_chunk_index_sql(parts, _lake_keys(keys, qualifier))}) = {index})"
+
+
+_INTEGER_SUFFIX = {"tinyint": "Y", "smallint": "S", "int": "", "bigint": "L"}  # Spark typed literals
+
+
+def lake_skipping_sql(chunk: ChunkRange, keys: Sequence[ResyncKey], qualifier: str | None = None) -> str:
+    """Spark SQL implied by :func:`lake_range_sql` that Delta's data skipping can evaluate on a file's
+    min/max statistics: ``start[0] <= k1 <= end[0]`` on the leading key column, as literals of the
+    column's own lake type (the range expression itself is a CASE, which data skipping cannot use).
+    Only for a leading column whose lake type is a Spark integer type; ``TRUE`` otherwise and for the
+    whole key space. AND it with the range: it never excludes a row of the range."""
+    if not keys or chunk.is_whole:
+        return "TRUE"
+    suffix = _INTEGER_SUFFIX.get(spark_type(ColumnType.parse(keys[0].type)).lower())
+    if suffix is None:
+        return "TRUE"
+    column = _lake_keys(keys[:1], qualifier)[0].column
+    terms = [f"{column} {op} {int(bound[0])}{suffix}" for op, bound in ((">=", chunk.start), ("<=", chunk.end))
+             if bound is not None and isinstance(bound[0], int) and not isinstance(bound[0], bool)]
+    return " AND ".join(terms) or "TRUE"
 
 
 def exact_problem(ranges: Sequence[ChunkRange], keys: Sequence[ResyncKey]) -> str | None:
