@@ -175,7 +175,6 @@ class LakeConfig(_Frozen):
         description="Longest wait between two retries (the waits start at 0.5 s and double): with the defaults "
         "the capture waits about 3 minutes for the lake before it stops.",
     )
-
     catalog: CatalogKind = Field(
         CatalogKind.NONE,
         description="Register every lake table by name as an external Delta table (database = lake schema, "
