@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
+from capture_support import CaptureThread, wait_for, write_config
 from conftest import include_schema_rules
 from merge_helpers import rows, run_merge
+from stream_tables import caught_up
 
 from binlake.chunks import ChunkRange
 from binlake.config import PipelineConfig
@@ -41,22 +42,6 @@ pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[2]
 
 ITEMS = "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20), qty INT)"
-
-
-def _caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
-    """Wait until the capture's checkpoint is at the binlog end (an unselected table moves it on)."""
-    mariadb.execute("CREATE DATABASE IF NOT EXISTS beats")
-    mariadb.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
-    end = master_position(mariadb)
-
-    def reached() -> bool:
-        if capture.error is not None or checkpoint_reached(config, end)():
-            return True
-        mariadb.execute("INSERT INTO beats.beat VALUES ()")
-        return False
-
-    wait_for(reached, 60, "the capture to reach the binlog end")
-    assert capture.error is None
 
 
 def _rounds(spark: Any, config: PipelineConfig, rounds: int, repair: bool) -> list[Sequence[TableValidation]]:
@@ -96,7 +81,7 @@ def test_the_verifier_records_verified_as_of_finds_a_corrupted_chunk_and_repairs
     try:
         run_full_load(config, spark)
         mariadb.execute("UPDATE items SET name = 'streamed' WHERE id = 900", source_db)  # the merge joins the table
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
         end = source_end_lsn(config)
 
@@ -135,7 +120,7 @@ def test_the_verifier_records_verified_as_of_finds_a_corrupted_chunk_and_repairs
         assert f"repair resync {differs.last_run.repair} started" in text
 
         # the merge applies the repair's one chunk; the next round finds the table equal again
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
         (again,) = _rounds(spark, config, 1, repair=True)
         assert [r.status for r in again] == ["OK"]
