@@ -62,7 +62,7 @@ def test_every_type_reads_the_same_with_arrow_as_with_jdbc(
     load_both(spark, make_config, tmp_path, source_db, ["types"], chunk_rows=2)
 
 
-ARROW_DEFAULT_FILES = ("debezium__regression_test.sql", "debezium__json_test.sql")
+ARROW_DEFAULT_FILES = ("debezium__json_test.sql",)
 """Of the pipeline's default peer files, those the default suite reads both ways (the rest: slow)."""
 
 

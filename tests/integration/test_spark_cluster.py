@@ -41,6 +41,7 @@ def submit(cluster: StandaloneCluster, script: str, config_path: Path, *args: st
     return output
 
 
+@pytest.mark.slow  # ~2 minutes: a standalone master and worker (two more JVMs) besides the jobs
 def test_full_load_and_merge_on_a_standalone_cluster(
     cluster: StandaloneCluster, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any,
     spark: Any, tmp_path: Path,
