@@ -31,6 +31,11 @@ LAYOUT: list[Column] = [("id", "bigint", True), ("name", "varchar", False), ("qt
 T0 = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
 
 
+def r(i: int, name: str, qty: int) -> dict[str, Any]:
+    """A row of the ``(id, name, qty)`` test tables, as a change-log image."""
+    return {"id": i, "name": name, "qty": qty}
+
+
 def lsn(pos: int) -> int:
     """The lsn of end position ``pos`` in the test binlog file."""
     return BinlogPosition.of(BINLOG, pos).lsn

@@ -7,15 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from merge_helpers import Source, load_table, lsn, merge_config, rows, run_merge
+from merge_helpers import Source, load_table, lsn, merge_config, r, rows, run_merge
 
 from binlake.lake import Lake, table_key
 
 pytestmark = pytest.mark.spark
-
-
-def r(i: int, name: str, qty: int) -> dict[str, Any]:
-    return {"id": i, "name": name, "qty": qty}
 
 
 def test_merge_semantics_across_batches(spark: Any, lake_dir: Path) -> None:

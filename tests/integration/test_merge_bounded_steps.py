@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from capture_support import write_config
 from delta.tables import DeltaTable
-from merge_helpers import Source, load_table, merge_config, rows, run_merge
+from merge_helpers import Source, load_table, merge_config, r, rows, run_merge
 from test_merge_end_to_end import Group
 
 from binlake.lake import Lake
@@ -26,10 +26,6 @@ from binlake.merge.summary import BUCKET_BITS
 pytestmark = pytest.mark.spark
 
 BUCKET = 1 << BUCKET_BITS  # one lsn bucket apart: the plan may cut between any two events
-
-
-def r(i: int, name: str, qty: int) -> dict[str, Any]:
-    return {"id": i, "name": name, "qty": qty}
 
 
 class Model:

@@ -9,17 +9,13 @@ from typing import Any
 
 import pytest
 from delta.tables import DeltaTable
-from merge_helpers import LAYOUT, Source, load_table, lsn, merge_config, rows, run_merge
+from merge_helpers import LAYOUT, Source, load_table, lsn, merge_config, r, rows, run_merge
 
 from binlake.lake import MERGE_METRICS_DIR, MERGE_STATUS_KEY, Lake, tombstones_key
 
 pytestmark = pytest.mark.spark
 
 WITH_NOTE = [*LAYOUT, ("note", "varchar", False)]
-
-
-def r(i: int, name: str, qty: int) -> dict[str, Any]:
-    return {"id": i, "name": name, "qty": qty}
 
 
 def merges(spark: Any, path: str) -> int:

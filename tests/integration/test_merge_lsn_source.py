@@ -10,15 +10,11 @@ from typing import Any
 
 import pytest
 from delta.tables import DeltaTable
-from merge_helpers import Source, load_table, merge_config, rows, run_merge
+from merge_helpers import Source, load_table, merge_config, r, rows, run_merge
 
 from binlake.lake import MERGE_METRICS_DIR, Lake
 
 pytestmark = pytest.mark.spark
-
-
-def r(i: int, name: str, qty: int) -> dict[str, Any]:
-    return {"id": i, "name": name, "qty": qty}
 
 
 def test_a_re_written_file_below_the_offset_is_read_above_it_only(spark: Any, lake_dir: Path) -> None:

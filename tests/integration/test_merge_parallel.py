@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from merge_helpers import Source, load_table, merge_config, rows, run_merge
+from merge_helpers import Source, load_table, merge_config, r, rows, run_merge
 
 from binlake.lake import Lake
 from binlake.merge.job import checkpoint_app_id
@@ -19,10 +19,6 @@ pytestmark = pytest.mark.spark
 
 TABLES = [f"p{i}" for i in range(4)]
 TRUNCATED = {"p0", "p2"}  # a wipe, then rows: steps 0 (tagged DELETE) and 1 (MERGE)
-
-
-def r(i: int, name: str, qty: int) -> dict[str, Any]:
-    return {"id": i, "name": name, "qty": qty}
 
 
 def commits(table_path: Path, after: int) -> list[tuple[str, tuple[str, int] | None]]:

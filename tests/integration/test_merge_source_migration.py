@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from delta.tables import DeltaTable
-from merge_helpers import Source, load_table, merge_config, rows, run_merge
+from merge_helpers import Source, load_table, merge_config, r, rows, run_merge
 from pyspark.sql import DataFrame, SparkSession
 
 from binlake.config import LakeConfig
@@ -26,10 +26,6 @@ def file_source_stream(spark: SparkSession, lake: LakeConfig, max_files: int) ->
     """The merge stream of binlake before ``binlake.merge.stream``: Spark's file source over the change log."""
     return (spark.readStream.schema(CHANGELOG_SPARK_SCHEMA).option("maxFilesPerTrigger", max_files)
             .option("pathGlobFilter", "*.parquet").parquet(Lake(lake.root).uri(CHANGELOG_DIR)))
-
-
-def r(i: int, name: str, qty: int) -> dict[str, Any]:
-    return {"id": i, "name": name, "qty": qty}
 
 
 def merges(spark: Any, path: str) -> int:
