@@ -39,6 +39,16 @@ Semantics (as in DMS):
 * ``add-column`` (:mod:`binlake.addcolumn`: constants, ``$AR_H_COMMIT_TIMESTAMP``,
   ``$AR_H_OPERATION``) adds :attr:`TableTarget.added_columns` to every table its locator matches,
   in ``rule-id`` order; other expressions are refused by name.
+* Online schema change helper tables (:mod:`binlake.osc`): a table that gh-ost or
+  pt-online-schema-change names as the helper of a table the rules select (``_t_gho``, ``_t_del``,
+  ``_t_new``, ``_t_old`` of ``t``) is selected with it, unless an ``exclude`` rule matches the
+  helper's own name — whatever the rules say of that name otherwise. It gets the table's treatment,
+  not its own: the target schema of ``t``, the target table ``prefix + target of t + suffix``
+  (``_t_gho`` → ``_<target of t>_gho``), and the column rules, row filter and ``add-column`` columns
+  of ``t`` (:attr:`TableTarget.helper`). So its lake rows are what lake ``t``'s rows must be, and the
+  merge applies the tool's ``RENAME`` swap in the lake (:mod:`binlake.merge.swaps`). gh-ost's
+  changelog ``_t_ghc`` (its heartbeat and state rows, no row of ``t``) is not selected. A helper of
+  a helper is not (the table must be selected by the rules under its own name).
 * ``table-settings`` rules (DMS load tuning) are accepted and ignored. Anything else —
   ``change-data-type``, other rule actions and rule types — is refused with a :class:`RuleError`
   naming the rule and the part, because silently ignoring it would replicate something the user
@@ -50,10 +60,11 @@ This module is pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from binlake.addcolumn import AddColumnError, AddedColumn, parse_add_column
+from binlake.osc import Helper, readings
 from binlake.rowfilter import FilterError, RowFilter
 from binlake.wildcards import LocatorError, check_locator, matches
 
@@ -159,12 +170,20 @@ class TableTarget:
     """The rows replicated (``None``: all); source column names (see :mod:`binlake.rowfilter`)."""
     added_columns: tuple[AddedColumn, ...] = ()
     """Lake columns of ``add-column`` rules, after the source columns (see :mod:`binlake.addcolumn`)."""
+    helper: Helper | None = None
+    """Set for an online schema change helper table selected with its table (``helper.base``): the
+    rules above are that table's (module docstring)."""
+
+    @property
+    def rules_table(self) -> str:
+        """The source table name the rules were evaluated for: the helper's table, or this one."""
+        return self.helper.base if self.helper is not None else self.source_table
 
     def column_name(self, source_column: str) -> str | None:
         """The target name of a source column, or ``None`` when a rule removes it."""
         name: str | None = source_column
         for rule in self.column_rules:
-            if rule.matches(self.source_schema, self.source_table, source_column):
+            if rule.matches(self.source_schema, self.rules_table, source_column):
                 assert name is not None
                 name = rule.apply(name)
                 if name is None:
@@ -299,8 +318,16 @@ class TableMapping:
                    tuple(sorted(additions, key=lambda r: r.column.rule_id)))
 
     def is_selected(self, schema: str, table: str) -> bool:
+        """Is ``schema.table`` replicated: selected by the rules, or a helper of such a table (module
+        docstring)? The same answer as ``target_for(schema, table) is not None``."""
+        return self.target_for(schema, table) is not None
+
+    def _selected_by_rules(self, schema: str, table: str) -> bool:
         hits = [rule for rule in self.selections if rule.matches(schema, table)]
         return bool(hits) and all(rule.action != "exclude" for rule in hits)
+
+    def _excluded(self, schema: str, table: str) -> bool:
+        return any(rule.action == "exclude" and rule.matches(schema, table) for rule in self.selections)
 
     def row_filter(self, schema: str, table: str) -> RowFilter | None:
         """The source filter of a selected table (``None``: every row); :class:`RuleError` when a
@@ -335,8 +362,19 @@ class TableMapping:
         return name
 
     def target_for(self, schema: str, table: str) -> TableTarget | None:
-        """The target of source table ``schema.table``, or ``None`` when it is not selected."""
-        if not self.is_selected(schema, table):
+        """The target of source table ``schema.table``, or ``None`` when it is not selected. The one
+        selection function: the full load, the capture, the merge and validation all ask it."""
+        for helper in readings(table):
+            base = self._own_target(schema, helper.base)
+            if base is not None:
+                if not helper.carries_rows or self._excluded(schema, table):
+                    return None
+                return replace(base, source_table=table, table=helper.name_for(base.table), helper=helper)
+        return self._own_target(schema, table)
+
+    def _own_target(self, schema: str, table: str) -> TableTarget | None:
+        """The target the rules give ``schema.table`` under its own name (no helper reading)."""
+        if not self._selected_by_rules(schema, table):
             return None
         column_rules = tuple(
             rule

@@ -8,6 +8,11 @@ needs no full load, :mod:`binlake.merge.birth`), ``joined`` (the merge applies i
 ``old layout`` (an older binlake loaded it under paths that changed: migrate, see
 :mod:`binlake.catalog`), ``collision`` (another selected table has the same lake table: refused by
 the full load, the capture and the merge), ``bad name`` (the name cannot become a lake path).
+
+An online schema change helper table replicated with its table (:mod:`binlake.osc`: gh-ost's
+``_t_gho``, pt-osc's ``_t_new``, …) is no user table: its row says so (``helper``), the text lists it
+apart, after the user tables. It lives only while the tool runs; the tool's ``DROP`` empties it in the
+lake as any ``DROP TABLE`` does.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class TableRow:
     resync: str | None = None  # the latest online resync (binlake.resync), e.g. "r… applied (4 chunk(s), …)"
     waiting: str | None = None  # an automatic resync asked and not applied yet (binlake.merge.autoresync)
     verified: str | None = None  # the latest verifications (binlake.verification), e.g. "verified equal as of …"
+    helper: str | None = None  # an online schema change helper table, e.g. "gh-ost ghost table of orders"
 
 
 def _state(lake: Lake, entry: CatalogEntry) -> tuple[str, str | None]:
@@ -82,7 +88,8 @@ def table_rows(lake: Lake, targets: Sequence[TableTarget]) -> list[TableRow]:
         rows.append(TableRow(t.source_schema, t.source_table, t.schema, t.table, path, state, load_id,
                              problem[1] if problem else None, None if path is None else last_resync(lake, entry),
                              None if path is None else unapplied_resync(lake, entry),
-                             None if path is None else last_verification(lake, entry)))
+                             None if path is None else last_verification(lake, entry),
+                             t.helper.describe() if t.helper is not None else None))
     return rows
 
 
@@ -158,6 +165,7 @@ def render_text(rows: Sequence[TableRow]) -> str:
     def q(schema: str, table: str) -> str:
         return f"{schema}.{table}"
 
+    rows = [r for r in rows if r.helper is None] + [r for r in rows if r.helper is not None]
     lines = [("source table", "lake table", "state", "lake path")]
     lines += [(q(r.source_schema, r.source_table), q(r.schema, r.table), r.state, r.path or "-") for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(3)]
@@ -166,6 +174,8 @@ def render_text(rows: Sequence[TableRow]) -> str:
     resyncs = [f"  {q(r.source_schema, r.source_table)}: last resync {r.resync}" for r in rows if r.resync]
     resyncs += [f"  {q(r.source_schema, r.source_table)}: {r.waiting}" for r in rows if r.waiting]
     resyncs += [f"  {q(r.source_schema, r.source_table)}: {r.verified}" for r in rows if r.verified]
+    resyncs += [f"  {q(r.source_schema, r.source_table)}: not a user table — {r.helper}, replicated with it "
+                "while the tool runs" for r in rows if r.helper]
     problems = sorted({r.problem for r in rows if r.problem})
     return ("\n".join(text + resyncs + [f"! {p}" for p in problems]) if rows
             else "no table is selected by the table mapping")

@@ -42,7 +42,11 @@ def target(m: TableMapping) -> Any:
 def test_a_gh_ost_swap_moves_the_ghost_into_t_and_t_into_the_old_table() -> None:
     moves = handovers(rename(7), "d", target(mapping("%")))
     assert {(m.origin, m.target) for m in moves} == {(("d", "_t_gho"), ("d", "t")), (("d", "t"), ("d", "_t_del"))}
-    assert {(m.origin, m.target) for m in handovers(rename(7), "d", target(mapping("t")))} == set()  # ghost unselected
+    assert {(m.origin, m.target) for m in handovers(rename(7), "d", target(mapping("t")))} == {
+        (("d", "_t_gho"), ("d", "t")), (("d", "t"), ("d", "_t_del"))}  # t's helpers are selected with it
+    unselected = {"rule-type": "selection", "rule-id": "9", "rule-name": "no", "rule-action": "exclude",
+                  "object-locator": {"schema-name": "d", "table-name": "[_]%"}}
+    assert handovers(rename(7), "d", target(mapping("t", extra=(unselected,)))) == ()  # the ghost excluded
 
 
 def test_a_cycle_of_renames_is_never_a_swap() -> None:
@@ -70,7 +74,10 @@ def test_no_swap_without_the_ghost_in_the_batch_or_with_history_or_other_rules()
                       "rule-action": "rename", "value": "qty2",
                       "object-locator": {"schema-name": "d", "table-name": "t", "column-name": "qty"}}
     plan = swap_plan(batch, mapping("%", extra=(renamed_column,)))
-    assert swap_into(plan.swaps, ("d", "t"), 7) is None  # the ghost's lake rows would keep the name qty
+    assert swap_into(plan.swaps, ("d", "t"), 7) is not None  # the ghost is t's helper: t's column rules
+    staged = rename(7, "RENAME TABLE d.t TO d.t_before, d.stage TO d.t")
+    plan = swap_plan([changes("t", staged), changes("stage", staged)], mapping("%", extra=(renamed_column,)))
+    assert swap_into(plan.swaps, ("d", "t"), 7) is None  # stage's lake rows would keep the name qty
     assert len(plan.phases) == 1
 
 
