@@ -26,7 +26,11 @@ A table another one is renamed onto (``RENAME TABLE staging TO t``, or an online
 swap with an unselected or never-loaded ``t``) while the lake has no state of it is born the same
 way at the RENAME, and an automatic whole-table resync brings the rows it had then; if no row of it
 comes through the stream before the resync's first chunk is due, that chunk creates the Delta table
-and the join (:func:`join_from_chunk`).
+and the join (:func:`join_from_chunk`). When the RENAME is a swap the merge applies in the lake
+(:mod:`binlake.merge.swaps`: pt-osc's ``_t_old``, gh-ost's ``_t_del``, which receive ``t``'s rows)
+and the other side handed its content over exactly, there is no resync: the Delta table is created
+holding that content in one commit (:func:`binlake.merge.swapstep.create_swapped_in`), also when a
+crash left the state without the table.
 
 ``CREATE TABLE IF NOT EXISTS`` is logged by MySQL even when the table exists (MariaDB 10.11 logs it
 only when it creates the table): the birth is then not certain, so the merge also requests an
@@ -56,6 +60,7 @@ from binlake.merge.handoff import Handoff, record_join
 from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN, Layout
 from binlake.merge.renames import REPLACED, effect_of
 from binlake.merge.summary import OP_DDL, DdlRecord, LayoutGroup, TableChanges, TableName
+from binlake.merge.swapstep import born_by_swap, create_swapped_in
 from binlake.positions import BinlogPosition, split_lsn
 from binlake.snapshot.delta import create_table, has_stats
 from binlake.snapshot.loader import write_state
@@ -112,7 +117,10 @@ def record_birth(ctx: MergeContext, name: TableName, changes: TableChanges, reco
     write_state(ctx.lake, state)
     log.info("%s: created at the source at %s while replication runs: joins the merge there with an empty "
              "snapshot (no full load needed)", name.qualified, position)
-    if record is renamed:
+    if record is renamed and born_by_swap(ctx, name, record.lsn) is not None:
+        log.info("%s: born at lsn %d by an online schema change swap the lake applies: no resync", name.qualified,
+                 record.lsn)
+    elif record is renamed:
         request_resync(ctx, name, "another table was renamed onto this one: its rows are not in the lake",
                        lsn=record.lsn, statement=record.ddl)
     elif not record.certainly_new:
@@ -175,7 +183,13 @@ def clear_unborn_log(spark: SparkSession, path: str) -> None:
 
 def create_born_table(ctx: MergeContext, path: str, changes: TableChanges, after_lsn: int) -> bool:
     """Create the Delta table of a born table from its first row's layout; False when the batch
-    holds no row of it yet (the table stays :data:`CREATED`)."""
+    holds no row of it yet (the table stays :data:`CREATED`). A table born by a swap (``after_lsn``
+    is its RENAME's) is created holding the swapped-in content instead."""
+    swapped = born_by_swap(ctx, changes.name, after_lsn)
+    if swapped is not None:
+        clear_unborn_log(ctx.spark, path)
+        create_swapped_in(ctx, changes.name, path, swapped, after_lsn)
+        return True
     layout = first_layout(changes.groups, after_lsn)
     if layout is None:
         return False

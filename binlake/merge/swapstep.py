@@ -23,6 +23,13 @@ before it, like any wipe); :func:`apply_swap` applies it:
    ``overwriteSchema`` (table properties, features and history are kept). Delta skips it when an
    earlier attempt committed it.
 
+**Target born at the swap** (a name no lake table held before, that the RENAME fills with another
+lake table's content: pt-osc's ``_t_old`` — kept by ``--no-drop-old-table`` with the old table's
+rows — or gh-ost's ``_t_del``, both ``t`` before the swap): the table is born at ``R``
+(:mod:`binlake.merge.birth`), and when the origin handed over a version (:func:`born_by_swap`) its
+Delta table is created holding the origin's rows at that version in one commit
+(:func:`create_swapped_in`) — no resync, and no version of it is empty or partial.
+
 Readers of ``t`` therefore see the old table (up to the version before step 2) and then the new one
 — never a mix. The stream goes on with ``t``'s changes after ``R`` (their layout is the origin's);
 resync chunks of ``t`` read before ``R`` are skipped by the floor. The origin's Delta version stays
@@ -119,6 +126,35 @@ def mark_swaps(ctx: MergeContext, changes: TableChanges) -> TableChanges:
             record = replace(record, swap=SwapSource(move.origin, version))
         ddls.append(record)
     return changes if tuple(ddls) == changes.ddls else replace(changes, ddls=tuple(ddls))
+
+
+def born_by_swap(ctx: MergeContext, name: TableName, lsn: int) -> SwapSource | None:
+    """The planned swap that fills table ``name`` at its birth at ``lsn``, if its origin handed over an
+    exact version (module docstring, *Target born at the swap*)."""
+    move = swap_into(ctx.swaps, (name.schema, name.table), lsn)
+    version = handed_over(ctx, move.origin, lsn) if move is not None else None
+    return None if move is None or version is None else SwapSource(move.origin, version)
+
+
+def create_swapped_in(ctx: MergeContext, name: TableName, path: str, source: SwapSource, lsn: int) -> None:
+    """Create the Delta table of ``name``, born at ``lsn`` by a swap, with ``source``'s rows at its
+    version (those below ``lsn``, with their ``_binlake_lsn``/``_binlake_commit_ts``) in one commit
+    (``CREATE TABLE … AS SELECT``): the properties of a new lake table of these columns, the
+    origin's statistics columns."""
+    spark = ctx.spark
+    origin_path = ctx.lake.uri(table_key(*source.origin))
+    rows = (spark.read.format("delta").option("versionAsOf", source.version).load(origin_path)
+            .filter(F.col(LSN_COLUMN) < F.lit(lsn)))
+    properties = ctx.features.new_table_properties(rows.columns)
+    stats = TargetTable.load(spark, origin_path).properties.get(STATS_COLUMNS)
+    if stats is not None:
+        properties[STATS_COLUMNS] = stats
+    writer = rows.writeTo("delta.`" + path.replace("`", "``") + "`").using("delta")
+    for key, value in properties.items():
+        writer = writer.tableProperty(key, value)
+    writer.create()
+    log.info("%s: born at lsn %d by a swap: created holding %s as of its Delta version %d (one commit, no resync)",
+             name.qualified, lsn, ".".join(source.origin), source.version)
 
 
 def apply_swap(ctx: MergeContext, name: TableName, table: TargetTable, step: DdlStep, batch: str,

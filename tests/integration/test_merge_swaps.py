@@ -108,7 +108,11 @@ def test_a_gh_ost_swap_with_the_ghost_replicated_is_one_commit_of_t(spark: Any, 
     ghost = TargetTable.load(spark, lake.uri("shop/_t_gho"))
     assert rows(spark, ghost.path) == [] and ghost.properties[HANDOVER_LSN] == str(merge_lsn(120))
     assert TargetTable.load(spark, path).properties[TRUNCATE_LSN] == str(merge_lsn(120))
-    assert not is_delta_table(spark, lake.uri("shop/_t_del"))  # born at the swap, no row yet
+    # born at the swap holding t's rows then (gh-ost's old table; pt-osc's _t_old): one commit, no resync
+    old_t = lake.uri("shop/_t_del")
+    assert rows(spark, old_t) == [(1, "a", 1), (2, "b", 20), (4, "d", 4)]
+    assert versions_of_t(spark, old_t)[0][2] == [(1, "a", 1), (2, "b", 20), (4, "d", 4)]  # version 0 already
+    assert read_requests(lake, TableName("shop", "_t_del", "shop", "_t_del")) == []
 
 
 @pytest.mark.slow
