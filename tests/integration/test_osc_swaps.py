@@ -212,6 +212,30 @@ def test_pt_osc_swap_with_only_t_selected_is_applied_in_the_lake(
     assert no_rows(spark, config, source_db, "_t_old")
 
 
+@pytest.mark.slow  # 291 s at a load average of ~15
+def test_pt_osc_old_table_kept_is_born_by_the_swap_not_resynced(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    """pt-osc ``--no-drop-old-table``: ``_t_old`` stays at the source with the old table's rows. In
+    the lake it is born at the RENAME holding lake ``t``'s rows of then (one commit), not resynced."""
+    old_t: list[tuple[Any, ...]] = []
+
+    def swap(m: LocalMariaDB, db: str, at: list[tuple[Any, ...]], before: Callable[[], None]) -> None:
+        def before_swap() -> None:
+            old_t.extend(source_rows(m, db, "t"))
+            before()
+        pt_osc(m, db, at, before_swap, drop_old=False)
+
+    config = swapped_with_only_t_selected(mariadb, source_db, lake_dir, make_config, spark, swap, "_t_new")
+    lake = Lake.from_config(config)
+    expected = source_rows(mariadb, source_db, "_t_old")
+    assert expected == sorted(old_t) and (3, "n3", 103) in expected  # the old t, with its last changes
+    assert lake_rows(spark, config, source_db, "_t_old") == expected
+    assert versions_of_t(spark, lake.uri(table_key(source_db, "_t_old")))[0][2] == expected  # from version 0
+    old = TableName(source_db, "_t_old", source_db, "_t_old")
+    assert read_requests(lake, old) == [] and store.table_resyncs(lake, source_db, "_t_old") == []
+
+
 @pytest.mark.slow
 def test_gh_ost_swap_with_the_ghost_table_selected(
     mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
