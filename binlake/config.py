@@ -250,6 +250,7 @@ class ChunkReader(StrEnum):
     """How the full load reads a chunk (binlake.snapshot.arrowread, binlake.snapshot.reading)."""
 
     AUTO = "auto"
+    DIRECT = "direct"
     ARROW = "arrow"
     JDBC = "jdbc"
 
@@ -271,6 +272,8 @@ class FullLoadConfig(_Frozen):
         ChunkReader.JDBC,
         description="How chunks are read: jdbc (Connector/J, the default), arrow (ConnectorX inside the Spark "
         "tasks, Arrow batches: faster, opt-in until every peer corpus has passed through it — docs/full-load.md), "
+        "direct (the arrow reader, and each Spark task writes its chunk's Parquet file itself, committed with "
+        "delta-rs: fastest; local lakes, falls back to arrow elsewhere), "
         "or auto (arrow where it applies: connectorx installed and no TLS to the source — source.tls.mode "
         "disabled, or preferred against a server that offers no TLS; else jdbc).",
     )

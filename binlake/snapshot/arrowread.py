@@ -250,7 +250,8 @@ def read_chunk_arrow(spark: Any, source: ArrowSource, table: SourceTable, predic
 def choose_reader(setting: ChunkReader, tls_mode: TlsMode, server_offers_tls: bool, installed: bool) -> ChunkReader:
     """The reader for ``full_load.reader`` = ``setting``: the Arrow reader connects without TLS, so it
     is used only where the JDBC reader would not encrypt either (``disabled``, or ``preferred`` against
-    a server offering no TLS). ``arrow`` where it cannot apply is refused, naming why."""
+    a server offering no TLS). ``arrow`` or ``direct`` (the Arrow reader writing Parquet itself) where
+    it cannot apply is refused, naming why."""
     plain = tls_mode is TlsMode.DISABLED or (tls_mode is TlsMode.PREFERRED and not server_offers_tls)
     if setting is ChunkReader.JDBC:
         return ChunkReader.JDBC
@@ -259,9 +260,9 @@ def choose_reader(setting: ChunkReader, tls_mode: TlsMode, server_offers_tls: bo
     if not installed:
         why = f"connectorx {SUPPORTED_CONNECTORX[0]}x is not installed (found {connectorx_version()})"
     if why is None:
-        return ChunkReader.ARROW
-    if setting is ChunkReader.ARROW:
-        raise ValueError(f"full_load.reader is arrow, but {why}: set full_load.reader: jdbc (or auto)")
+        return ChunkReader.DIRECT if setting is ChunkReader.DIRECT else ChunkReader.ARROW
+    if setting in (ChunkReader.ARROW, ChunkReader.DIRECT):
+        raise ValueError(f"full_load.reader is {setting.value}, but {why}: set full_load.reader: jdbc (or auto)")
     return ChunkReader.JDBC
 
 

@@ -87,16 +87,24 @@ def create_table(spark: SparkSession, path: str, schema: StructType, features: T
 
     nullable = StructType([StructField(f.name, f.dataType, True) for f in schema.fields])
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable)
-    properties = features.new_table_properties(schema.fieldNames())
-    forcing = needs_column_mapping(schema.fieldNames())
+    properties = table_properties(path, schema.fieldNames(), features, stats_on)
+    for key, value in properties.items():
+        builder = builder.property(key, value)
+    builder.execute()
+
+
+def table_properties(path: str, names: Sequence[str], features: TableFeatures,
+                     stats_on: Sequence[str] = ()) -> dict[str, str]:
+    """The properties of a new table of columns ``names`` (see :func:`create_table`); warns when
+    column mapping is forced on a ``broad`` table."""
+    properties = features.new_table_properties(names)
+    forcing = needs_column_mapping(names)
     if forcing and features.reader_compatibility is ReaderCompatibility.BROAD:
         log.warning(column_mapping_warning(path, f"Delta refuses the column name(s) {forcing} without it"))
     # Delta's parser of this property rejects names holding a backtick: keep all statistics then.
     if stats_on and not any("`" in name for name in stats_on):
         properties["delta.dataSkippingStatsColumns"] = stats_columns(stats_on)
-    for key, value in properties.items():
-        builder = builder.property(key, value)
-    builder.execute()
+    return properties
 
 
 def truncate_table(spark: SparkSession, path: str) -> None:

@@ -211,12 +211,16 @@ def run_full_load(
     with ThreadPoolExecutor(parallel, thread_name_prefix="chunk") as chunk_pool:
         epoch = 0 if history is None else history.epoch
         jdbc = jdbc_source(config, epoch=epoch)
-        arrow = arrow_source(config, epoch) if reader is ChunkReader.ARROW else None
+        arrow = arrow_source(config, epoch) if reader in (ChunkReader.ARROW, ChunkReader.DIRECT) else None
+        direct = reader is ChunkReader.DIRECT and not lake.is_s3
+        if reader is ChunkReader.DIRECT and not direct:
+            log.warning("full_load.reader is direct, but the lake is on S3: the direct path writes local files "
+                        "only, so the chunks are written by Spark (the arrow reader)")
         ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc, connect=connector,
                           chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
                           after_commit=after_commit, after_record=after_record, history=history,
                           server_id=source_id, snapshot_method=method, arrow=arrow, chunk_label=labeller,
-                          signal=signal)
+                          signal=signal, direct=direct)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
     register_tables(config)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -34,9 +34,11 @@ from binlake.config import PipelineConfig, PrepMode, SnapshotMethod
 from binlake.lake import Lake, snapshot_state_key, table_key
 from binlake.positions import BinlogPosition, split_lsn
 from binlake.resync.guard import refuse_reload_while_merging
-from binlake.snapshot import delta
+from binlake.snapshot import delta, deltars
 from binlake.snapshot.arrowread import ArrowSource, read_chunk_arrow, with_watermark_init
+from binlake.snapshot.direct import NotDirect, chunk_task, create_direct_table, lake_plan, run_chunk
 from binlake.snapshot.discovery import SourceTable
+from binlake.snapshot.lakearrow import LakePlan
 from binlake.snapshot.planning import estimate_row_bytes, plan_chunks
 from binlake.snapshot.reading import (
     HIT,
@@ -87,6 +89,7 @@ class LoadContext:
     arrow: ArrowSource | None = None  # the Arrow reader's source when the job reads with it, else JDBC
     chunk_label: ChunkLabeller | None = None  # full_load.source is a replica: labels in the primary's order
     signal: Signal | None = None  # watermark method: the signal table that makes low watermarks exact
+    direct: bool = False  # the direct write path (binlake.snapshot.direct) where a table allows it; needs arrow
 
 
 def _iso(moment: datetime) -> str:
@@ -115,19 +118,31 @@ def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
     return BinlogPosition.of(file_for_sequence(template, sequence), pos, epoch=epoch)
 
 
+def chunk_low_watermark(ctx: LoadContext) -> BinlogPosition | None:
+    """The label of the next chunk's snapshot taken now, before it starts (a replica's, or the
+    watermark method's low watermark); None with the mariadb method (the snapshot reports its own)."""
+    if ctx.chunk_label is not None:  # a replica's snapshot, labelled in the primary's order
+        return ctx.chunk_label()
+    if ctx.snapshot_method is SnapshotMethod.WATERMARK:
+        epoch = 0 if ctx.history is None else ctx.history.epoch
+        return low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds, ctx.signal)
+    return None
+
+
+def arrow_chunk_source(ctx: LoadContext) -> ArrowSource:
+    """The Arrow reader's source for the next chunk (labelled by :func:`chunk_low_watermark`)."""
+    assert ctx.arrow is not None
+    low = chunk_low_watermark(ctx)
+    return ctx.arrow if low is None else with_watermark_init(ctx.arrow, low)
+
+
 def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState,
                 row_bytes: int) -> tuple[DataFrame, Observation]:
     """The lake rows of one chunk (one Spark partition) and the observation of its position and count,
     read by the Arrow reader when the job chose it, else by JDBC; ``row_bytes`` sizes Arrow batches."""
-    low = None
-    if ctx.chunk_label is not None:  # a replica's snapshot, labelled in the primary's order
-        low = ctx.chunk_label()
-    elif ctx.snapshot_method is SnapshotMethod.WATERMARK:
-        epoch = 0 if ctx.history is None else ctx.history.epoch
-        low = low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds, ctx.signal)
     if ctx.arrow is not None:
-        source = ctx.arrow if low is None else with_watermark_init(ctx.arrow, low)
-        return read_chunk_arrow(ctx.spark, source, table, chunk.predicate, row_bytes)
+        return read_chunk_arrow(ctx.spark, arrow_chunk_source(ctx), table, chunk.predicate, row_bytes)
+    low = chunk_low_watermark(ctx)
     return read_chunk(ctx.spark, ctx.jdbc if low is None else with_watermark(ctx.jdbc, low), table, chunk.predicate)
 
 
@@ -165,6 +180,8 @@ class TableLoad:
         self.path = ctx.lake.uri(table_key(table.target.schema, table.target.table))
         self._lock = threading.Lock()
         self._failed = threading.Event()  # set by the first failing chunk: queued chunks then do nothing
+        self._commit_lock = threading.Lock()  # direct path: one delta-rs commit at a time per table
+        self.plan: LakePlan | None = None  # the direct write path's plan, when this table takes it
         self.state: TableState | None = None
         self.row_bytes = 1  # estimated bytes of a row (planning.estimate_row_bytes): sizes chunks and batches
 
@@ -177,10 +194,11 @@ class TableLoad:
                      self.label, previous.load_id)
             return self._report(previous, "skipped", 0.0, "already loaded")
         if (previous is not None and not previous.complete and previous.prepared
-                and self._same_history(previous) and delta.table_exists(self.ctx.spark, self.path)):
+                and self._same_history(previous) and self._table_exists()):
             self.state = self._resume(previous)
         else:
             self.state = self._start(mode)
+        self.plan = self._direct_plan()
         self._load_pending()
         state = self._complete(self.ctx.clock() - started)
         return self._report(state, "complete", self.ctx.clock() - started)
@@ -216,6 +234,26 @@ class TableLoad:
         write_state(self.ctx.lake, state)
         return state
 
+    def _table_exists(self) -> bool:
+        return deltars.is_table(self.path) if self.ctx.direct else delta.table_exists(self.ctx.spark, self.path)
+
+    def _committed(self, load_id: str) -> dict[int, delta.ChunkCommit]:
+        """The chunks of ``load_id`` in the table's history (read by delta-rs on the direct path: no
+        Delta JVM work)."""
+        if self.ctx.direct:
+            return deltars.committed_chunks(self.path, load_id)
+        return delta.committed_chunks(self.ctx.spark, self.path, load_id)
+
+    def _direct_plan(self) -> LakePlan | None:
+        """The direct write plan of this table, or None (not the direct path, or the table needs Spark)."""
+        if not self.ctx.direct:
+            return None
+        try:
+            return lake_plan(self.table, deltars.table_layout(self.path))
+        except NotDirect as exc:
+            log.warning("%s: written by Spark (the arrow reader), not the direct path: %s", self.label, exc)
+            return None
+
     def _same_history(self, previous: TableState) -> bool:
         """Can an unfinished load be resumed here? Not when its chunks were read from another server
         or binlog history (a failover in between): their positions could not be compared with the
@@ -245,7 +283,7 @@ class TableLoad:
 
     def _prepare(self, mode: PrepMode, first: ChunkState) -> None:
         spark, path = self.ctx.spark, self.path
-        exists = delta.table_exists(spark, path)
+        exists = self._table_exists()
         if mode == PrepMode.DROP_AND_CREATE and exists:
             log.info("%s: DROP_AND_CREATE: dropping %s", self.label, path)
             delta.drop_table(spark, path)
@@ -256,23 +294,30 @@ class TableLoad:
         elif exists:
             log.info("%s: DO_NOTHING: appending to the existing table %s", self.label, path)
         if not exists:
-            frame, _ = chunk_frame(self.ctx, self.table, first, self.row_bytes)
-            names = {c.name: c.target_name for c in self.table.columns}
-            keys = [names[k] for k in self.table.key_columns if k in names]
-            stats_on = [f.name for f in frame.schema.fields if f.name in keys and delta.has_stats(f.dataType)]
-            delta.create_table(spark, path, frame.schema, TableFeatures.of(self.ctx.config.lake),
-                               [*stats_on, LSN_COLUMN])
-            log.info("%s: created Delta table %s", self.label, path)
-            blockers = delta.change_data_feed_blockers(frame.schema.fieldNames())
+            features = TableFeatures.of(self.ctx.config.lake)
+            if self.ctx.direct and create_direct_table(path, self.table, features):
+                log.info("%s: created Delta table %s (delta-rs)", self.label, path)
+            else:
+                self._create_with_spark(first, features)
+            blockers = delta.change_data_feed_blockers([c.target_name for c in self.table.columns])
             if blockers:
                 log.warning("%s: change data feed is off for this table: Delta's MERGE with the feed on cannot "
                             "handle the back-quote in column(s) %s (rename them with a DMS rename rule to keep "
                             "the feed)", self.label, blockers)
 
+    def _create_with_spark(self, first: ChunkState, features: TableFeatures) -> None:
+        """Create the table with the schema of the first chunk's lake rows (nothing is read)."""
+        frame, _ = chunk_frame(self.ctx, self.table, first, self.row_bytes)
+        names = {c.name: c.target_name for c in self.table.columns}
+        keys = [names[k] for k in self.table.key_columns if k in names]
+        stats_on = [f.name for f in frame.schema.fields if f.name in keys and delta.has_stats(f.dataType)]
+        delta.create_table(self.ctx.spark, self.path, frame.schema, features, [*stats_on, LSN_COLUMN])
+        log.info("%s: created Delta table %s", self.label, self.path)
+
     def _resume(self, state: TableState) -> TableState:
         with self.ctx.connect() as conn:
             self.row_bytes = estimate_row_bytes(conn, self.table)
-        found = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
+        found = self._committed(state.load_id)
         for chunk in state.pending:
             if chunk.id in found:
                 state = state.with_chunk(self._recovered(state, chunk, found[chunk.id].version))
@@ -318,17 +363,15 @@ class TableLoad:
         started = self.ctx.clock()
         assert self.state is not None
         for attempt in range(1, CHUNK_ATTEMPTS + 1):
-            frame, observation = chunk_frame(self.ctx, self.table, chunk, self.row_bytes)
             try:
-                delta.append_chunk(frame, self.path, self.state.load_id, chunk.id)
+                metrics = self._write_direct(chunk) if self.plan is not None else self._write_spark(chunk)
                 break
             except Exception as exc:  # a dropped connection, a server hiccup: read the chunk again
-                committed = delta.committed_chunks(self.ctx.spark, self.path, self.state.load_id)
+                committed = self._committed(self.state.load_id)
                 if chunk.id in committed or attempt == CHUNK_ATTEMPTS:
                     raise  # committed after all (resume records it), or out of attempts
                 log.warning("%s: chunk %d failed (attempt %d of %d), reading it again: %s", self.label,
-                            chunk.id, attempt, CHUNK_ATTEMPTS, str(exc).splitlines()[0][:300])
-        metrics = observation.get
+                            chunk.id, attempt, CHUNK_ATTEMPTS, (str(exc).splitlines() or [""])[0][:300])
         if self.ctx.after_commit:
             self.ctx.after_commit(self.table, chunk.id)
         epoch, _, pos = split_lsn(int(metrics["lsn"]))
@@ -346,12 +389,30 @@ class TableLoad:
         log.info("%s: chunk %d %s: %s rows at %s in %.1f s; %s", self.label, chunk.id, chunk.range,
                  f"{done.rows:,}", position, done.seconds, self.ctx.progress.chunk_done(done.rows))
 
+    def _write_spark(self, chunk: ChunkState) -> dict[str, Any]:
+        """Read the chunk and append it through Spark: its observation (rows, file, lsn, read_at)."""
+        assert self.state is not None
+        frame, observation = chunk_frame(self.ctx, self.table, chunk, self.row_bytes)
+        delta.append_chunk(frame, self.path, self.state.load_id, chunk.id)
+        return dict(observation.get)
+
+    def _write_direct(self, chunk: ChunkState) -> dict[str, Any]:
+        """Read and write the chunk in one Spark task (binlake.snapshot.direct), then commit its file."""
+        assert self.state is not None and self.plan is not None
+        task = chunk_task(arrow_chunk_source(self.ctx), self.table, chunk.predicate, self.row_bytes, self.plan,
+                          self.path)
+        written = run_chunk(self.ctx.spark, task)
+        if written.files:  # an empty chunk makes no commit, as a Spark append of no rows
+            with self._commit_lock:
+                deltars.commit_files(self.path, written.files, self.state.load_id, chunk.id)
+        return {"rows": written.rows, "file": written.snapshot_file, "lsn": written.lsn, "read_at": written.read_ts}
+
     # -- d ----------------------------------------------------------------------------------------
 
     def _complete(self, seconds: float) -> TableState:
         assert self.state is not None
         state = self.state
-        commits = delta.committed_chunks(self.ctx.spark, self.path, state.load_id)
+        commits = self._committed(state.load_id)
         # an empty chunk makes no Delta commit (nothing to append); every other chunk must have one
         missing = sorted(c.id for c in state.chunks if c.id not in commits and c.rows > 0)
         if missing:

@@ -27,6 +27,7 @@ from binlake.snapshot.job import run_full_load
 pytestmark = pytest.mark.spark
 
 METADATA = ("_binlake_lsn", "_binlake_commit_ts")
+READERS = ("arrow", "direct")  # each compared with the jdbc reader's lake
 
 
 def lake_table(spark: Any, root: Path, schema: str, table: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -39,16 +40,16 @@ def lake_table(spark: Any, root: Path, schema: str, table: str) -> tuple[list[tu
 def load_both(spark: Any, make_config: Any, tmp_path: Path, schema: str, tables: list[str],
               **full_load: Any) -> None:
     """Load ``schema`` with each reader into its own lake and compare every table."""
-    lakes = {reader: tmp_path / f"lake-{reader}" for reader in ("jdbc", "arrow")}
+    lakes = {reader: tmp_path / f"lake-{reader}" for reader in ("jdbc", *READERS)}
     for reader, lake in lakes.items():
         config = make_config(lake, include_schema_rules(schema), full_load={"reader": reader, **full_load})
         reports = run_full_load(config, spark)
         assert {r.status for r in reports} == {"complete"}
-    for table in tables:
-        jdbc, arrow = (lake_table(spark, lakes[r], schema, table) for r in ("jdbc", "arrow"))
-        assert arrow[0] == jdbc[0], f"{table}: column types differ"
-        mismatched = [(a, j) for a, j in zip(arrow[1], jdbc[1], strict=False) if a != j]
-        assert len(arrow[1]) == len(jdbc[1]) and not mismatched, f"{table}: {mismatched[:3]}"
+    for table, reader in ((t, r) for t in tables for r in READERS):
+        jdbc, other = (lake_table(spark, lakes[r], schema, table) for r in ("jdbc", reader))
+        assert other[0] == jdbc[0], f"{table}, {reader}: column types differ"
+        mismatched = [(a, j) for a, j in zip(other[1], jdbc[1], strict=False) if a != j]
+        assert len(other[1]) == len(jdbc[1]) and not mismatched, f"{table}, {reader}: {mismatched[:3]}"
 
 
 def test_every_type_reads_the_same_with_arrow_as_with_jdbc(
