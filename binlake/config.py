@@ -269,13 +269,12 @@ class FullLoadConfig(_Frozen):
         "(server statistics or a sample of rows, the larger), so wide rows get smaller chunks.",
     )
     reader: ChunkReader = Field(
-        ChunkReader.JDBC,
-        description="How chunks are read: jdbc (Connector/J, the default), arrow (ConnectorX inside the Spark "
-        "tasks, Arrow batches: faster, opt-in until every peer corpus has passed through it — docs/full-load.md), "
-        "direct (the arrow reader, and each Spark task writes its chunk's Parquet file itself, committed with "
-        "delta-rs: fastest; local lakes, falls back to arrow elsewhere), "
-        "or auto (arrow where it applies: connectorx installed and no TLS to the source — source.tls.mode "
-        "disabled, or preferred against a server that offers no TLS; else jdbc).",
+        ChunkReader.AUTO,
+        description="How chunks are read (docs/full-load.md): auto (the default: direct where it applies — "
+        "connectorx and deltalake installed, no TLS to the source: source.tls.mode disabled, or preferred "
+        "against a server that offers no TLS; else jdbc), direct (ConnectorX reads each chunk as Arrow, pyarrow "
+        "writes its Parquet file, delta-rs commits it: the fastest; a lake on S3 gets arrow), arrow (ConnectorX "
+        "inside Spark tasks, Spark writes) or jdbc (Spark's JDBC source with Connector/J).",
     )
     arrow_batch_bytes: int = Field(
         16 * 1024 * 1024, ge=1,
@@ -450,6 +449,24 @@ class ChangelogConfig(_Frozen):
         description="A change-log file is removed once every reader has applied it (the merge, every table not "
         "joined yet from its snapshot, the capture checkpoint) and it is older than this; within it the change "
         "log can still be replayed (a new merge checkpoint). Listing cost grows with the files it keeps.",
+    )
+    verify_every_minutes: float = Field(
+        0.0, ge=0,
+        description="The background verifier inside the continuous merge (as binlake validate --every, on a "
+        "thread of the merge, stopped with it): every selected table is validated again this many minutes after "
+        "the previous round started, its source reads paced by validation.step_chunks and "
+        "validation.max_chunks_per_second; each table's verified_as_of shows in binlake status. 0 = off; "
+        "--available-now runs never verify.",
+    )
+    verify_repair: bool = Field(
+        False,
+        description="With merge.verify_every_minutes: a table the verifier finds different gets one online resync "
+        "of exactly its differing chunks (as validate --repair), applied by this merge; false = reported only.",
+    )
+    verify_wait_seconds: float = Field(
+        60.0, ge=0,
+        description="With merge.verify_every_minutes: a table with rows in flight (changed while it was checked) "
+        "is validated again for up to this many seconds until they settle (as validate --wait).",
     )
 
 

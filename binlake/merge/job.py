@@ -16,6 +16,8 @@ while the stream is idle (also once after an ``--available-now`` run), the merge
 delivered resync chunks that are due, under the same lock as the batch function. Automatic
 resyncs the batches request (:mod:`binlake.merge.autoresync`: unappliable DDL, …) are executed by a
 background thread of the merge driver (at the end of an ``--available-now`` run, before it returns).
+With ``merge.verify_every_minutes``, the continuous merge also runs the background verifier on a
+thread of its own (:class:`binlake.validation.every.MergeVerifier`), stopped with the query.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from binlake.merge.txn import jvm
 from binlake.registration.runner import RegistrationRunner
 from binlake.rules import TableMapping
 from binlake.tablefeatures import TableFeatures
+from binlake.validation.every import MergeVerifier
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +156,10 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     registration = RegistrationRunner(config, deferred=available_now)
     registration.request("merge start")
     query = start(spark, config, available_now, clock, after_commit, resync, registration)
+    verifier = MergeVerifier(spark, config)  # merge.verify_every_minutes (binlake.validation.every)
     if not available_now:
         auto.start()
+        verifier.start()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping the merge query", signum)
@@ -181,6 +186,7 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
             registration.request("merge run done")  # what the run changed, resync chunks included
             registration.wait()
     finally:
+        verifier.stop()
         registration.stop()
         auto.stop()
         resync.mark_stopped()

@@ -16,6 +16,12 @@ A stop request ends the step being read, then the loop: the tables finished in t
 recorded, the one being validated is not (its record keeps its previous complete run). A round
 that fails (the source or the lake unreachable) is logged and the next round tries again; a table
 mapping that cannot be replicated ends the loop.
+
+The same loop runs inside the continuous merge when ``merge.verify_every_minutes`` is set
+(:class:`MergeVerifier`; ``merge.verify_repair`` for ``--repair``, ``merge.verify_wait_seconds`` for
+``--wait``): on a thread of its own, with a
+Spark session of its own (its jobs in the scheduler pool ``binlake-verifier``), started after the
+merge query and stopped with it (between steps, as SIGTERM stops the command).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ from binlake.validation.pace import Pacer, Stopped
 from binlake.validation.report import CHECKSUM, TableValidation, format_report
 
 log = logging.getLogger("binlake.validate")
+
+VERIFIER_POOL = "binlake-verifier"
+"""The Spark scheduler pool of the merge's verifier jobs (under FAIR scheduling they share the cores
+with the merge's pools instead of queueing in front of its batches)."""
 
 RoundHook = Callable[[int, Sequence[TableValidation]], None]
 
@@ -99,3 +109,48 @@ def stop_on_signals(signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) ->
     for signum in signals:
         signal.signal(signum, handler)
     return stop
+
+
+class MergeVerifier:
+    """The background verifier of the continuous merge (``merge.verify_every_minutes``, module
+    docstring). :meth:`start` does nothing when the key is 0; :meth:`stop` asks the loop to stop and
+    waits for it. An error that ends the loop (a table mapping that cannot be replicated) is logged;
+    the merge goes on."""
+
+    def __init__(self, spark: SparkSession, config: PipelineConfig) -> None:
+        self.spark = spark
+        self.config = config
+        self.interval_seconds = config.merge.verify_every_minutes * 60.0
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.interval_seconds <= 0 or self._thread is not None:
+            return
+        log.info("verifier: validating every selected table every %g minute(s) beside the merge%s",
+                 self.config.merge.verify_every_minutes, ", repairing" if self.config.merge.verify_repair else "")
+        self._thread = threading.Thread(target=self._run, name="binlake-verifier", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from binlake.sparkjvm import clone_session, set_active_session
+
+        try:
+            session = clone_session(self.spark)
+            set_active_session(session)
+            session.sparkContext.setLocalProperty("spark.scheduler.pool", VERIFIER_POOL)
+            self.rounds = run_every(session, self.config, self.interval_seconds, self._stop,
+                                    repair=self.config.merge.verify_repair,
+                                    wait_seconds=self.config.merge.verify_wait_seconds)
+        except Exception:
+            log.exception("verifier: stopped by this error; the merge goes on without it (fix the cause and "
+                          "restart the merge, or run binlake validate --every)")
+
+    def stop(self, timeout_seconds: float = 120.0) -> None:
+        """Stop the loop after its current step and wait (at most ``timeout_seconds``) for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_seconds)
+            if self._thread.is_alive():
+                log.warning("verifier: still in a step after %.0f s; left to finish on its own", timeout_seconds)

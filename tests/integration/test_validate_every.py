@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,63 @@ def test_the_verifier_command_runs_rounds_until_sigterm_and_exits_cleanly(
     record = _record(config, source_db)
     assert (record.last_run.status, record.last_run.chunks, record.last_equal) == ("OK", 5, record.last_run)
     assert "Traceback" not in text
+
+
+def test_the_continuous_merge_runs_the_verifier_which_finds_and_repairs_a_corrupted_row(
+    mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
+) -> None:
+    """``merge.verify_every_minutes`` + ``merge.verify_repair``: the continuous merge runs the
+    verifier on its own thread; a lake row corrupted while it runs is found, repaired by a resync
+    the same merge applies, recorded equal again; the verifier stops with the merge."""
+    mariadb.execute(ITEMS, source_db)
+    mariadb.execute("INSERT INTO items VALUES " + ",".join(f"({i}, 'i{i}', {i})" for i in range(1, 1001)), source_db)
+    config: PipelineConfig = make_config(
+        lake_dir, include_schema_rules(source_db, "items"), full_load={"chunk_rows": 200},
+        capture={"flush_seconds": 0.2},
+        merge={"optimize_every_batches": 0, "trigger_seconds": 1, "verify_every_minutes": 0.02, "verify_repair": True},
+        validation={"step_chunks": 3, "max_chunks_per_second": 100})
+    capture = CaptureThread(config).start()
+    path = Lake.from_config(config).uri(table_key(source_db, "items"))
+    seen: list[str] = []
+
+    def watch() -> None:
+        """Corrupt a row once the verifier has recorded the table equal; collect the statuses of the
+        rounds that started after it; stop the merge once one found the difference and a later one
+        found the table equal again (the repair applied)."""
+        deadline, corrupted_at = time.monotonic() + 300, None
+        while time.monotonic() < deadline:
+            record = read_record(Lake.from_config(config), source_db, "items")
+            run = record.last_run if record is not None else None
+            if run is not None and corrupted_at is None and run.status == "OK":
+                corrupted_at = datetime.now(UTC).isoformat()
+                spark.sql(f"UPDATE delta.`{path}` SET qty = -7 WHERE id = 650")  # behind binlake's back
+            elif run is not None and corrupted_at is not None and run.started_at > corrupted_at and (
+                    not seen or seen[-1] != run.status):
+                seen.append(run.status)
+            if "DIFFERENT" in seen and seen[-1] == "OK":
+                break
+            if "DIFFERENT" in seen:
+                mariadb.execute("INSERT INTO beats.beat VALUES ()")  # the capture moves on: the repair falls due
+            time.sleep(0.5)
+        for query in spark.streams.active:
+            query.stop()
+
+    try:
+        run_full_load(config, spark)
+        mariadb.execute("UPDATE items SET name = 'streamed' WHERE id = 900", source_db)
+        caught_up(config, mariadb, capture)
+        run_merge(spark, config)  # joined
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        from binlake.merge.job import run
+
+        run(spark, config, available_now=False)  # until the watcher stops it
+        watcher.join(10)
+    finally:
+        capture.stop()
+    assert seen[0] == "DIFFERENT" and seen[-1] == "OK", seen
+    record = _record(config, source_db)
+    assert record.last_equal == record.last_run and record.verified_as_of is not None
+    assert not any(t.name == "binlake-verifier" and t.is_alive() for t in threading.enumerate())
+    source = [tuple(r) for r in mariadb.execute("SELECT id, name, qty FROM items ORDER BY id", source_db)]
+    assert rows(spark, path, "id", "name", "qty") == source
