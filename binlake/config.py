@@ -269,12 +269,13 @@ class FullLoadConfig(_Frozen):
         "(server statistics or a sample of rows, the larger), so wide rows get smaller chunks.",
     )
     reader: ChunkReader = Field(
-        ChunkReader.AUTO,
-        description="How chunks are read (docs/full-load.md): auto (the default: direct where it applies — "
-        "connectorx and deltalake installed, no TLS to the source: source.tls.mode disabled, or preferred "
-        "against a server that offers no TLS; else jdbc), direct (ConnectorX reads each chunk as Arrow, pyarrow "
-        "writes its Parquet file, delta-rs commits it: the fastest; a lake on S3 gets arrow), arrow (ConnectorX "
-        "inside Spark tasks, Spark writes) or jdbc (Spark's JDBC source with Connector/J).",
+        ChunkReader.JDBC,
+        description="How chunks are read: jdbc (Connector/J, the default), arrow (ConnectorX inside the Spark "
+        "tasks, Arrow batches: faster, opt-in until every peer corpus has passed through it — docs/full-load.md), "
+        "direct (the arrow reader, and each Spark task writes its chunk's Parquet file itself, committed with "
+        "delta-rs: fastest; local lakes, falls back to arrow elsewhere), "
+        "or auto (arrow where it applies: connectorx installed and no TLS to the source — source.tls.mode "
+        "disabled, or preferred against a server that offers no TLS; else jdbc).",
     )
     arrow_batch_bytes: int = Field(
         16 * 1024 * 1024, ge=1,
@@ -439,17 +440,6 @@ class MergeConfig(_Frozen):
         "or AUTO_INCREMENT columns, converting MODIFY/CHANGE, partition maintenance): 'resync' the table "
         "online automatically, or 'stop' the merge with the command to run.",
     )
-
-
-class ChangelogConfig(_Frozen):
-    """The change log's lifecycle (files under ``_binlake/changelog``; removed by the merge's maintenance)."""
-
-    retention_hours: float = Field(
-        24.0, ge=0,
-        description="A change-log file is removed once every reader has applied it (the merge, every table not "
-        "joined yet from its snapshot, the capture checkpoint) and it is older than this; within it the change "
-        "log can still be replayed (a new merge checkpoint). Listing cost grows with the files it keeps.",
-    )
     verify_every_minutes: float = Field(
         0.0, ge=0,
         description="The background verifier inside the continuous merge (as binlake validate --every, on a "
@@ -467,6 +457,17 @@ class ChangelogConfig(_Frozen):
         60.0, ge=0,
         description="With merge.verify_every_minutes: a table with rows in flight (changed while it was checked) "
         "is validated again for up to this many seconds until they settle (as validate --wait).",
+    )
+
+
+class ChangelogConfig(_Frozen):
+    """The change log's lifecycle (files under ``_binlake/changelog``; removed by the merge's maintenance)."""
+
+    retention_hours: float = Field(
+        24.0, ge=0,
+        description="A change-log file is removed once every reader has applied it (the merge, every table not "
+        "joined yet from its snapshot, the capture checkpoint) and it is older than this; within it the change "
+        "log can still be replayed (a new merge checkpoint). Listing cost grows with the files it keeps.",
     )
 
 

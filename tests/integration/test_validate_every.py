@@ -179,6 +179,7 @@ def test_the_verifier_command_runs_rounds_until_sigterm_and_exits_cleanly(
     assert "Traceback" not in text
 
 
+@pytest.mark.slow  # 182 s at a load average of ~14
 def test_the_continuous_merge_runs_the_verifier_which_finds_and_repairs_a_corrupted_row(
     mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any, spark: Any
 ) -> None:
