@@ -269,13 +269,12 @@ class FullLoadConfig(_Frozen):
         "(server statistics or a sample of rows, the larger), so wide rows get smaller chunks.",
     )
     reader: ChunkReader = Field(
-        ChunkReader.JDBC,
-        description="How chunks are read: jdbc (Connector/J, the default), arrow (ConnectorX inside the Spark "
-        "tasks, Arrow batches: faster, opt-in until every peer corpus has passed through it — docs/full-load.md), "
-        "direct (the arrow reader, and each Spark task writes its chunk's Parquet file itself, committed with "
-        "delta-rs: fastest; local lakes, falls back to arrow elsewhere), "
-        "or auto (arrow where it applies: connectorx installed and no TLS to the source — source.tls.mode "
-        "disabled, or preferred against a server that offers no TLS; else jdbc).",
+        ChunkReader.AUTO,
+        description="How chunks are read (docs/full-load.md): auto (the default: direct where it applies — "
+        "connectorx and deltalake installed, no TLS to the source: source.tls.mode disabled, or preferred "
+        "against a server that offers no TLS; else jdbc), direct (ConnectorX reads each chunk as Arrow, pyarrow "
+        "writes its Parquet file, delta-rs commits it: the fastest; a lake on S3 gets arrow), arrow (ConnectorX "
+        "inside Spark tasks, Spark writes) or jdbc (Spark's JDBC source with Connector/J).",
     )
     arrow_batch_bytes: int = Field(
         16 * 1024 * 1024, ge=1,

@@ -247,11 +247,13 @@ def read_chunk_arrow(spark: Any, source: ArrowSource, table: SourceTable, predic
     return observed_lake_rows(raw, arrow_lake_expressions(table))
 
 
-def choose_reader(setting: ChunkReader, tls_mode: TlsMode, server_offers_tls: bool, installed: bool) -> ChunkReader:
+def choose_reader(setting: ChunkReader, tls_mode: TlsMode, server_offers_tls: bool, installed: bool,
+                  direct_installed: bool = True) -> ChunkReader:
     """The reader for ``full_load.reader`` = ``setting``: the Arrow reader connects without TLS, so it
     is used only where the JDBC reader would not encrypt either (``disabled``, or ``preferred`` against
-    a server offering no TLS). ``arrow`` or ``direct`` (the Arrow reader writing Parquet itself) where
-    it cannot apply is refused, naming why."""
+    a server offering no TLS); ``auto`` is ``direct`` (the Arrow reader writing Parquet itself) there,
+    else ``jdbc`` (``arrow`` without deltalake). ``arrow`` or ``direct`` where it cannot apply is
+    refused, naming why. ``installed``: connectorx 0.4 is; ``direct_installed``: deltalake 1.x is."""
     plain = tls_mode is TlsMode.DISABLED or (tls_mode is TlsMode.PREFERRED and not server_offers_tls)
     if setting is ChunkReader.JDBC:
         return ChunkReader.JDBC
@@ -259,8 +261,11 @@ def choose_reader(setting: ChunkReader, tls_mode: TlsMode, server_offers_tls: bo
                               "does not encrypt")
     if not installed:
         why = f"connectorx {SUPPORTED_CONNECTORX[0]}x is not installed (found {connectorx_version()})"
+    if setting is ChunkReader.DIRECT and why is None and not direct_installed:
+        why = "deltalake 1.x is not installed"
     if why is None:
-        return ChunkReader.DIRECT if setting is ChunkReader.DIRECT else ChunkReader.ARROW
+        direct = setting is ChunkReader.DIRECT or (setting is ChunkReader.AUTO and direct_installed)
+        return ChunkReader.DIRECT if direct else ChunkReader.ARROW
     if setting in (ChunkReader.ARROW, ChunkReader.DIRECT):
         raise ValueError(f"full_load.reader is {setting.value}, but {why}: set full_load.reader: jdbc (or auto)")
     return ChunkReader.JDBC

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,6 +99,14 @@ def table_layout(path: str) -> TableLayout:
     configuration = dict(table.metadata().configuration)
     features = table.protocol().writer_features or []
     return TableLayout(tuple(fields), configuration, "deletionVectors" in features)
+
+
+def drop_table(path: str) -> None:
+    """Delete the (local) table folder and everything in it; nothing happens when absent."""
+    import shutil
+
+    if os.path.isdir(path):
+        shutil.rmtree(path)
 
 
 def create_table(path: str, columns: Sequence[tuple[str, str]], properties: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,12 +40,14 @@ from binlake.names import LakeNameError, TargetCollisionError
 from binlake.registration.runner import RegistrationRunner
 from binlake.rules import TableMapping
 from binlake.snapshot.arrowread import arrow_source, choose_reader, connectorx_supported, server_offers_tls
+from binlake.snapshot.deltars import deltalake_supported
 from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.loader import ChunkHook, LoadContext, TableLoad
 from binlake.snapshot.reading import COMMIT_TS_COLUMN, LSN_COLUMN, SPARK_SETTINGS, jdbc_source
 from binlake.snapshot.replica import ChunkLabeller, ReplicaError, open_replica
 from binlake.snapshot.replicasignal import open_signalled_replica, uses_signal
 from binlake.snapshot.report import Progress, TableReport, format_report
+from binlake.snapshot.session import SparkOnDemand, local_parallelism, submitted_master
 from binlake.snapshot.watermark import choose_method, server_has_snapshot_position, watermark_signal
 from binlake.source import (
     Connection,
@@ -129,7 +132,7 @@ def full_load_view(config: PipelineConfig) -> PipelineConfig:
 
 def run_full_load(
     config: PipelineConfig,
-    spark: SparkSession,
+    spark: SparkSession | SparkOnDemand,
     *,
     connect_source: Callable[[], Connection] | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -147,15 +150,19 @@ def run_full_load(
     primary = config.source  # the capture's source: a replica full load's signals go there
     config = full_load_view(config)
     connector = connect_source or (lambda: connect(config.source))
-    for key, value in job_spark_settings(config, spark.sparkContext.defaultParallelism).items():
-        spark.conf.set(key, value)
+    def configure(session: SparkSession) -> None:
+        for key, value in job_spark_settings(config, session.sparkContext.defaultParallelism).items():
+            session.conf.set(key, value)
+
+    sessions = spark if isinstance(spark, SparkOnDemand) else SparkOnDemand.running(spark)
+    sessions.configure_with(configure)
     lake = Lake.from_config(config)
     log.info("step 1/5: connecting to the source %s and checking it", describe(config.source))
     with connector() as conn:
         method = check_snapshot_support(conn, config.full_load.snapshot_method)
         try:
             reader = choose_reader(config.full_load.reader, config.source.tls.mode, server_offers_tls(conn),
-                                   connectorx_supported())
+                                   connectorx_supported(), deltalake_supported())
         except ValueError as exc:
             raise FullLoadError(str(exc)) from None
         log.info("chunk reader: %s (full_load.reader: %s)", reader.value, config.full_load.reader.value)
@@ -204,7 +211,7 @@ def run_full_load(
     if restart:
         for table in tables:
             lake.delete(snapshot_state_key(table.schema, table.name))
-    parallel = config.full_load.max_parallel_chunks or spark.sparkContext.defaultParallelism
+    parallel = config.full_load.max_parallel_chunks or sessions.parallelism()
     log.info("step 4/5: loading %d table(s), %d at a time, %d chunk(s) at a time, into %s",
              len(tables), config.full_load.tables_in_parallel, parallel, config.lake.root)
     progress = Progress(len(tables), clock)
@@ -213,14 +220,16 @@ def run_full_load(
         jdbc = jdbc_source(config, epoch=epoch)
         arrow = arrow_source(config, epoch) if reader in (ChunkReader.ARROW, ChunkReader.DIRECT) else None
         direct = reader is ChunkReader.DIRECT and not lake.is_s3
+        in_driver = direct and local_parallelism(sessions.master) is not None
         if reader is ChunkReader.DIRECT and not direct:
-            log.warning("full_load.reader is direct, but the lake is on S3: the direct path writes local files "
-                        "only, so the chunks are written by Spark (the arrow reader)")
-        ctx = LoadContext(config=config, spark=spark, lake=lake, jdbc=jdbc, connect=connector,
+            log.log(logging.WARNING if config.full_load.reader is ChunkReader.DIRECT else logging.INFO,
+                    "the lake is on S3: the direct path writes local files only, so the chunks are written by "
+                    "Spark (the arrow reader)")
+        ctx = LoadContext(config=config, sessions=sessions, lake=lake, jdbc=jdbc, connect=connector,
                           chunk_pool=chunk_pool, progress=progress, clock=clock, now=now,
                           after_commit=after_commit, after_record=after_record, history=history,
                           server_id=source_id, snapshot_method=method, arrow=arrow, chunk_label=labeller,
-                          signal=signal, direct=direct)
+                          signal=signal, direct=direct, in_driver=in_driver)
         reports = _load_tables(ctx, tables)
     log.info("step 5/5: report\n%s", format_report(reports))
     register_tables(config)
@@ -283,9 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return CONFIG_ERROR_EXIT
     from binlake.spark import build_session
 
-    spark = build_session(config, "full-load")
+    master = config.spark.master or submitted_master() or os.environ.get("BINLAKE_SPARK_MASTER", "local[*]")
+    sessions = SparkOnDemand(lambda: build_session(config, "full-load"), master)
     try:
-        reports = run_full_load(config, spark, restart=args.restart)
+        reports = run_full_load(config, sessions, restart=args.restart)
     except SourceError as exc:
         log.error("source: %s", exc)
         return 2
@@ -293,6 +303,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 1 if exc.reports else 2
     finally:
-        spark.stop()
+        sessions.stop()
     print(format_report(reports))
     return 0

@@ -36,7 +36,14 @@ from binlake.positions import BinlogPosition, split_lsn
 from binlake.resync.guard import refuse_reload_while_merging
 from binlake.snapshot import delta, deltars
 from binlake.snapshot.arrowread import ArrowSource, read_chunk_arrow, with_watermark_init
-from binlake.snapshot.direct import NotDirect, chunk_task, create_direct_table, lake_plan, run_chunk
+from binlake.snapshot.direct import (
+    NotDirect,
+    chunk_task,
+    create_direct_table,
+    lake_plan,
+    run_chunk,
+    write_chunk,
+)
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.lakearrow import LakePlan
 from binlake.snapshot.planning import estimate_row_bytes, plan_chunks
@@ -52,6 +59,7 @@ from binlake.snapshot.reading import (
     with_watermark,
 )
 from binlake.snapshot.report import Progress, TableReport
+from binlake.snapshot.session import SparkOnDemand
 from binlake.snapshot.signal import Signal
 from binlake.snapshot.state import COMMITTED, ChunkState, TableState
 from binlake.snapshot.watermark import low_watermark
@@ -73,7 +81,7 @@ class LoadContext:
     """Everything a table load needs, wired once by :func:`binlake.snapshot.job.run_full_load`."""
 
     config: PipelineConfig
-    spark: SparkSession
+    sessions: SparkOnDemand  # the SparkSession, started when first needed (binlake.snapshot.session)
     lake: Lake
     jdbc: JdbcSource
     connect: Callable[[], Connection]
@@ -90,6 +98,11 @@ class LoadContext:
     chunk_label: ChunkLabeller | None = None  # full_load.source is a replica: labels in the primary's order
     signal: Signal | None = None  # watermark method: the signal table that makes low watermarks exact
     direct: bool = False  # the direct write path (binlake.snapshot.direct) where a table allows it; needs arrow
+    in_driver: bool = False  # direct chunks run in the chunk threads (a local master), not as Spark tasks
+
+    @property
+    def spark(self) -> SparkSession:
+        return self.sessions.get()
 
 
 def _iso(moment: datetime) -> str:
@@ -282,15 +295,18 @@ class TableLoad:
         return labelled
 
     def _prepare(self, mode: PrepMode, first: ChunkState) -> None:
-        spark, path = self.ctx.spark, self.path
+        path = self.path
         exists = self._table_exists()
         if mode == PrepMode.DROP_AND_CREATE and exists:
             log.info("%s: DROP_AND_CREATE: dropping %s", self.label, path)
-            delta.drop_table(spark, path)
+            if self.ctx.direct:
+                deltars.drop_table(path)
+            else:
+                delta.drop_table(self.ctx.spark, path)
             exists = False
         elif mode == PrepMode.TRUNCATE_BEFORE_LOAD and exists:
             log.info("%s: TRUNCATE_BEFORE_LOAD: deleting all rows of %s", self.label, path)
-            delta.truncate_table(spark, path)
+            delta.truncate_table(self.ctx.spark, path)
         elif exists:
             log.info("%s: DO_NOTHING: appending to the existing table %s", self.label, path)
         if not exists:
@@ -401,7 +417,7 @@ class TableLoad:
         assert self.state is not None and self.plan is not None
         task = chunk_task(arrow_chunk_source(self.ctx), self.table, chunk.predicate, self.row_bytes, self.plan,
                           self.path)
-        written = run_chunk(self.ctx.spark, task)
+        written = write_chunk(task) if self.ctx.in_driver else run_chunk(self.ctx.spark, task)
         if written.files:  # an empty chunk makes no commit, as a Spark append of no rows
             with self._commit_lock:
                 deltars.commit_files(self.path, written.files, self.state.load_id, chunk.id)

@@ -186,3 +186,32 @@ def test_a_table_with_an_add_column_rule_is_written_by_spark(
     assert "not the direct path" in caplog.text
     rows = sorted((r["id"], r["v"], r["origin"]) for r in lake_rows(spark, lake_dir, source_db, "a"))
     assert rows == [(1, "x", "db1"), (2, "y", "db1")]
+
+
+def test_a_chunk_written_by_a_spark_task_equals_the_one_written_in_the_driver(
+    spark: Any, mariadb: LocalMariaDB, source_db: str, tmp_path: Path, make_config: Any
+) -> None:
+    """A cluster master runs the direct path's chunks as Spark tasks (a local one in the driver's
+    threads): the same file content and position either way."""
+    from binlake.rules import TableMapping
+    from binlake.snapshot import deltars
+    from binlake.snapshot.arrowread import arrow_source
+    from binlake.snapshot.direct import chunk_task, create_direct_table, lake_plan, run_chunk, write_chunk
+    from binlake.snapshot.discovery import discover_tables
+    from binlake.source import connect
+    from binlake.tablefeatures import TableFeatures
+
+    load_types(mariadb, source_db)
+    config = make_config(tmp_path / "lake", include_schema_rules(source_db))
+    with connect(config.source) as conn:
+        [table] = discover_tables(conn, TableMapping.parse(config.table_mappings))
+    path = str(tmp_path / "lake" / "t")
+    assert create_direct_table(path, table, TableFeatures.of(config.lake))
+    task = chunk_task(arrow_source(config), table, "TRUE", 1000, lake_plan(table, deltars.table_layout(path)), path)
+    in_task, in_driver = run_chunk(spark, task), write_chunk(task)
+    assert in_task.rows == in_driver.rows == 4
+    assert (in_task.snapshot_file, in_task.lsn) == (in_driver.snapshot_file, in_driver.lsn)
+    [a], [b] = in_task.files, in_driver.files
+    assert a.path != b.path and a.rows == b.rows == 4 and json.loads(a.stats) == json.loads(b.stats)
+    read = [pq.read_table(Path(path) / f.path).drop_columns(["_binlake_commit_ts"]) for f in (a, b)]
+    assert read[0].equals(read[1])

@@ -514,7 +514,7 @@ def test_crash_while_preparing_never_leaves_a_stale_complete_state(
     spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: MakeConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from binlake.snapshot import delta
+    from binlake.snapshot import delta, deltars
 
     mariadb.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", source_db)
     insert_ids(mariadb, source_db, "t", list(range(1, 11)))
@@ -525,7 +525,8 @@ def test_crash_while_preparing_never_leaves_a_stale_complete_state(
     def crash(*_args: Any, **_kwargs: Any) -> None:
         raise Crash("simulated crash between drop and create")
 
-    monkeypatch.setattr(delta, "create_table", crash)
+    monkeypatch.setattr(delta, "create_table", crash)  # Spark creates it (reader jdbc, arrow) …
+    monkeypatch.setattr(deltars, "create_table", crash)  # … or delta-rs (reader direct, the default)
     with pytest.raises(FullLoadError, match="between drop and create"):
         load(spark, config)  # DROP_AND_CREATE: the table is gone, and so is the 'complete' state
     stale = state_of(config, source_db, "t")

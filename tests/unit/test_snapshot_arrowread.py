@@ -155,8 +155,9 @@ def test_conform_refuses_invalid_utf8_text_and_unexpected_types() -> None:
 
 
 @pytest.mark.parametrize(("setting", "mode", "offers", "installed", "expected"), [
-    (ChunkReader.AUTO, TlsMode.PREFERRED, False, True, ChunkReader.ARROW),
-    (ChunkReader.AUTO, TlsMode.DISABLED, True, True, ChunkReader.ARROW),
+    (ChunkReader.AUTO, TlsMode.PREFERRED, False, True, ChunkReader.DIRECT),
+    (ChunkReader.AUTO, TlsMode.DISABLED, True, True, ChunkReader.DIRECT),
+    (ChunkReader.DIRECT, TlsMode.DISABLED, False, True, ChunkReader.DIRECT),
     (ChunkReader.AUTO, TlsMode.PREFERRED, True, True, ChunkReader.JDBC),  # JDBC would encrypt: keep it
     (ChunkReader.AUTO, TlsMode.REQUIRED, False, True, ChunkReader.JDBC),
     (ChunkReader.AUTO, TlsMode.DISABLED, False, False, ChunkReader.JDBC),
@@ -166,6 +167,14 @@ def test_conform_refuses_invalid_utf8_text_and_unexpected_types() -> None:
 def test_reader_choice(setting: ChunkReader, mode: TlsMode, offers: bool, installed: bool,
                        expected: ChunkReader) -> None:
     assert choose_reader(setting, mode, offers, installed) is expected
+
+
+def test_auto_without_deltalake_is_the_arrow_reader_and_direct_is_refused() -> None:
+    assert choose_reader(ChunkReader.AUTO, TlsMode.DISABLED, False, True, False) is ChunkReader.ARROW
+    with pytest.raises(ValueError, match="deltalake"):
+        choose_reader(ChunkReader.DIRECT, TlsMode.DISABLED, False, True, False)
+    with pytest.raises(ValueError, match="reader is direct, but source.tls.mode is required"):
+        choose_reader(ChunkReader.DIRECT, TlsMode.REQUIRED, True, True)
 
 
 def test_arrow_reader_is_refused_where_it_would_drop_encryption() -> None:

@@ -182,3 +182,13 @@ def test_a_table_the_direct_path_cannot_write_exactly_is_refused(fields: tuple[t
                                                                  why: str) -> None:
     with pytest.raises(NotDirect, match=why):
         lake_plan(source_table("int"), layout(*fields))
+
+
+@pytest.mark.parametrize(("master", "slots"), [
+    ("local", 1), ("local[3]", 3), ("local[2, 4]", 2), ("spark://h:7077", None), (None, None), ("yarn", None),
+])
+def test_local_masters_run_direct_chunks_in_the_driver(master: str | None, slots: int | None) -> None:
+    from binlake.snapshot.session import local_parallelism
+
+    assert local_parallelism(master) == slots
+    assert (local_parallelism("local[*]") or 0) >= 1
