@@ -173,7 +173,7 @@ def test_auto_without_deltalake_is_the_arrow_reader_and_direct_is_refused() -> N
     assert choose_reader(ChunkReader.AUTO, TlsMode.DISABLED, False, True, False) is ChunkReader.ARROW
     with pytest.raises(ValueError, match="deltalake"):
         choose_reader(ChunkReader.DIRECT, TlsMode.DISABLED, False, True, False)
-    with pytest.raises(ValueError, match="reader is direct, but source.tls.mode is required"):
+    with pytest.raises(ValueError, match=r"reader is direct, but source\.tls\.mode is required"):
         choose_reader(ChunkReader.DIRECT, TlsMode.REQUIRED, True, True)
 
 
