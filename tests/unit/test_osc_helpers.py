@@ -129,3 +129,36 @@ def test_binlake_tables_lists_a_helper_apart_and_says_whose_it_is(tmp_path: Any)
     assert text[1].startswith("shop.orders ") and text[2].startswith("shop._orders_gho ")
     assert "  shop._orders_gho: not a user table — gh-ost ghost table of orders, replicated with it while the " \
            "tool runs" in text
+
+
+def test_the_capture_selects_a_helper_through_the_same_function() -> None:
+    """binlake.capture.records.Layouts asks TableMapping.target_for: the ghost of a selected table is
+    captured (and claimed: a user table renamed onto its lake name is refused), its changelog is not."""
+    from binlake.capture.records import CaptureDataError, Layouts
+
+    layouts = Layouts(mapping())
+    ghost = layouts.target("shop", "_orders_gho")
+    assert ghost is not None and ghost.helper is not None and (ghost.schema, ghost.table) == ("shop", "_orders_gho")
+    assert layouts.target("shop", "_orders_ghc") is None
+    renamed = mapping(select("orders", "explicit"), select("copy", "explicit", 2),
+                      {"rule-type": "transformation", "rule-id": "3", "rule-name": "r", "rule-target": "table",
+                       "object-locator": {"schema-name": "shop", "table-name": "copy"}, "rule-action": "rename",
+                       "value": "_orders_gho"})
+    layouts = Layouts(renamed)
+    layouts.target("shop", "copy")
+    with pytest.raises(CaptureDataError, match="both map to lake table"):
+        layouts.target("shop", "_orders_gho")
+
+
+def test_the_merge_verifier_is_off_by_default() -> None:
+    from pathlib import Path
+
+    from binlake.config import parse_config
+    from binlake.validation.every import MergeVerifier
+
+    config = parse_config({"lake": {"root": "/tmp/lake"}, "table_mappings": {"rules": [select("orders")]}},
+                          Path("c.yaml"))
+    verifier = MergeVerifier(None, config)  # type: ignore[arg-type]  # never touched when off
+    verifier.start()
+    verifier.stop()
+    assert config.merge.verify_every_minutes == 0 and verifier.rounds == 0 and verifier._thread is None
