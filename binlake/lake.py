@@ -230,6 +230,7 @@ class S3Storage:
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.config = s3
         self.client: Any = boto3.client(
             "s3",
             endpoint_url=s3.endpoint,
@@ -331,6 +332,11 @@ class Lake:
     @property
     def is_s3(self) -> bool:
         return self.root.startswith("s3a://")
+
+    @property
+    def s3_config(self) -> S3Config | None:
+        """How the lake's S3 is reached (``None`` for a local lake)."""
+        return self.storage.config if isinstance(self.storage, S3Storage) else None
 
     def uri(self, key: str = "") -> str:
         """What Spark (or a person) uses to reach ``key``: ``s3a://…`` or an absolute local path."""

@@ -72,8 +72,18 @@ READERS_WITHOUT_COLUMN_MAPPING = (
     "(Spark and delta-rs QueryBuilder still read it)")
 
 INTERNAL_TABLE_PROPERTIES: Mapping[str, str] = {DELETION_VECTORS: "true", COLUMN_MAPPING: "name"}
-"""binlake's own tables (``_binlake/tombstones``): only binlake reads them, so they keep the
-fastest features in either mode."""
+"""binlake's own tables (``_binlake/tombstones``) whose column names Delta accepts only with column
+mapping (:func:`internal_table_properties`)."""
+
+
+def internal_table_properties(column_names: Sequence[str]) -> Mapping[str, str]:
+    """Properties of one of binlake's own tables (``_binlake/tombstones``) with these columns: none
+    — the plain protocol delta-rs also writes, so the driver-side merge
+    (:mod:`binlake.merge.smallparts`) appends tombstones without Spark — unless a name needs column
+    mapping (:data:`INVALID_WITHOUT_COLUMN_MAPPING`): then :data:`INTERNAL_TABLE_PROPERTIES`."""
+    if any(ch in name for name in column_names for ch in INVALID_WITHOUT_COLUMN_MAPPING):
+        return INTERNAL_TABLE_PROPERTIES
+    return {}
 
 
 class ReaderCompatibility(enum.StrEnum):

@@ -39,6 +39,7 @@ from binlake.merge.layout import SCD2_COLUMNS, Layout, LayoutColumn, layouts_uni
 from binlake.merge.metrics import JOINED, MERGED, TableMetrics, lag
 from binlake.merge.plan import DdlStep, RowsStep, Step, StepTxn, plan_steps, step_txn
 from binlake.merge.renames import mark_gone
+from binlake.merge.smallparts import SmallParts, apply_small_part
 from binlake.merge.sql import col, sql_string
 from binlake.merge.summary import OP_DDL, TableChanges, TableName, segment_groups
 from binlake.merge.swaps import Handover, hands_over
@@ -79,6 +80,7 @@ class MergeContext:
     on_unappliable_ddl: str = "resync"  # merge.on_unappliable_ddl (binlake.merge.ddlvalues)
     features: TableFeatures = DEFAULT_FEATURES  # lake.reader_compatibility (binlake.tablefeatures)
     swaps: frozenset[Handover] = frozenset()  # the batch's planned swaps (binlake.merge.swaps)
+    small_parts: SmallParts | None = None  # the batch's small parts, merged by delta-rs (binlake.merge.smallparts)
 
 
 @dataclass
@@ -130,6 +132,12 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
     ``joining``: first batch after the table's full load completed."""
     started = time.monotonic()
     name = changes.name
+    small = ctx.small_parts.rows_of(name) if ctx.small_parts is not None and not joining else None
+    if small is not None:
+        done = apply_small_part(ctx, batch_id, changes, small, snapshot_lsn, batch_tag(ctx.app_id, batch_id))
+        if done is not None:
+            counts = MergeCounts(done.inserted, done.updated, done.deleted)
+            return _metrics(ctx, batch_id, changes, counts, 0, joining, started)
     path = ctx.lake.uri(table_key(name.schema, name.table))
     run = _Run(ctx, name, path, batch_id, TargetTable.load(ctx.spark, path), name.qualified in ctx.scd2_tables)
     if any(c.startswith(RETYPE_PREFIX) for c in run.table.columns):
@@ -158,11 +166,16 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
             # a lone rows step (every batch without DDL) leaves the skip to Delta: the MERGE carries
             # the transaction, and reading the table's transactions first would cost every batch
             _apply_rows(run, step, records, txn)
+    return _metrics(ctx, batch_id, changes, run.counts, run.ddl, joining, started)
+
+
+def _metrics(ctx: MergeContext, batch_id: int, changes: TableChanges, counts: MergeCounts, ddl: int,
+             joining: bool, started: float) -> TableMetrics:
+    name = changes.name
     merged_at = ctx.clock()
     return TableMetrics(
         batch_id=batch_id, schema=name.schema, table=name.table, status=JOINED if joining else MERGED,
-        records=changes.rows,
-        inserted=run.counts.inserted, updated=run.counts.updated, deleted=run.counts.deleted, ddl=run.ddl,
+        records=changes.rows, inserted=counts.inserted, updated=counts.updated, deleted=counts.deleted, ddl=ddl,
         lsn=changes.max_lsn, source_commit_ts=changes.max_commit_ts, merged_at=merged_at,
         lag_seconds=lag(merged_at, changes.max_commit_ts), lag_max_seconds=lag(merged_at, changes.min_commit_ts),
         seconds=round(time.monotonic() - started, 3),

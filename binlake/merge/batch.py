@@ -52,6 +52,7 @@ from binlake.merge.handoff import (
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.parallel import TablePool
+from binlake.merge.smallparts import SmallPartLimits, SmallParts, small_enough
 from binlake.merge.source import read_changelog_files
 from binlake.merge.summary import TableChanges, TableName, summarize
 from binlake.merge.swaps import swap_plan
@@ -80,8 +81,10 @@ class BatchProcessor:
 
     def __init__(self, ctx: MergeContext, status: StatusFile, maintenance: Maintenance | None = None,
                  app_id: Callable[[], str] | None = None, parallel_tables: int = 1,
-                 on_batch: Callable[[list[TableMetrics]], None] | None = None) -> None:
+                 on_batch: Callable[[list[TableMetrics]], None] | None = None,
+                 small_parts: SmallPartLimits | None = None) -> None:
         self.ctx = ctx
+        self.small_limits = small_parts  # None or records 0: Spark merges every part
         self.on_batch = on_batch  # told each batch's metrics (binlake.registration.runner)
         self.status = status
         self.maintenance = maintenance
@@ -119,7 +122,7 @@ class BatchProcessor:
         self.tables.check(seen)  # before any table is written
         batch_max = max((s.max_lsn for s in summaries), default=0)
         plan = swap_plan(summaries, self.ctx.mapping, self.ctx.scd2_tables)
-        ctx = dataclasses.replace(self.ctx, swaps=plan.swaps)
+        ctx = dataclasses.replace(self.ctx, swaps=plan.swaps, small_parts=self._small_parts(records, summaries))
         done: dict[TableName, TableMetrics] = {}
         for phase in plan.phases:  # a table a swap reads from is applied before the one it swaps into
             done.update(zip((s.name for s in phase), self.pool.map(lambda spark, changes: self._table(
@@ -136,6 +139,19 @@ class BatchProcessor:
             lsn_range = (min(lo for _, lo, _ in seen), max(hi for _, _, hi in seen)) if seen else None
             self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING], lsn_range)
         return metrics
+
+    def _small_parts(self, records: DataFrame, summaries: list[TableChanges]) -> SmallParts | None:
+        """The records of the batch's small parts (:mod:`binlake.merge.smallparts`), collected in one
+        Spark job, at most ``small_part_bytes`` in all; ``None`` when the path is off."""
+        limits = self.small_limits
+        if limits is None or limits.records == 0:
+            return None
+        names, total = [], 0
+        for changes in sorted(summaries, key=lambda c: c.bytes):
+            if small_enough(changes, limits) and total + changes.bytes <= limits.bytes:
+                names.append(changes.name)
+                total += changes.bytes
+        return SmallParts.collect(records, names) if names else None
 
     def _table(self, ctx: MergeContext, batch_id: int, changes: TableChanges, records: DataFrame,
                batch_max: int) -> TableMetrics:

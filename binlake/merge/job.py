@@ -37,6 +37,7 @@ from binlake.capture.checkpoint import load_checkpoint
 from binlake.config import PipelineConfig
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import CHANGELOG_DIR, MERGE_CHECKPOINT_DIR, Lake
+from binlake.merge import deltars
 from binlake.merge.apply import Clock, MergeContext
 from binlake.merge.autoresync import AutoResyncRefused, AutoResyncRunner
 from binlake.merge.batch import BatchProcessor
@@ -45,6 +46,7 @@ from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile
 from binlake.merge.migrate import MigrationRefused, migrate_file_source_checkpoint
 from binlake.merge.resync import ResyncApplier
+from binlake.merge.smallparts import SmallPartLimits
 from binlake.merge.source import on_records, read_changelog_stream
 from binlake.merge.txn import jvm
 from binlake.registration.runner import RegistrationRunner
@@ -127,7 +129,9 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake),
                                parallel_tables=config.merge.max_parallel_tables,
-                               on_batch=registration.after_batch if registration is not None else None)
+                               on_batch=registration.after_batch if registration is not None else None,
+                               small_parts=SmallPartLimits(config.merge.small_part_records if deltars.check_version()
+                                                           else 0, config.merge.small_part_bytes))
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
     clear_unstarted_checkpoint(spark, lake)
     migrate_file_source_checkpoint(spark, lake)

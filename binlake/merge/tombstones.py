@@ -31,7 +31,7 @@ from binlake.merge.decode import DELETE, LSN, OP, TS
 from binlake.merge.layout import COMMIT_TS_COLUMN, LSN_COLUMN, is_metadata_column
 from binlake.merge.sql import col, delta_ref, quote
 from binlake.merge.target import is_delta_table
-from binlake.tablefeatures import INTERNAL_TABLE_PROPERTIES
+from binlake.tablefeatures import internal_table_properties
 
 
 def key_condition(key: Sequence[str], left: str = "t", right: str = "s") -> str:
@@ -63,9 +63,9 @@ def ensure_table(spark: SparkSession, path: str, key_fields: Sequence[tuple[str,
     else:
         mode = "CREATE TABLE IF NOT EXISTS"
     columns = ", ".join(f"{quote(n)} {t}" for n, t in key_fields)
-    props = ", ".join(f"'{k}' = '{v}'" for k, v in INTERNAL_TABLE_PROPERTIES.items())
+    props = ", ".join(f"'{k}' = '{v}'" for k, v in internal_table_properties([n for n, _ in key_fields]).items())
     spark.sql(f"{mode} {delta_ref(path)} ({columns}, {LSN_COLUMN} BIGINT, {COMMIT_TS_COLUMN} TIMESTAMP) "
-              f"USING delta TBLPROPERTIES ({props})")
+              f"USING delta" + (f" TBLPROPERTIES ({props})" if props else ""))
 
 
 def record_deletes(spark: SparkSession, path: str, reduced: DataFrame, key: Sequence[str]) -> None:

@@ -1,0 +1,193 @@
+"""The one place binlake writes Delta tables with delta-rs (the ``deltalake`` package) instead of Spark.
+
+The driver-side merge of small table parts (:mod:`binlake.merge.smallparts`) commits with
+delta-rs, in the merge's own process, while Spark writes every other commit of the same tables.
+Both write the Delta protocol; this module keeps delta-rs to what both agree on:
+
+* :func:`writable` — only tables whose protocol features delta-rs 1.x writes exactly like Delta
+  Spark (:data:`WRITER_FEATURES`: the change data feed — delta-rs writes its ``_change_data``
+  files —, ``timestampNtz`` and the legacy ``appendOnly``/``invariants``); deletion vectors,
+  column mapping, type widening and anything newer go to Spark;
+* :func:`merge_rows` — the MERGE of :mod:`binlake.merge.upsert` with the same clauses and the same
+  transaction ``(app id, version)`` (a ``txn`` action Spark's Delta reads as its own:
+  :func:`binlake.merge.txn.committed_version`); it refuses to commit a version the table already
+  has, as Delta Spark skips it;
+* :func:`append` — a blind append (tombstones);
+* S3: the lake's endpoint, region and addressing; credentials from the AWS chain of the process
+  (environment, profile, instance or container role), never from binlake's config — the same
+  chain as s3a and boto3. Commits use a plain PUT of the log entry (``AWS_S3_ALLOW_UNSAFE_RENAME``):
+  safe because each table has one writer at a time, the merge (docs/merge.md, the S3 log store rule).
+
+:func:`check_version` runs when the merge starts: a ``deltalake`` major version other than
+:data:`TESTED_MAJOR` turns the driver-side merge off with a warning (Spark applies everything).
+``tests/integration/test_merge_small_parts.py`` compares these commits with Spark's on the same
+change log, value by value, change feed and transaction versions included.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from binlake.config import S3Config
+
+log = logging.getLogger(__name__)
+
+TESTED_MAJOR = 1
+WRITER_FEATURES = frozenset({"changeDataFeed", "timestampNtz", "appendOnly", "invariants"})
+READER_FEATURES = frozenset({"timestampNtz"})
+_SPARK_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
+
+
+def check_version(installed: str | None = None) -> bool:
+    """Is the installed ``deltalake`` one this adapter was tested with? Warns when not."""
+    version = installed or importlib.metadata.version("deltalake")
+    if version.split(".")[0] == str(TESTED_MAJOR):
+        return True
+    log.warning("deltalake %s is installed; binlake's delta-rs adapter (binlake/merge/deltars.py) was tested "
+                "with %d.x: small table parts are merged by Spark instead", version, TESTED_MAJOR)
+    return False
+
+
+def table_uri(uri: str) -> str:
+    """delta-rs's name of a lake path: ``s3://`` for Spark's ``s3a://``; local paths as they are."""
+    return "s3://" + uri.removeprefix("s3a://") if uri.startswith("s3a://") else uri
+
+
+def storage_options(s3: S3Config | None) -> dict[str, str]:
+    """delta-rs storage options for the lake (no credential: see the module docstring)."""
+    if s3 is None:
+        return {}
+    options = {"AWS_REGION": s3.region, "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+    if s3.endpoint:
+        options["AWS_ENDPOINT_URL"] = s3.endpoint
+        if s3.endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    if s3.path_style:
+        options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+    return options
+
+
+@dataclass(frozen=True)
+class DeltaRsTable:
+    """A lake table as delta-rs sees it at one version: what the driver-side merge needs to know."""
+
+    handle: Any  # deltalake.DeltaTable
+    columns: dict[str, str]  # name → normalized Spark type, every column (metadata ones included)
+    properties: dict[str, str]
+    writable: bool
+    why_not: str
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(self.handle.schema().to_arrow())
+
+    def committed_version(self, app_id: str) -> int:
+        """Highest transaction version ``app_id`` committed (-1: none)."""
+        version = self.handle.transaction_version(app_id)
+        return -1 if version is None else int(version)
+
+
+def open_table(uri: str, s3: S3Config | None) -> DeltaRsTable | None:
+    """The Delta table at ``uri`` (a lake path), or ``None`` where there is none."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        handle = DeltaTable(table_uri(uri), storage_options=storage_options(s3))
+    except TableNotFoundError:
+        return None
+    columns = {field.name: _spark_type(field.type) for field in handle.schema().fields}
+    problem = _unwritable(handle.protocol())
+    return DeltaRsTable(handle, columns, dict(handle.metadata().configuration), problem is None, problem or "")
+
+
+def create_table(uri: str, s3: S3Config | None, schema: pa.Schema) -> DeltaRsTable:
+    """A new, empty Delta table at ``uri`` with ``schema`` and no table features (an existing table
+    is left as it is and returned)."""
+    from deltalake import DeltaTable
+
+    DeltaTable.create(table_uri(uri), schema, mode="ignore", storage_options=storage_options(s3))
+    table = open_table(uri, s3)
+    assert table is not None
+    return table
+
+
+def _spark_type(delta_type: Any) -> str:
+    """A Delta schema type as Spark's ``simpleString`` writes it (``long`` → ``bigint``); nested
+    types as ``struct``/``array``/``map`` (binlake's tables have none)."""
+    name = getattr(delta_type, "type", None)
+    if not isinstance(name, str):
+        return "nested"
+    name = name.replace(" ", "")
+    return _SPARK_NAMES.get(name, name)
+
+
+def _unwritable(protocol: Any) -> str | None:
+    writer = set(protocol.writer_features or ())
+    reader = set(protocol.reader_features or ())
+    if protocol.min_writer_version > 7 or protocol.min_reader_version > 3:
+        return f"protocol ({protocol.min_reader_version}, {protocol.min_writer_version})"
+    if protocol.min_writer_version >= 7 and not writer <= WRITER_FEATURES:
+        return f"writer features {sorted(writer - WRITER_FEATURES)}"
+    if protocol.min_writer_version in (5, 6):
+        return "column mapping / identity columns (writer version 5-6)"
+    if protocol.min_reader_version == 2:
+        return "column mapping (reader version 2)"
+    if not reader <= READER_FEATURES:
+        return f"reader features {sorted(reader - READER_FEATURES)}"
+    return None
+
+
+def quote(name: str) -> str:
+    """A DataFusion SQL identifier (case kept, any character)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class MergeClauses:
+    """The MERGE of :mod:`binlake.merge.upsert`, in DataFusion SQL over aliases ``t`` / ``s``."""
+
+    on: str
+    delete_when: str
+    update_when: str
+    insert_when: str
+    assignments: Mapping[str, str]  # quoted target column → source expression
+
+
+def merge_rows(table: DeltaRsTable, source: pa.Table, clauses: MergeClauses, app_id: str,
+               version: int) -> dict[str, int]:
+    """One MERGE of ``source`` into ``table``, committed with transaction ``(app_id, version)``; no
+    commit when the table already has that version (the metrics are then all 0)."""
+    from deltalake import CommitProperties, Transaction
+
+    if table.committed_version(app_id) >= version:
+        return {}
+    merger = table.handle.merge(
+        source, clauses.on, source_alias="s", target_alias="t",
+        commit_properties=CommitProperties(app_transactions=[Transaction(app_id, version)]))
+    result: dict[str, int] = (
+        merger.when_matched_delete(predicate=clauses.delete_when)
+        .when_matched_update(dict(clauses.assignments), predicate=clauses.update_when)
+        .when_not_matched_insert(dict(clauses.assignments), predicate=clauses.insert_when)
+        .execute())
+    return result
+
+
+def append(table: DeltaRsTable, rows: pa.Table) -> None:
+    """Append ``rows`` (cast to the table's schema) in one commit, without a transaction."""
+    from deltalake import write_deltalake
+
+    write_deltalake(table.handle, rows.cast(table.arrow_schema), mode="append")
+
+
+def read_columns(table: DeltaRsTable, columns: Sequence[str], filter_expression: Any = None) -> pa.Table:
+    """``columns`` of the table's rows matching ``filter_expression`` (a pyarrow dataset expression;
+    files are skipped by their statistics)."""
+    dataset = table.handle.to_pyarrow_dataset()
+    return dataset.to_table(columns=list(columns), filter=filter_expression)
