@@ -227,11 +227,11 @@ def read_chunk_arrow(spark: Any, source: ArrowSource, table: SourceTable, predic
                      row_bytes: int) -> tuple[Any, Any]:
     """The lake rows of the source rows matching ``predicate`` read by one Spark task with ConnectorX
     (one consistent snapshot), and the observation of their count, snapshot file, lsn and read time
-    — the same contract as :func:`binlake.snapshot.loader.read_chunk`."""
+    — the same contract as :func:`binlake.snapshot.chunkread.read_chunk`."""
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import StructType
 
-    from binlake.snapshot.loader import observed_lake_rows
+    from binlake.snapshot.chunkread import observed_lake_rows
 
     schema = cast(StructType, StructType.fromDDL(raw_schema_ddl(table)))
     arrow_schema = to_arrow_schema(schema)

@@ -1,17 +1,19 @@
-"""The direct write path (``full_load.reader: direct``): each chunk read and written to Parquet in its Spark task.
+"""The direct write path (``full_load.reader: direct``): each chunk read and written to Parquet by one task.
 
 On the ``arrow`` path Spark turns a chunk's Arrow batches into rows, casts them and writes them;
-here the Spark task does everything itself, without Spark rows:
+here the task does everything itself, without Spark rows. The task is a Spark task with a cluster
+master (:func:`run_chunk`), and :func:`write_chunk` called in the driver's chunk thread with a
+local one (:mod:`binlake.snapshot.session`: no Python workers, no SparkSession needed). It:
 
-1. read the chunk with ConnectorX exactly as the ``arrow`` reader does (same session-init
+1. reads the chunk with ConnectorX exactly as the ``arrow`` reader does (same session-init
    statements, statement and wire forms: :func:`binlake.snapshot.arrowread.read_batches`), in
    batches of at most ``batch_rows`` rows;
-2. turn each batch into the table's lake columns with pyarrow (:mod:`binlake.snapshot.lakearrow`:
+2. turns each batch into the table's lake columns with pyarrow (:mod:`binlake.snapshot.lakearrow`:
    the exact Delta types, ``_binlake_lsn`` and ``_binlake_commit_ts``);
-3. stream them into one Parquet file in the table folder (one row group per batch: memory stays
+3. streams them into one Parquet file in the table folder (one row group per batch: memory stays
    bounded by the batch, whatever the chunk size), with Delta's statistics of the table's
    statistics columns;
-4. return the file and the snapshot's position, count and read time to the driver, which commits
+4. returns the file and the snapshot's position, count and read time to the driver, which commits
    the file as the chunk's one Delta commit (:func:`binlake.snapshot.deltars.commit_files`).
 
 A task that fails removes its file; a file written by a task whose commit never happens (the job

@@ -53,6 +53,7 @@ _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _FORMS = {**dict.fromkeys(_INTEGERS, LONG), "boolean": LONG, "float": DOUBLE, "double": DOUBLE, "date": TEXT,
           "timestamp_ntz": TEXT, "timestamp": TEXT, "string": TEXT}
 STATS_MIN_MAX = frozenset({*_INTEGERS, "date", "string"})  # min/max written exactly; other types: nullCount only
+STATS_STRING_PREFIX = 32  # Delta Spark's delta.dataSkippingStringPrefixLength: longer string bounds are left out
 
 
 def delta_type_name(spark_ddl: str) -> str:
@@ -173,10 +174,13 @@ class FileStats:
         def value(v: Any) -> Any:
             return v.isoformat() if hasattr(v, "isoformat") else v
 
+        # long strings: no bounds rather than Spark's truncated ones (missing bounds only skip less)
+        bounded = [k for k in self.low if not any(isinstance(v, str) and len(v) > STATS_STRING_PREFIX
+                                                   for v in (self.low[k], self.high[k]))]
         stats: dict[str, Any] = {
             "numRecords": self.rows,
-            "minValues": {k: value(v) for k, v in self.low.items()},
-            "maxValues": {k: value(v) for k, v in self.high.items()},
+            "minValues": {k: value(self.low[k]) for k in bounded},
+            "maxValues": {k: value(self.high[k]) for k in bounded},
             "nullCount": dict(self.nulls),
         }
         if self.plan.tight_bounds:

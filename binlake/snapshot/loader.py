@@ -25,8 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, Observation, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from binlake.capture.history import History
 from binlake.chunks import render_predicate, rows_per_chunk
@@ -35,7 +34,9 @@ from binlake.lake import Lake, snapshot_state_key, table_key
 from binlake.positions import BinlogPosition, split_lsn
 from binlake.resync.guard import refuse_reload_while_merging
 from binlake.snapshot import delta, deltars
-from binlake.snapshot.arrowread import ArrowSource, read_chunk_arrow, with_watermark_init
+from binlake.snapshot.arrowread import ArrowSource
+from binlake.snapshot.chunkread import arrow_chunk_source, chunk_frame
+from binlake.snapshot.chunkread import read_chunk as read_chunk  # re-exported (binlake.resync.job)
 from binlake.snapshot.direct import (
     NotDirect,
     chunk_task,
@@ -47,22 +48,11 @@ from binlake.snapshot.direct import (
 from binlake.snapshot.discovery import SourceTable
 from binlake.snapshot.lakearrow import LakePlan
 from binlake.snapshot.planning import estimate_row_bytes, plan_chunks
-from binlake.snapshot.reading import (
-    HIT,
-    LSN_COLUMN,
-    READ_TS,
-    SNAP_FILE,
-    SNAP_LSN,
-    JdbcSource,
-    chunk_query,
-    lake_expressions,
-    with_watermark,
-)
+from binlake.snapshot.reading import LSN_COLUMN, JdbcSource
 from binlake.snapshot.report import Progress, TableReport
 from binlake.snapshot.session import SparkOnDemand
 from binlake.snapshot.signal import Signal
 from binlake.snapshot.state import COMMITTED, ChunkState, TableState
-from binlake.snapshot.watermark import low_watermark
 from binlake.source import Connection, gtid_at, master_position
 from binlake.tablefeatures import TableFeatures
 
@@ -129,58 +119,6 @@ def file_for_sequence(template: str, sequence: int) -> str:
 def position_from_lsn(lsn: int, template: str) -> BinlogPosition:
     epoch, sequence, pos = split_lsn(lsn)
     return BinlogPosition.of(file_for_sequence(template, sequence), pos, epoch=epoch)
-
-
-def chunk_low_watermark(ctx: LoadContext) -> BinlogPosition | None:
-    """The label of the next chunk's snapshot taken now, before it starts (a replica's, or the
-    watermark method's low watermark); None with the mariadb method (the snapshot reports its own)."""
-    if ctx.chunk_label is not None:  # a replica's snapshot, labelled in the primary's order
-        return ctx.chunk_label()
-    if ctx.snapshot_method is SnapshotMethod.WATERMARK:
-        epoch = 0 if ctx.history is None else ctx.history.epoch
-        return low_watermark(ctx.connect, epoch, ctx.config.full_load.watermark_settle_seconds, ctx.signal)
-    return None
-
-
-def arrow_chunk_source(ctx: LoadContext) -> ArrowSource:
-    """The Arrow reader's source for the next chunk (labelled by :func:`chunk_low_watermark`)."""
-    assert ctx.arrow is not None
-    low = chunk_low_watermark(ctx)
-    return ctx.arrow if low is None else with_watermark_init(ctx.arrow, low)
-
-
-def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState,
-                row_bytes: int) -> tuple[DataFrame, Observation]:
-    """The lake rows of one chunk (one Spark partition) and the observation of its position and count,
-    read by the Arrow reader when the job chose it, else by JDBC; ``row_bytes`` sizes Arrow batches."""
-    if ctx.arrow is not None:
-        return read_chunk_arrow(ctx.spark, arrow_chunk_source(ctx), table, chunk.predicate, row_bytes)
-    low = chunk_low_watermark(ctx)
-    return read_chunk(ctx.spark, ctx.jdbc if low is None else with_watermark(ctx.jdbc, low), table, chunk.predicate)
-
-
-def read_chunk(spark: SparkSession, jdbc: JdbcSource, table: SourceTable,
-               predicate: str) -> tuple[DataFrame, Observation]:
-    """The lake rows of the source rows matching ``predicate``, read in one consistent snapshot (one
-    Spark partition), and the observation of their count, snapshot file, lsn and read time (also
-    used by the online resync, :mod:`binlake.resync.job`)."""
-    raw = spark.read.jdbc(jdbc.url, chunk_query(table, predicate), properties=jdbc.properties)
-    return observed_lake_rows(raw, lake_expressions(table))
-
-
-def observed_lake_rows(raw: DataFrame, expressions: list[tuple[str, str]]) -> tuple[DataFrame, Observation]:
-    """The lake rows of a chunk read (``raw``: position columns, hit, ``c0 …``) and the observation of
-    their count, snapshot file, lsn and read time (filled once the rows have been written)."""
-    observation = Observation(f"binlake-chunk-{uuid.uuid4().hex}")
-    observed = raw.observe(
-        observation,
-        F.count(F.col(HIT)).alias("rows"),
-        F.first(F.col(SNAP_FILE), ignorenulls=True).alias("file"),
-        F.max(F.col(SNAP_LSN)).alias("lsn"),
-        F.max(F.col(READ_TS)).alias("read_at"),
-    )
-    rows = observed.where(F.col(HIT).isNotNull())
-    return rows.select(*[F.expr(expr).alias(name) for expr, name in expressions]), observation
 
 
 class TableLoad:

@@ -192,3 +192,12 @@ def test_local_masters_run_direct_chunks_in_the_driver(master: str | None, slots
 
     assert local_parallelism(master) == slots
     assert (local_parallelism("local[*]") or 0) >= 1
+
+
+def test_string_bounds_longer_than_deltas_prefix_are_left_out() -> None:
+    p = plan(LakeColumn("k", "k", None, "string", META, TEXT, True), LakeColumn("s", "s", None, "string", META, TEXT,
+                                                                              True))
+    stats = FileStats(p)
+    stats.add(pa.RecordBatch.from_arrays([pa.array(["b", "a"]), pa.array(["x" * 33, "é"])], schema=p.schema()))
+    assert json.loads(stats.to_json()) == {"numRecords": 2, "minValues": {"k": "a"}, "maxValues": {"k": "b"},
+                                           "nullCount": {"k": 0, "s": 0}}
