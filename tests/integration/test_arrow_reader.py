@@ -93,7 +93,7 @@ BLOB_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
 
 
-@pytest.mark.parametrize("reader", ["arrow", "jdbc"])
+@pytest.mark.parametrize("reader", ["direct", "arrow", "jdbc"])
 def test_blob_rows_load_in_byte_bounded_chunks(
     reader: str, spark: Any, mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_config: Any
 ) -> None:
