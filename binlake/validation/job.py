@@ -40,7 +40,7 @@ from binlake.validation.canonical import (
 from binlake.validation.checksum import EMPTY, ChunkSum, lake_chunk_sums, source_chunk_sums
 from binlake.validation.pace import Pacer, parse_duration
 from binlake.validation.report import CHECKSUM, METHODS, ROWS, TableValidation, exit_status, format_report
-from binlake.validation.rows import compare_rows, empty_source_frame, source_frame
+from binlake.validation.rows import SOURCE_LSN, compare_rows, empty_source_frame, source_frame
 from binlake.verification import Verification, write_run
 
 log = logging.getLogger("binlake.validate")
@@ -51,13 +51,14 @@ RETRY_SECONDS = 2.0
 
 def validate_table(
     spark: SparkSession, config: PipelineConfig, lake: Lake, conn: Connection, table: SourceTable,
-    method: str = CHECKSUM, pacer: Pacer | None = None,
+    method: str = CHECKSUM, pacer: Pacer | None = None, settle_seconds: float = 0.0,
 ) -> TableValidation:
     """Validate one table (see :mod:`binlake.validation`); ``method="rows"`` skips the checksums.
 
     The source is read in steps (``validation.step_chunks`` chunks of checksums, then one step of
     the rows of the chunks that differ); after each step ``pacer`` may pause (the source rate limit)
-    or raise :class:`~binlake.validation.pace.Stopped`.
+    or raise :class:`~binlake.validation.pace.Stopped`. ``settle_seconds``: how long the row
+    comparison may wait for the merge to reach the source rows' snapshots (:func:`_settled`).
     """
     pacer = pacer or Pacer()
     result = TableValidation(f"{table.target.schema}.{table.target.table}", source=table.qualified)
@@ -77,7 +78,10 @@ def validate_table(
         result.method, result.note = ROWS, None if method == ROWS else f"compared by rows: {reason}"
         source = source_frame(spark, config, table, list(enumerate(predicates))).cache()
         try:
-            result.source_rows, result.lake_rows = source.count(), lake_rows.count()
+            result.source_rows = source.count()
+            applied, fresh = _settled(spark, lake, table, source, applied, settle_seconds, pacer)
+            lake_rows = fresh if fresh is not None else lake_rows
+            result.lake_rows = lake_rows.count()
             compare_rows(result, source, lake_rows, table, applied)
         finally:
             source.unpersist()
@@ -100,11 +104,43 @@ def validate_table(
     result.repair_ranges = [r.to_dict() for r in ([WHOLE] if unplaced else [plan.ranges[i] for i in differing])]
     # Phase 2: the rows of the chunks whose checksums differ (lake rows with no chunk always).
     chunks = [(i, predicates[i]) for i in differing]
-    lake_part = lake_rows.where(F.expr(chunk_sql).isin([*differing, UNASSIGNED]))
-    source = source_frame(spark, config, table, chunks) if chunks else empty_source_frame(lake_rows, table)
-    compare_rows(result, source, lake_part, table, applied)
+    source = (source_frame(spark, config, table, chunks) if chunks else empty_source_frame(lake_rows, table)).cache()
+    try:
+        applied, fresh = _settled(spark, lake, table, source, applied, settle_seconds, pacer)
+        lake_part = (fresh if fresh is not None else lake_rows).where(F.expr(chunk_sql).isin([*differing, UNASSIGNED]))
+        compare_rows(result, source, lake_part, table, applied)
+    finally:
+        source.unpersist()
     pacer.step(len(chunks))
     return result
+
+
+def _settled(spark: SparkSession, lake: Lake, table: SourceTable, source: DataFrame, applied: int,
+             settle_seconds: float, pacer: Pacer) -> tuple[int, DataFrame | None]:
+    """Let the lake catch up with the source rows about to be compared (``source``, cached: read
+    once). When the merge has not applied up to their highest snapshot lsn ``S``, every difference
+    would count as in flight; so wait (at most ``settle_seconds``, a stop request ends the wait) until
+    the applied lsn reaches ``S``, then read the lake table afresh (after the applied lsn, so the
+    snapshot holds every change up to it). A row that then still differs with its lake lsn at or
+    below its source snapshot is a real difference; one changed later stays in flight. Returns the
+    applied lsn and the fresh lake table (``None``: nothing waited for, the first read stands).
+    Under steady writes anywhere on the source the lake is always a little behind the latest
+    snapshot, so without this wait a corrupted row would never be told from a row in flight."""
+    if settle_seconds <= 0 or applied >= NOTHING_IN_FLIGHT:
+        return applied, None
+    row = source.agg(F.max(SOURCE_LSN)).first()
+    target = None if row is None else row[0]
+    if target is None or applied >= target:
+        return applied, None
+    deadline, baseline = time.monotonic() + settle_seconds, _snapshot_lsn(lake, table)
+    while applied < target and time.monotonic() < deadline:
+        pacer.stop.wait(RETRY_SECONDS)
+        pacer.check()
+        progress = read_progress(lake, baseline=baseline)
+        applied = -1 if progress.applied_lsn is None else progress.applied_lsn
+    log.info("%s: lake applied up to lsn %d for source rows read at lsn %d%s", table.qualified, applied, target,
+             "" if applied >= target else f" (still behind after {settle_seconds:.0f} s)")
+    return applied, spark.read.format("delta").load(lake.uri(table_key(table.target.schema, table.target.table)))
 
 
 def _checksums_in_steps(
@@ -236,7 +272,8 @@ def _validate_with_retry(spark: SparkSession, config: PipelineConfig, lake: Lake
                          pacer: Pacer | None) -> TableValidation:
     while True:
         try:
-            result = validate_table(spark, config, lake, conn, table, method, pacer)
+            result = validate_table(spark, config, lake, conn, table, method, pacer,
+                                    settle_seconds=max(0.0, deadline - clock()))
         except Exception as exc:  # a table that cannot be validated must not hide the others
             if "DELTA_MISSING_DELTA_TABLE" in str(exc) or "is not a Delta table" in str(exc):
                 return TableValidation(f"{table.target.schema}.{table.target.table}", source=table.qualified,
