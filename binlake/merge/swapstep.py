@@ -63,6 +63,8 @@ HANDOVER_LSN = "binlake.merge.handoverLsn"
 HANDOVER_VERSION = "binlake.merge.handoverVersion"
 NOT_EXACT = -1
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+NEW_TABLE_DEFAULTS = "spark.databricks.delta.properties.defaults."
+"""Session settings Delta applies as the properties of a table it creates (key without ``delta.``)."""
 
 
 def latest_version(ctx: MergeContext, path: str) -> int:
@@ -138,9 +140,13 @@ def born_by_swap(ctx: MergeContext, name: TableName, lsn: int) -> SwapSource | N
 
 def create_swapped_in(ctx: MergeContext, name: TableName, path: str, source: SwapSource, lsn: int) -> None:
     """Create the Delta table of ``name``, born at ``lsn`` by a swap, with ``source``'s rows at its
-    version (those below ``lsn``, with their ``_binlake_lsn``/``_binlake_commit_ts``) in one commit
-    (``CREATE TABLE … AS SELECT``): the properties of a new lake table of these columns, the
-    origin's statistics columns."""
+    version (those below ``lsn``, with their ``_binlake_lsn``/``_binlake_commit_ts``) in one commit:
+    the properties of a new lake table of these columns, the origin's statistics columns.
+
+    A plain ``overwrite`` write with the properties as the session's new-table defaults (the
+    table's own session, reset afterwards), not ``CREATE TABLE … AS SELECT``: Delta refuses that at
+    a location holding files (``TABLE_OR_VIEW_ALREADY_EXISTS``), which a write SIGKILLed before its
+    commit leaves; the write ignores them."""
     spark = ctx.spark
     origin_path = ctx.lake.uri(table_key(*source.origin))
     rows = (spark.read.format("delta").option("versionAsOf", source.version).load(origin_path)
@@ -149,10 +155,18 @@ def create_swapped_in(ctx: MergeContext, name: TableName, path: str, source: Swa
     stats = TargetTable.load(spark, origin_path).properties.get(STATS_COLUMNS)
     if stats is not None:
         properties[STATS_COLUMNS] = stats
-    writer = rows.writeTo("delta.`" + path.replace("`", "``") + "`").using("delta")
-    for key, value in properties.items():
-        writer = writer.tableProperty(key, value)
-    writer.create()
+    defaults = {NEW_TABLE_DEFAULTS + key.removeprefix("delta."): value for key, value in properties.items()}
+    before: dict[str, str | None] = {key: spark.conf.get(key, None) for key in defaults}
+    try:
+        for key, value in defaults.items():
+            spark.conf.set(key, value)
+        rows.write.format("delta").mode("overwrite").save(path)
+    finally:
+        for key, old in before.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
     log.info("%s: born at lsn %d by a swap: created holding %s as of its Delta version %d (one commit, no resync)",
              name.qualified, lsn, ".".join(source.origin), source.version)
 

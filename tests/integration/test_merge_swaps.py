@@ -113,6 +113,10 @@ def test_a_gh_ost_swap_with_the_ghost_replicated_is_one_commit_of_t(spark: Any, 
     assert rows(spark, old_t) == [(1, "a", 1), (2, "b", 20), (4, "d", 4)]
     assert versions_of_t(spark, old_t)[0][2] == [(1, "a", 1), (2, "b", 20), (4, "d", 4)]  # version 0 already
     assert read_requests(lake, TableName("shop", "_t_del", "shop", "_t_del")) == []
+    properties = TargetTable.load(spark, old_t).properties  # a new lake table's, t's statistics columns
+    assert properties.get("delta.enableChangeDataFeed") == "true"
+    assert properties.get("delta.dataSkippingStatsColumns") == TargetTable.load(spark, path).properties.get(
+        "delta.dataSkippingStatsColumns")
 
 
 @pytest.mark.slow
