@@ -132,7 +132,7 @@ def apply_table(ctx: MergeContext, batch_id: int, changes: TableChanges, records
     ``joining``: first batch after the table's full load completed."""
     started = time.monotonic()
     name = changes.name
-    small = ctx.small_parts.rows_of(name) if ctx.small_parts is not None and not joining else None
+    small = ctx.small_parts.rows_of(name) if ctx.small_parts is not None else None
     if small is not None:
         done = apply_small_part(ctx, batch_id, changes, small, snapshot_lsn, batch_tag(ctx.app_id, batch_id))
         if done is not None:

@@ -196,7 +196,12 @@ class BatchProcessor:
         # steps like any table part
         combined = read_changelog_files(ctx.spark, ctx.lake, keys).filter(_is_table(name))
         caught_up = summarize(combined)
-        result = (apply_table(ctx, batch_id, caught_up[0], combined, handoff.min_lsn, joining=True)
+        # the catch-up's own records (never the batch's) for the driver-side merge when it is small
+        limits = self.small_limits
+        small = (SmallParts.collect(combined, [name]) if caught_up and limits is not None and limits.records
+                 and small_enough(caught_up[0], limits) else None)
+        result = (apply_table(dataclasses.replace(ctx, small_parts=small), batch_id, caught_up[0], combined,
+                              handoff.min_lsn, joining=True)
                   if caught_up else TableMetrics(batch_id, name.schema, name.table, "joined"))
         record_join(ctx.lake, name, handoff, batch_id, ctx.clock())
         self._joined[name] = handoff.load_id

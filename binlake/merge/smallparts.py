@@ -15,7 +15,7 @@ A part qualifies (:func:`small_enough`, then :func:`apply_small_part`) only when
 what the Spark path would do in one rows step with nothing else to do: at most
 ``merge.small_part_records`` records and ``merge.small_part_bytes`` bytes; no DDL; one row layout,
 with a primary key, equal to the lake table's columns and types (no schema evolution); not SCD2;
-no DMS source filter or ``add-column``; no swap; a table that has joined the stream; a Delta
+no DMS source filter or ``add-column``; no swap; a Delta
 protocol delta-rs writes (:func:`binlake.merge.deltars.writable`); every value decodable. Anything
 else — decided before any write — returns ``None`` and the part goes to Spark.
 """

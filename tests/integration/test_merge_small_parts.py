@@ -93,8 +93,8 @@ def test_delta_rs_parts_equal_spark_merges_value_by_value(spark: SparkSession, t
     run_merge(spark, merge_config(spark_lake.root, small_part_records=0, max_files_per_batch=1))
     run_merge(spark, merge_config(small_lake.root, max_files_per_batch=1))
 
-    # batch 0 joins the table to the stream after its full load: Spark's catch-up
-    assert [e.startswith("delta-rs") for e in _engines(small_path)][-3:] == [False, True, True]
+    # batch 0 joins the table to the stream after its full load (its catch-up is as small)
+    assert [e.startswith("delta-rs") for e in _engines(small_path)][-3:] == [True, True, True]
     assert not any(e.startswith("delta-rs") for e in _engines(spark_path))
     expected = _table_rows(spark, spark_path)
     assert sorted(r[0] for r in expected) == [1, 3, 4, 20]  # the oracle itself: 2 moved to 20, 5 deleted, 4 back
@@ -128,4 +128,4 @@ def test_a_replayed_batch_skips_the_delta_rs_commit(spark: SparkSession, tmp_pat
     run_merge(spark, merge_config(lake.root, max_files_per_batch=1))
     assert _table_rows(spark, path) == _table_rows(spark, oracle_path)
     merges = [e for e in _engines(path) if e.startswith("delta-rs")]
-    assert len(merges) == 2  # batches 0 and 2: the replay of batch 2 committed nothing again
+    assert len(merges) == 3  # one per batch: the replay of batch 2 committed nothing again
