@@ -89,11 +89,13 @@ class BatchLog(logging.Handler):
         super().__init__(logging.INFO)
         self.seconds: list[float] = []
         self.tables: list[int] = []
+        self.phases: list[tuple[float, ...]] = []  # summary, small parts, tables, metrics and status
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("merge batch %d: %d table(s)") and isinstance(record.args, tuple):
             self.tables.append(int(str(record.args[1])))
             self.seconds.append(float(str(record.args[3])))
+            self.phases.append(tuple(float(str(a)) for a in record.args[4:8]))
 
 
 @dataclass
@@ -227,7 +229,7 @@ def run(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> None:
             query = start_merge(spark, run_config, available_now=False)
             try:
                 wait_caught_up(lake, capture, db, timeout=300)
-                del batches.seconds[:], batches.tables[:]
+                del batches.seconds[:], batches.tables[:], batches.phases[:]
                 work = Workload(db, count, args.rate, args.probes_per_second, next_probe)
                 started = time.time()
                 work.run(args.seconds)
@@ -260,6 +262,10 @@ def run(db: LocalMariaDB, workdir: Path, args: argparse.Namespace) -> None:
             print(f"{count:>6} {mode + f'({parallel})':<14} {row['p50']:>7.1f} {bound}{row['p95']:>6.1f} "
                   f"{row['late']:>5} {row['probes']:>6} {row['batch_p50']:>11.1f} {row['batch_max']:>11.1f} "
                   f"{row['tables']:>12.1f} {row['load']:>8.1f}", flush=True)
+            if batches.phases:
+                medians = [statistics.median(p[i] for p in batches.phases) for i in range(4)]
+                print("         batch phases, p50 s: summary {:.2f}, small parts {:.2f}, tables {:.2f}, "
+                      "metrics and status {:.2f}".format(*medians), flush=True)
     capture.stop()
     for baseline in ("spark", "sequential"):
         if "parallel" not in modes or baseline not in modes:

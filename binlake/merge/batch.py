@@ -117,22 +117,27 @@ class BatchProcessor:
         bounds = bounds_for_batch(self.ctx.lake, self.ctx.app_id, batch_id, self._bounds)
         self.ctx = dataclasses.replace(self.ctx, bounds=bounds)
         summaries = summarize(records)
+        summarized = time.monotonic()
         self._registry = load_registry(self.ctx.lake)
         seen = seen_tables(summaries)
         self.tables.check(seen)  # before any table is written
         batch_max = max((s.max_lsn for s in summaries), default=0)
         plan = swap_plan(summaries, self.ctx.mapping, self.ctx.scd2_tables)
         ctx = dataclasses.replace(self.ctx, swaps=plan.swaps, small_parts=self._small_parts(records, summaries))
+        collected = time.monotonic()
         done: dict[TableName, TableMetrics] = {}
         for phase in plan.phases:  # a table a swap reads from is applied before the one it swaps into
             done.update(zip((s.name for s in phase), self.pool.map(lambda spark, changes: self._table(
                 dataclasses.replace(ctx, spark=spark), batch_id, changes, records, batch_max), phase), strict=True))
         metrics = [done[s.name] for s in summaries]
+        applied = time.monotonic()
         if not self.status.done(batch_id):
             append_metrics(self.ctx.spark, self.ctx.lake, metrics)
         self.status.write(batch_id, metrics, self.ctx.clock())
-        log.info("merge batch %d: %d table(s), %d record(s) in %.1f s", batch_id, len(metrics),
-                 sum(m.records for m in metrics), time.monotonic() - started)
+        ended = time.monotonic()
+        log.info("merge batch %d: %d table(s), %d record(s) in %.1f s (summary %.1f s, small parts %.1f s, "
+                 "tables %.1f s, metrics and status %.1f s)", batch_id, len(metrics), sum(m.records for m in metrics),
+                 ended - started, summarized - started, collected - summarized, applied - collected, ended - applied)
         if self.on_batch is not None:
             self.on_batch(metrics)
         if self.maintenance is not None:

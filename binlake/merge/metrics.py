@@ -28,10 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from binlake.lake import MERGE_METRICS_DIR, MERGE_STATUS_KEY, Lake
+from binlake.merge import deltars
 from binlake.merge.sql import delta_ref
 
 METRICS_SCHEMA = (
@@ -89,13 +91,28 @@ def _naive_utc(value: datetime.datetime | None) -> datetime.datetime | None:
 
 def append_metrics(spark: SparkSession, lake: Lake, rows: Sequence[TableMetrics]) -> None:
     """Append ``rows`` to the metrics table in one commit (a blind append: Delta's transaction id
-    would make it ~15x slower; :meth:`StatusFile.done` keeps a replayed batch from appending again)."""
+    would make it ~15x slower; :meth:`StatusFile.done` keeps a replayed batch from appending again).
+    Once the table exists, with delta-rs (:mod:`binlake.merge.deltars`: no Spark job per batch);
+    Spark creates it, and appends where delta-rs does not write the table's protocol."""
     if not rows:
+        return
+    path = lake.uri(MERGE_METRICS_DIR)
+    table = deltars.open_table(path, lake.s3_config) if deltars.check_version() else None
+    if table is not None and table.writable:
+        records = [{f.name: _utc(getattr(row, f.name)) for f in dataclasses.fields(row)} for row in rows]
+        deltars.append(table, pa.Table.from_pylist(records, schema=table.arrow_schema))
         return
     data = [tuple(_naive_utc(v) if isinstance(v, datetime.datetime) else v
                   for v in dataclasses.astuple(row)) for row in rows]
     frame = spark.createDataFrame(data, METRICS_SCHEMA)
-    frame.write.format("delta").mode("append").save(lake.uri(MERGE_METRICS_DIR))
+    frame.write.format("delta").mode("append").save(path)
+
+
+def _utc(value: object) -> object:
+    """Datetimes as aware UTC (naive ones are UTC already), other values as they are."""
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value
 
 
 def prune_metrics(spark: SparkSession, path: str, older_than: datetime.datetime) -> int:
