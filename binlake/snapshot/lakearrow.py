@@ -135,9 +135,9 @@ class LakePlan:
         arrays: list[pa.Array] = []
         for column in self.columns:
             if column.source == LSN_SOURCE:
-                arrays.append(pa.array([lsn] * rows, pa.int64()))
+                arrays.append(pa.repeat(pa.scalar(lsn, pa.int64()), rows))
             elif column.source == READ_TS_SOURCE:
-                arrays.append(pa.array([read_ts] * rows, pa.int64()).cast(pa.timestamp("us", tz="UTC")))
+                arrays.append(pa.repeat(pa.scalar(read_ts, pa.timestamp("us", tz="UTC")), rows))
             else:
                 assert isinstance(column.source, int) and column.form is not None
                 arrays.append(to_lake_array(batch.column(column.source), column.form, column.delta_type))

@@ -65,8 +65,9 @@ def test_direct_lake_equals_the_jdbc_lake_for_every_type_and_reader(
     load_types(mariadb, source_db)
     tables = {}
     for reader in ("jdbc", "direct"):
+        chunk_rows = 2 if reader == "direct" else 100  # several delta-rs commits; one Spark write
         config = make_config(tmp_path / reader, include_schema_rules(source_db),
-                             full_load={"reader": reader, "chunk_rows": 2})
+                             full_load={"reader": reader, "chunk_rows": chunk_rows})
         [report] = run_full_load(config, spark)
         assert report.status == "complete" and report.rows == 4
         tables[reader] = tmp_path / reader / table_key(source_db, "types")
@@ -149,6 +150,7 @@ def test_direct_load_resumes_after_a_crash_without_rereading_committed_chunks(
     assert after.size_bytes and after.size_bytes > 0
 
 
+@pytest.mark.slow  # two more loads (~30 s at load 18); column mapping's physical names on the direct path
 def test_direct_modern_table_with_column_mapping_equals_jdbc(
     spark: Any, mariadb: LocalMariaDB, source_db: str, tmp_path: Path, make_config: Any
 ) -> None:
