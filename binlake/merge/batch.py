@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -35,6 +34,7 @@ from pyspark.sql import functions as F
 from binlake.capture.history import Registry, load_registry
 from binlake.catalog import CatalogEntry, TableGuard
 from binlake.lake import table_key
+from binlake.merge import deltars
 from binlake.merge.apply import MergeContext, apply_table
 from binlake.merge.birth import CREATED, create_born_table, is_born, record_birth
 from binlake.merge.bounds import bounds_for_batch
@@ -54,9 +54,9 @@ from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.parallel import TablePool
 from binlake.merge.smallparts import SmallPartLimits, SmallParts, small_enough
 from binlake.merge.source import read_changelog_files
+from binlake.merge.sql import quote, sql_string
 from binlake.merge.summary import TableChanges, TableName, summarize
 from binlake.merge.swaps import swap_plan
-from binlake.merge.target import is_delta_table
 from binlake.status import WAITING_FOR_FULL_LOAD
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,10 @@ def seen_tables(summaries: list[TableChanges]) -> list[tuple[CatalogEntry, int, 
 
 
 def _is_table(name: TableName) -> Column:
-    parts = [F.col("source_schema") == name.source_schema, F.col("source_table") == name.source_table,
-             F.col("schema") == name.schema, F.col("table") == name.table]
-    return reduce(lambda a, b: a & b, parts)
+    """The records of table ``name`` (one SQL expression: one call into the JVM, not fifteen)."""
+    values = (("source_schema", name.source_schema), ("source_table", name.source_table), ("schema", name.schema),
+              ("table", name.table))
+    return F.expr(" AND ".join(f"{quote(column)} = {sql_string(value)}" for column, value in values))
 
 
 class BatchProcessor:
@@ -168,7 +169,7 @@ class BatchProcessor:
             status = WAITING if handoff is not None else WAITING_FOR_FULL_LOAD
             return TableMetrics(batch_id, name.schema, name.table, status, records=changes.rows, lsn=changes.max_lsn)
         path = ctx.lake.uri(table_key(name.schema, name.table))
-        if not is_delta_table(ctx.spark, path):
+        if not deltars.is_table(path, ctx.lake.s3_config):
             if is_born(handoff):  # created in the stream: the Delta table comes with its first row
                 if not create_born_table(ctx, path, changes, handoff.min_lsn):
                     return TableMetrics(batch_id, name.schema, name.table, CREATED, records=changes.rows,

@@ -93,6 +93,15 @@ class DeltaRsTable:
         return -1 if version is None else int(version)
 
 
+def is_table(uri: str, s3: S3Config | None) -> bool:
+    """Is there a Delta table at ``uri`` (a ``_delta_log`` with a commit)? What Delta Spark's
+    ``DeltaTable.isDeltaTable`` answers, without a call into the JVM (which refreshes the table's
+    snapshot there: the main cost of a small part before this)."""
+    from deltalake import DeltaTable
+
+    return bool(DeltaTable.is_deltatable(table_uri(uri), storage_options(s3)))
+
+
 def open_table(uri: str, s3: S3Config | None) -> DeltaRsTable | None:
     """The Delta table at ``uri`` (a lake path), or ``None`` where there is none."""
     from deltalake import DeltaTable
@@ -176,7 +185,18 @@ def merge_rows(table: DeltaRsTable, source: pa.Table, clauses: MergeClauses, app
         .when_matched_update(dict(clauses.assignments), predicate=clauses.update_when)
         .when_not_matched_insert(dict(clauses.assignments), predicate=clauses.insert_when)
         .execute())
+    _checkpoint_when_due(table)
     return result
+
+
+CHECKPOINT_EVERY = 10
+"""A checkpoint every this many versions (Delta Spark's default interval; delta-rs's own is 100), so
+opening a table — by delta-rs each batch, or by Spark — reads at most this many log entries."""
+
+
+def _checkpoint_when_due(table: DeltaRsTable) -> None:
+    if table.handle.version() % CHECKPOINT_EVERY == 0:
+        table.handle.create_checkpoint()
 
 
 def append(table: DeltaRsTable, rows: pa.Table) -> None:
