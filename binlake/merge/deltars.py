@@ -194,16 +194,35 @@ CHECKPOINT_EVERY = 10
 opening a table — by delta-rs each batch, or by Spark — reads at most this many log entries."""
 
 
-def _checkpoint_when_due(table: DeltaRsTable) -> None:
-    if table.handle.version() % CHECKPOINT_EVERY == 0:
-        table.handle.create_checkpoint()
+LOG_RETENTION = "delta.logRetentionDuration"
+
+
+def _checkpoint_when_due(table: DeltaRsTable) -> bool:
+    """Checkpoint the table when its version is a multiple of :data:`CHECKPOINT_EVERY`; made one?"""
+    if table.handle.version() % CHECKPOINT_EVERY != 0:
+        return False
+    table.handle.create_checkpoint()
+    return True
+
+
+INTERNAL_LOG_RETENTION = "interval 10 minutes"
+"""How long binlake's own tables (metrics, tombstones: only their latest version is ever read) keep
+log entries older than their latest checkpoint: one commit per batch would otherwise pile up for
+Delta's default 30 days."""
 
 
 def append(table: DeltaRsTable, rows: pa.Table) -> None:
-    """Append ``rows`` (cast to the table's schema) in one commit, without a transaction."""
+    """Append ``rows`` (cast to the table's schema) in one commit, without a transaction — to one of
+    binlake's own tables: it gets :data:`INTERNAL_LOG_RETENTION` (once), and every
+    :data:`CHECKPOINT_EVERY` versions a checkpoint and the removal of the log entries it makes
+    unnecessary beyond that retention, so its log stays a few dozen files however long the merge runs."""
     from deltalake import write_deltalake
 
+    if table.properties.get(LOG_RETENTION) != INTERNAL_LOG_RETENTION:
+        table.handle.alter.set_table_properties({LOG_RETENTION: INTERNAL_LOG_RETENTION})
     write_deltalake(table.handle, rows.cast(table.arrow_schema), mode="append")
+    if _checkpoint_when_due(table):
+        table.handle.cleanup_metadata()
 
 
 def read_columns(table: DeltaRsTable, columns: Sequence[str], filter_expression: Any = None) -> pa.Table:
