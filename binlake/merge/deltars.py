@@ -26,6 +26,7 @@ change log, value by value, change feed and transaction versions included.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 from collections.abc import Mapping, Sequence
@@ -44,8 +45,10 @@ READER_FEATURES = frozenset({"timestampNtz"})
 _SPARK_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
 
 
+@functools.cache
 def check_version(installed: str | None = None) -> bool:
-    """Is the installed ``deltalake`` one this adapter was tested with? Warns when not."""
+    """Is the installed ``deltalake`` one this adapter was tested with? Warns when not (once: the
+    answer is kept, so the per-batch metrics append asks it without reading package metadata)."""
     version = installed or importlib.metadata.version("deltalake")
     if version.split(".")[0] == str(TESTED_MAJOR):
         return True
