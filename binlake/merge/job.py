@@ -11,6 +11,9 @@ start, :mod:`binlake.merge.migrate`); every Delta commit of a batch carries the 
 ``binlake-merge-<query id>`` (the query id lives in the checkpoint, so a new checkpoint starts a new
 app and is never silently skipped) and a version derived from the batch id.
 
+One merge per lake (:mod:`binlake.merge.singleton`): :func:`run` refuses to start while another merge
+holds the lake's heartbeat, and stops, writing nothing more, if another merge takes it over.
+
 Online resyncs (:mod:`binlake.merge.resync`): after each batch, and every ``merge.trigger_seconds``
 while the stream is idle (also once after an ``--available-now`` run), the merge applies the
 delivered resync chunks that are due, under the same lock as the batch function. Automatic
@@ -42,10 +45,12 @@ from binlake.merge.apply import Clock, MergeContext
 from binlake.merge.autoresync import AutoResyncRefused, AutoResyncRunner
 from binlake.merge.batch import BatchProcessor
 from binlake.merge.bounds import Bounds
+from binlake.merge.heartbeat import stale_after
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile
 from binlake.merge.migrate import MigrationRefused, migrate_file_source_checkpoint
 from binlake.merge.resync import ResyncApplier
+from binlake.merge.singleton import MergeAlreadyRunning, MergeClaim, MergeDisplaced
 from binlake.merge.smallparts import SmallPartLimits
 from binlake.merge.source import on_records, read_changelog_stream
 from binlake.merge.txn import jvm
@@ -113,9 +118,12 @@ def tune_session(spark: SparkSession, config: PipelineConfig) -> None:
 
 def start(spark: SparkSession, config: PipelineConfig, available_now: bool, clock: Clock = utc_now,
           after_commit: Callable[[str, int], None] | None = None,
-          resync: ResyncApplier | None = None, registration: RegistrationRunner | None = None) -> StreamingQuery:
+          resync: ResyncApplier | None = None, registration: RegistrationRunner | None = None,
+          before_batch: Callable[[], None] | None = None) -> StreamingQuery:
     """Start the merge query (see the module docstring); returns the running query. ``resync``:
-    the applier of resync chunks the batch function shares its lock with (one is made if None)."""
+    the applier of resync chunks the batch function shares its lock with (one is made if None);
+    ``before_batch``: called before each batch writes anything (the claim's check, which raises
+    once another merge took the lake over)."""
     tune_session(spark, config)
     lake = Lake.from_config(config)
     resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
@@ -137,7 +145,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
     migrate_file_source_checkpoint(spark, lake)
     writer = (read_changelog_stream(spark, config.lake, config.merge.max_files_per_batch).writeStream
               .foreachBatch(on_records(lake, resync.wrap(
-                  processor, registration.after_chunks if registration is not None else None)))
+                  processor, registration.after_chunks if registration is not None else None), before_batch))
               .option("checkpointLocation", lake.uri(MERGE_CHECKPOINT_DIR))
               .queryName(f"binlake-merge-{config.name}"))
     if available_now:
@@ -152,14 +160,24 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
     """Start the query and wait for it: until caught up (``available_now``) or stopped; apply due
     resync chunks while it is idle, and once more at the end."""
     lake = Lake.from_config(config)
+    claim = MergeClaim(lake, clock, stale_after(config.merge.trigger_seconds))
+    claim.acquire()  # one merge per lake: refused while another one runs
+    try:
+        _run_claimed(spark, config, available_now, clock, after_commit, lake, claim)
+    finally:
+        claim.release()
+
+
+def _run_claimed(spark: SparkSession, config: PipelineConfig, available_now: bool, clock: Clock,
+                 after_commit: Callable[[str, int], None] | None, lake: Lake, claim: MergeClaim) -> None:
     resync = ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),
-                           features=TableFeatures.of(config.lake))
+                           features=TableFeatures.of(config.lake), heartbeat=claim.beat)
     auto = AutoResyncRunner(config, spark, lake, poll_seconds=max(1.0, config.merge.trigger_seconds))
     auto.check()
     # lake tables by name, in a process of its own; an --available-now run registers once, at its end
     registration = RegistrationRunner(config, deferred=available_now)
     registration.request("merge start")
-    query = start(spark, config, available_now, clock, after_commit, resync, registration)
+    query = start(spark, config, available_now, clock, after_commit, resync, registration, claim.check)
     verifier = MergeVerifier(spark, config)  # merge.verify_every_minutes (binlake.validation.every)
     if not available_now:
         auto.start()
@@ -171,7 +189,7 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not query.awaitTermination(max(1, round(config.merge.trigger_seconds))):
+        while not _await(query, claim, config.merge.trigger_seconds):
             try:
                 applied = resync.idle()
             except Exception:
@@ -196,6 +214,24 @@ def run(spark: SparkSession, config: PipelineConfig, available_now: bool, clock:
         resync.mark_stopped()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _await(query: StreamingQuery, claim: MergeClaim, trigger_seconds: float) -> bool:
+    """Wait one trigger for the query to end (True: it ended). A query that failed because another
+    merge took the lake over raises :class:`MergeDisplaced`; so does a running one once the claim
+    is lost (a displaced merge applies no resync chunk either)."""
+    try:
+        ended = query.awaitTermination(max(1, round(trigger_seconds)))
+    except Exception:
+        claim.check()
+        raise
+    if not ended:
+        try:
+            claim.check()
+        except MergeDisplaced:
+            query.stop()
+            raise
+    return bool(ended)
 
 
 def _stop_if_refused(auto: AutoResyncRunner, query: StreamingQuery) -> None:
@@ -228,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = build_session(config, "merge")
     try:
         run(spark, config, args.available_now)
-    except (AutoResyncRefused, MigrationRefused) as exc:
+    except (AutoResyncRefused, MigrationRefused, MergeAlreadyRunning, MergeDisplaced) as exc:
         log.error("merge stopped: %s", exc)
         return 1
     return 0

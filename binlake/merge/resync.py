@@ -199,10 +199,13 @@ class ResyncApplier:
 
     def __init__(self, spark: SparkSession, lake: Lake, clock: Clock, scd2_tables: frozenset[str] = frozenset(),
                  after_apply: Callable[[Resync, AppliedChunk], None] | None = None,
-                 features: TableFeatures = DEFAULT_FEATURES) -> None:
+                 features: TableFeatures = DEFAULT_FEATURES,
+                 heartbeat: Callable[[bool], None] | None = None) -> None:
         self.spark = spark
         self.lake = lake
         self.clock = clock
+        # writes the merge heartbeat (stopped or not): the run's claim (binlake.merge.singleton), or unsigned
+        self.heartbeat = heartbeat or (lambda stopped: write_heartbeat(lake, clock(), stopped=stopped))
         self.scd2_tables = scd2_tables
         self.features = features  # lake.reader_compatibility: tables created and columns changed here
         self.after_apply = after_apply  # test hook
@@ -229,11 +232,11 @@ class ResyncApplier:
     def mark_stopped(self) -> None:
         """Best effort: the heartbeat says the merge stopped (also after a failure)."""
         with contextlib.suppress(Exception):
-            write_heartbeat(self.lake, self.clock(), stopped=True)
+            self.heartbeat(True)
 
     def apply_due(self, stopped: bool = False) -> int:
         """Apply every due chunk of every unfinished resync (caller holds :attr:`lock`)."""
-        write_heartbeat(self.lake, self.clock(), stopped=stopped)
+        self.heartbeat(stopped)
         resyncs = [r for r in store.all_resyncs(self.lake) if r.resync_id not in self._finished]
         if not resyncs:
             return 0

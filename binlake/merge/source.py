@@ -87,11 +87,15 @@ def _scan(spark: SparkSession, lake: Lake, keys: Sequence[str], after: int, thro
     return records.where((F.col("lsn") > after) & (F.col("lsn") <= through))
 
 
-def on_records(lake: Lake, process: Callable[[DataFrame, int], object]) -> Callable[[DataFrame, int], None]:
-    """The ``foreachBatch`` function of the stream: collects the batch's reads (a few rows, one per
+def on_records(lake: Lake, process: Callable[[DataFrame, int], object],
+               before: Callable[[], None] | None = None) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function of the stream: calls ``before`` (which may refuse the batch by
+    raising, before anything is read or written), collects the batch's reads (a few rows, one per
     file) and calls ``process`` with the records they deliver (in the stream's session) and the
     batch id."""
     def run(reads: DataFrame, batch_id: int) -> None:
+        if before is not None:
+            before()
         process(batch_records(reads.sparkSession, lake, reads_of(reads.collect())), batch_id)
 
     return run

@@ -118,7 +118,11 @@ def test_cleanup_keeps_what_a_restart_a_join_and_a_replay_need(
     kept_b = [lsn for lsn, name in zip(table.column("lsn").to_pylist(), table.column("source_table").to_pylist(),
                                        strict=True) if name == "b" and lsn > b_lsn]
     assert len(kept_b) == 6                               # every change of b after its snapshot is still there
-    assert all(f.last > b_lsn or f.last <= removed_through for f in after)
+    # the floor is b's snapshot, or lower where the merge's own position (the first of its two batches) held it;
+    # every file at or below the floor is gone, every file above it kept
+    floor = record["floor"]
+    assert floor is not None and removed_through <= floor <= b_lsn
+    assert all(f.last > floor for f in after)
 
     lake.put_bytes(snapshot_state_key(source_db, "b"), b_state)   # b's load completes: the next merge joins it
     capture = CaptureThread(config).start()
