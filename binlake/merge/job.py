@@ -122,8 +122,10 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
           before_batch: Callable[[], None] | None = None) -> StreamingQuery:
     """Start the merge query (see the module docstring); returns the running query. ``resync``:
     the applier of resync chunks the batch function shares its lock with (one is made if None);
-    ``before_batch``: called before each batch writes anything (the claim's check, which raises
-    once another merge took the lake over)."""
+    ``before_batch``: called first and before each batch writes anything (the claim's check, which
+    raises when another merge holds or took over the lake)."""
+    if before_batch is not None:
+        before_batch()  # nothing is written, the checkpoint included, by a merge that does not hold the lake
     tune_session(spark, config)
     lake = Lake.from_config(config)
     resync = resync or ResyncApplier(spark, lake, clock, frozenset(config.merge.scd2_tables),

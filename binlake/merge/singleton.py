@@ -12,15 +12,18 @@ The claim is the merge heartbeat (:mod:`binlake.merge.heartbeat`) signed with a 
   is younger than ``stale_seconds`` and is not provably dead refuses the start
   (:class:`MergeAlreadyRunning`, naming host, pid, age and what to do). Provably dead: written on this
   host by a process that no longer exists (a SIGKILLed merge restarts at once), or by this very
-  process under a token no live claim of it holds. Otherwise the claim writes its own heartbeat,
-  waits ``settle_seconds`` and reads it back: when two merges start at once on a store without
-  conditional writes, the later writer keeps the lake and the earlier one is refused.
+  process under a token no live claim of it holds. Otherwise the claim writes its own heartbeat.
+  The first :meth:`MergeClaim.check` (before the merge writes anything) reads it back at least
+  ``settle_seconds`` after that write (the merge's own start-up usually covers the wait): when two
+  merges start at once on a store without conditional writes, the later writer keeps the lake and
+  the earlier one is refused.
 * A daemon thread rewrites the heartbeat every ``beat_seconds``, also during a long batch. Before each
   write it reads the heartbeat; if another run's token is there, the claim is *lost*: logged as an
   error, and nothing more is written.
-* :meth:`MergeClaim.check` raises :class:`MergeDisplaced` once the claim is lost. The batch function
-  calls it before it writes anything, so a displaced merge commits no further batch (its current
-  batch, if any, is replayed exactly once by whichever merge continues).
+* :meth:`MergeClaim.check` raises :class:`MergeDisplaced` once the claim is lost. The merge calls it
+  before its checkpoint is touched, before each batch and before applying resync chunks, so a
+  displaced merge commits no further batch (its current batch, if any, is replayed exactly once by
+  whichever merge continues).
 * :meth:`MergeClaim.release` stops the thread and marks the heartbeat stopped (only while it is ours).
 
 A merge SIGKILLed on another host holds the lake until its heartbeat is ``stale_seconds`` old
@@ -107,6 +110,8 @@ class MergeClaim:
         self._sleep = sleep
         self._alive = alive
         self._lost: Heartbeat | None = None
+        self._written_at: float | None = None  # time.monotonic() of the first write, until confirmed
+        self._refused: MergeAlreadyRunning | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one heartbeat read-and-write at a time
@@ -115,14 +120,9 @@ class MergeClaim:
         """Take the lake or raise :class:`MergeAlreadyRunning`; then keep it (a daemon thread)."""
         self._refuse_if_held()
         write_heartbeat(self.lake, self.clock(), token=self.token)
+        self._written_at = time.monotonic()
         with _LIVE_LOCK:
             _LIVE_TOKENS.add(self.token)
-        self._sleep(self.settle_seconds)
-        beat = read_heartbeat(self.lake)
-        if beat is None or beat.token != self.token:
-            with _LIVE_LOCK:
-                _LIVE_TOKENS.discard(self.token)
-            raise MergeAlreadyRunning(self._message(beat, "started at the same moment"))
         self._thread = threading.Thread(target=self._keep, name="binlake-merge-heartbeat", daemon=True)
         self._thread.start()
         log.info("merge: this run (token %s) holds the lake %s", self.token, self.lake.uri())
@@ -171,9 +171,25 @@ class MergeClaim:
                 "checkpoint)")
 
     def check(self) -> None:
-        """Raise :class:`MergeDisplaced` once another merge has taken the lake over."""
+        """Raise :class:`MergeAlreadyRunning` when the read-back of the first write shows another
+        run's heartbeat (this one is refused), :class:`MergeDisplaced` once another merge has taken
+        the lake over."""
+        self._confirm()
         if self._lost is not None:
             raise MergeDisplaced(self._displaced(self._lost))
+
+    def _confirm(self) -> None:
+        if self._refused is not None:
+            raise self._refused
+        if self._written_at is None:
+            return
+        self._sleep(max(0.0, self._written_at + self.settle_seconds - time.monotonic()))
+        beat = read_heartbeat(self.lake)
+        if beat is None or beat.token != self.token:
+            self._refused = MergeAlreadyRunning(self._message(beat, "started at the same moment"))
+            self._lost = beat
+            raise self._refused
+        self._written_at = None
 
     def release(self) -> None:
         """Stop keeping the lake; the heartbeat is marked stopped while it is still ours."""

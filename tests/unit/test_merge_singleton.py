@@ -36,6 +36,7 @@ def test_a_second_merge_is_refused_while_the_first_holds_the_lake(tmp_path: Path
     lake = Lake(str(tmp_path))
     first = _claim(lake)
     first.acquire()
+    first.check()
     try:
         with pytest.raises(MergeAlreadyRunning, match=rf"pid {os.getpid()}.*one merge per lake"):
             _claim(lake).acquire()
@@ -94,10 +95,15 @@ def test_of_two_merges_starting_at_once_the_later_writer_keeps_the_lake(tmp_path
     def meanwhile(_seconds: float) -> None:  # during the first one's settle, the other one writes
         _foreign(lake, NOW)
 
+    earlier = _claim(lake, sleep=meanwhile, beat_seconds=3600)
+    earlier.acquire()
     with pytest.raises(MergeAlreadyRunning, match="started at the same moment"):
-        _claim(lake, sleep=meanwhile).acquire()
+        earlier.check()  # before it writes anything
+    with pytest.raises(MergeAlreadyRunning):
+        earlier.check()
+    earlier.release()
     beat = read_heartbeat(lake)
-    assert beat is not None and beat.token == "theirs"
+    assert beat is not None and beat.token == "theirs" and not beat.stopped
 
 
 def test_a_displaced_merge_stops_writing_and_leaves_the_heartbeat_to_the_other(tmp_path: Path) -> None:
