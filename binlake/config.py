@@ -431,7 +431,8 @@ class MergeConfig(_Frozen):
     small_part_bytes: int = Field(
         16 * 1024 * 1024, ge=1,
         description="…and at most this many bytes of row images: every small part of a batch is held in the "
-        "driver's Python memory at once.",
+        "driver's Python memory at once. A micro-batch whose change-log files total at most this many bytes is "
+        "also read by the driver itself (its summary and small parts then cost no Spark job).",
     )
     scd2_tables: tuple[str, ...] = Field(
         (), description="Target tables ('schema.table') kept as full history (SCD type 2) instead of current state."

@@ -49,11 +49,12 @@ from binlake.merge.handoff import (
     read_handoff,
     record_join,
 )
+from binlake.merge.localbatch import summarize_local
 from binlake.merge.maintenance import Maintenance
 from binlake.merge.metrics import StatusFile, TableMetrics, append_metrics
 from binlake.merge.parallel import TablePool
 from binlake.merge.smallparts import SmallPartLimits, SmallParts, small_enough
-from binlake.merge.source import read_changelog_files
+from binlake.merge.source import BatchRecords, read_changelog_files
 from binlake.merge.sql import quote, sql_string
 from binlake.merge.summary import TableChanges, TableName, summarize
 from binlake.merge.swaps import swap_plan
@@ -96,7 +97,7 @@ class BatchProcessor:
         self.tables = TableGuard(ctx.lake)
         self.pool = TablePool(ctx.spark, parallel_tables)
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+    def __call__(self, batch: BatchRecords, batch_id: int) -> None:
         if self._app_id is not None:  # known once the query has started (it lives in the checkpoint)
             self.ctx = dataclasses.replace(self.ctx, app_id=self._app_id())
             self.status.app_id = self.ctx.app_id
@@ -110,21 +111,22 @@ class BatchProcessor:
             self.status.write_error(batch_id, self.ctx.clock(), f"batch {batch_id}: {type(exc).__name__}: {exc}")
             raise
 
-    def process(self, batch: DataFrame, batch_id: int) -> list[TableMetrics]:
+    def process(self, batch: BatchRecords, batch_id: int) -> list[TableMetrics]:
         started = time.monotonic()
         # not cached: each step reads its own lsn range (Parquet row groups pruned by lsn), so memory
         # is bounded by the step bounds, not by the batch (docs/merge.md, Memory)
-        records = batch
+        records = batch.frame
         bounds = bounds_for_batch(self.ctx.lake, self.ctx.app_id, batch_id, self._bounds)
         self.ctx = dataclasses.replace(self.ctx, bounds=bounds)
-        summaries = summarize(records)
+        # a small batch is already on the driver: summary and small parts without a Spark job
+        summaries = summarize_local(batch.local) if batch.local is not None else summarize(records)
         summarized = time.monotonic()
         self._registry = load_registry(self.ctx.lake)
         seen = seen_tables(summaries)
         self.tables.check(seen)  # before any table is written
         batch_max = max((s.max_lsn for s in summaries), default=0)
         plan = swap_plan(summaries, self.ctx.mapping, self.ctx.scd2_tables)
-        ctx = dataclasses.replace(self.ctx, swaps=plan.swaps, small_parts=self._small_parts(records, summaries))
+        ctx = dataclasses.replace(self.ctx, swaps=plan.swaps, small_parts=self._small_parts(batch, summaries))
         collected = time.monotonic()
         done: dict[TableName, TableMetrics] = {}
         for phase in plan.phases:  # a table a swap reads from is applied before the one it swaps into
@@ -146,9 +148,10 @@ class BatchProcessor:
             self.maintenance.after_batch(batch_id, [m for m in metrics if m.status != WAITING], lsn_range)
         return metrics
 
-    def _small_parts(self, records: DataFrame, summaries: list[TableChanges]) -> SmallParts | None:
-        """The records of the batch's small parts (:mod:`binlake.merge.smallparts`), collected in one
-        Spark job, at most ``small_part_bytes`` in all; ``None`` when the path is off."""
+    def _small_parts(self, batch: BatchRecords, summaries: list[TableChanges]) -> SmallParts | None:
+        """The records of the batch's small parts (:mod:`binlake.merge.smallparts`), at most
+        ``small_part_bytes`` in all: taken from the batch on the driver, else collected in one Spark
+        job; ``None`` when the path is off."""
         limits = self.small_limits
         if limits is None or limits.records == 0:
             return None
@@ -157,7 +160,10 @@ class BatchProcessor:
             if small_enough(changes, limits) and total + changes.bytes <= limits.bytes:
                 names.append(changes.name)
                 total += changes.bytes
-        return SmallParts.collect(records, names) if names else None
+        if not names:
+            return None
+        return SmallParts.from_local(batch.local, names) if batch.local is not None else SmallParts.collect(
+            batch.frame, names)
 
     def _table(self, ctx: MergeContext, batch_id: int, changes: TableChanges, records: DataFrame,
                batch_max: int) -> TableMetrics:

@@ -136,18 +136,19 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool, cloc
                        on_unappliable_ddl=config.merge.on_unappliable_ddl.value,
                        features=TableFeatures.of(config.lake))
     status = StatusFile(lake)
+    small_records = config.merge.small_part_records if deltars.check_version() else 0
     maintenance = Maintenance(ctx, config.merge, lambda: capture_lsn(lake), config.changelog)
     processor = BatchProcessor(ctx, status, maintenance, app_id=lambda: checkpoint_app_id(lake),
                                parallel_tables=config.merge.max_parallel_tables,
                                on_batch=registration.after_batch if registration is not None else None,
-                               small_parts=SmallPartLimits(config.merge.small_part_records if deltars.check_version()
-                                                           else 0, config.merge.small_part_bytes))
+                               small_parts=SmallPartLimits(small_records, config.merge.small_part_bytes))
     _ensure_folder(spark, lake.uri(CHANGELOG_DIR))
     clear_unstarted_checkpoint(spark, lake)
     migrate_file_source_checkpoint(spark, lake)
     writer = (read_changelog_stream(spark, config.lake, config.merge.max_files_per_batch).writeStream
               .foreachBatch(on_records(lake, resync.wrap(
-                  processor, registration.after_chunks if registration is not None else None), before_batch))
+                  processor, registration.after_chunks if registration is not None else None), before_batch,
+                  config.merge.small_part_bytes if small_records else 0))
               .option("checkpointLocation", lake.uri(MERGE_CHECKPOINT_DIR))
               .queryName(f"binlake-merge-{config.name}"))
     if available_now:

@@ -33,6 +33,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -55,6 +56,9 @@ from binlake.resync.manifest import AppliedChunk, Resync, ResyncChunk, chunk_app
 from binlake.resync.ranges import lake_range_sql, lake_skipping_sql
 from binlake.tablefeatures import DEFAULT as DEFAULT_FEATURES
 from binlake.tablefeatures import TableFeatures
+
+if TYPE_CHECKING:
+    from binlake.merge.source import BatchRecords
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +216,10 @@ class ResyncApplier:
         self.lock = threading.Lock()
         self._finished: set[str] = set()
 
-    def wrap(self, processor: Callable[[DataFrame, int], object],
-             after_chunks: Callable[[int], None] | None = None) -> Callable[[DataFrame, int], None]:
+    def wrap(self, processor: Callable[[BatchRecords, int], object],
+             after_chunks: Callable[[int], None] | None = None) -> Callable[[BatchRecords, int], None]:
         """``after_chunks``: told how many chunks a batch's call applied, when any (registration)."""
-        def run(batch: DataFrame, batch_id: int) -> None:
+        def run(batch: BatchRecords, batch_id: int) -> None:
             with self.lock:
                 processor(batch, batch_id)
                 applied = self.apply_due()

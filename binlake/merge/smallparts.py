@@ -92,7 +92,17 @@ class SmallParts:
         wanted = F.struct("source_schema", "source_table", "schema", "table").isin(
             *[F.struct(F.lit(n.source_schema), F.lit(n.source_table), F.lit(n.schema), F.lit(n.table))
               for n in names])
-        rows = records.where(wanted & (F.col("op") != "DDL")).select(*_RECORD_COLUMNS).toArrow()
+        return cls.of(records.where(wanted & (F.col("op") != "DDL")).select(*_RECORD_COLUMNS).toArrow(), names)
+
+    @classmethod
+    def from_local(cls, records: pa.Table, names: Sequence[TableName]) -> SmallParts:
+        """The same from a batch already on the driver (:mod:`binlake.merge.localbatch`): no Spark job."""
+        rows = records.filter(pc.not_equal(records["op"], "DDL")).select(_RECORD_COLUMNS)
+        return cls.of(rows, names)
+
+    @classmethod
+    def of(cls, rows: pa.Table, names: Sequence[TableName]) -> SmallParts:
+        """``rows`` (the record columns, no DDL) split by table, for the tables ``names``."""
         by_table: dict[TableName, pa.Table] = {}
         for name in names:
             mask = pc.and_(pc.and_(pc.equal(rows["source_schema"], name.source_schema),

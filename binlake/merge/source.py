@@ -12,8 +12,10 @@ Parquet scan per batch in the JVM, pruned by lsn. Temporaries of the writers (na
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import reduce
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -27,6 +29,7 @@ from pyspark.sql.types import (
 
 from binlake.config import LakeConfig
 from binlake.lake import Lake, parse_changelog_name
+from binlake.merge.localbatch import read_local
 from binlake.merge.offsets import FileRead
 from binlake.merge.stream import SOURCE_NAME, ChangelogSource, reads_of, source_options
 
@@ -87,16 +90,28 @@ def _scan(spark: SparkSession, lake: Lake, keys: Sequence[str], after: int, thro
     return records.where((F.col("lsn") > after) & (F.col("lsn") <= through))
 
 
-def on_records(lake: Lake, process: Callable[[DataFrame, int], object],
-               before: Callable[[], None] | None = None) -> Callable[[DataFrame, int], None]:
+@dataclass(frozen=True)
+class BatchRecords:
+    """A micro-batch's change-log records: ``frame``, lazy (Spark reads it only where it is used),
+    and, for a small batch, the same records already on the driver (``local``,
+    :mod:`binlake.merge.localbatch`; ``None`` otherwise)."""
+
+    frame: DataFrame
+    local: pa.Table | None = None
+
+
+def on_records(lake: Lake, process: Callable[[BatchRecords, int], object],
+               before: Callable[[], None] | None = None, local_bytes: int = 0) -> Callable[[DataFrame, int], None]:
     """The ``foreachBatch`` function of the stream: calls ``before`` (which may refuse the batch by
     raising, before anything is read or written), collects the batch's reads (a few rows, one per
-    file) and calls ``process`` with the records they deliver (in the stream's session) and the
-    batch id."""
+    file) and calls ``process`` with the records they deliver (in the stream's session; read on the
+    driver too when their files total at most ``local_bytes``) and the batch id."""
     def run(reads: DataFrame, batch_id: int) -> None:
         if before is not None:
             before()
-        process(batch_records(reads.sparkSession, lake, reads_of(reads.collect())), batch_id)
+        plan = reads_of(reads.collect())
+        local = read_local(lake, plan, local_bytes) if local_bytes > 0 else None
+        process(BatchRecords(batch_records(reads.sparkSession, lake, plan), local), batch_id)
 
     return run
 

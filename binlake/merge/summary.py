@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from pyspark.sql import Column, DataFrame, Row, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from binlake.capture.ddl import normalize
@@ -143,6 +145,12 @@ class TableChanges:
 _NAME_COLUMNS = ("source_schema", "source_table", "schema", "table")
 
 
+class GroupedRow(Protocol):
+    """One grouped row of a summary by column name (a Spark ``Row`` or a ``dict``)."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
 def _bucket() -> Column:
     return F.shiftright(F.col("lsn"), BUCKET_BITS).alias("bucket")
 
@@ -161,7 +169,7 @@ def _group_aggregates() -> list[Column]:
     ]
 
 
-def _layout_group(row: Row) -> LayoutGroup:
+def _layout_group(row: GroupedRow) -> LayoutGroup:
     return LayoutGroup(row["columns"], row["min_lsn"], row["max_lsn"], row["rows"], row["deletes"] or 0,
                        row["min_ts"], row["max_ts"], row["bytes"] or 0)
 
@@ -181,6 +189,14 @@ def summarize(batch: DataFrame) -> list[TableChanges]:
         .agg(*_group_aggregates())
         .collect()
     )
+    return changes_of(rows)
+
+
+def changes_of(rows: Iterable[GroupedRow]) -> list[TableChanges]:
+    """The :class:`TableChanges` of the grouped rows :func:`summarize` collects (one per table name,
+    layout, lsn bucket and DDL record: the name columns, ``columns``, ``ddl_lsn``, ``ddl_kind``,
+    ``ddl`` and the aggregates of :func:`_group_aggregates`; commit times naive UTC), sorted by
+    table name; also built from Arrow by :func:`binlake.merge.localbatch.summarize_local`."""
     ddls: dict[TableName, dict[int, DdlRecord]] = {}
     groups: dict[TableName, list[LayoutGroup]] = {}
     for row in rows:
