@@ -116,9 +116,8 @@ def main() -> None:
             db.execute("CREATE DATABASE beats")
             db.execute("CREATE TABLE beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
             print(f"filled bench.retail_trans with {args.rows:,} rows")
-            config = bench_config(db, workdir / "lake", chunk_rows, 0, {}, {})
+            data = bench_config(db, workdir / "lake", "auto", {"chunk_rows": chunk_rows})
             config_path = workdir / "bench.yaml"
-            data = json.loads(config.model_dump_json())
             data["capture"] = {**data.get("capture", {}), "flush_seconds": 0.5}
             data["merge"] = {**data.get("merge", {}), "trigger_seconds": 2.0, "optimize_every_batches": 0}
             config_path.write_text(yaml.safe_dump(data))

@@ -54,11 +54,13 @@ def main() -> None:
     try:
         with LocalMariaDB(workdir / "db" / "data", free_port()) as db:
             fill(db, args.rows)
+            from binlake.config import parse_config
             from binlake.snapshot.job import run_full_load
             from binlake.spark import build_session
             from binlake.validation import validate
 
-            config = bench_config(db, workdir / "lake", chunk_rows, 0, {}, {})
+            config = parse_config(bench_config(db, workdir / "lake", "auto", {"chunk_rows": chunk_rows}),
+                                  workdir / "bench.yaml")
             spark = build_session(config, "bench")
             [report] = run_full_load(config, spark)
             print(f"loaded {report.rows:,} rows in {report.chunks} chunks ({spark.sparkContext.master})")

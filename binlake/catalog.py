@@ -11,8 +11,9 @@ The catalog (one JSON document, written atomically, only by this module)::
 ``path`` (the Delta table) and ``state`` (its full-load state) are relative to the lake root; they
 follow :mod:`binlake.names`, so a reader may also rebuild them from the names. Entries are sorted by
 source name. The full load rewrites the catalog at its start with every table it selects (entries of
-earlier loads are kept unless a selected table now takes their lake table); ``binlake tables``
-reads the live state next to it.
+earlier loads are kept unless a selected table now takes their lake table), and the merge adds a
+table created at the source while replication runs when it records its birth
+(:mod:`binlake.merge.birth`); ``binlake tables`` reads the live state next to it.
 
 Legacy layout: before ``binlake-name-1``, state files used the raw names
 (``_binlake/snapshots/<schema>/<table>.json``) and table folders replaced only ``` ` ``, ``:`` and ``/``
@@ -27,6 +28,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +92,17 @@ def read_catalog(lake: Lake) -> list[CatalogEntry]:
 
 
 def write_catalog(lake: Lake, entries: Iterable[CatalogEntry], now: datetime.datetime) -> list[CatalogEntry]:
-    """Record ``entries`` (the tables being loaded) in the catalog, keeping earlier entries whose
-    source and lake table both differ from every new one; returns what was written."""
+    """Record ``entries`` (the tables being loaded, or a table born in the stream) in the catalog,
+    keeping earlier entries whose source and lake table both differ from every new one; returns what
+    was written. Writers of one process take turns (the merge records births from parallel tables)."""
+    with _WRITING:
+        return _write_catalog(lake, entries, now)
+
+
+_WRITING = threading.Lock()
+
+
+def _write_catalog(lake: Lake, entries: Iterable[CatalogEntry], now: datetime.datetime) -> list[CatalogEntry]:
     new = sorted(set(entries))
     sources = {(e.source_schema, e.source_table) for e in new}
     targets = {(e.schema, e.table) for e in new}

@@ -54,6 +54,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType, TimestampType, _parse_datatype_string
 
 from binlake import typemap
+from binlake.catalog import CatalogEntry, write_catalog
 from binlake.lake import Lake, table_key
 from binlake.merge.autoresync import request_resync
 from binlake.merge.handoff import Handoff, record_join
@@ -115,6 +116,8 @@ def record_birth(ctx: MergeContext, name: TableName, changes: TableChanges, reco
         raise RuntimeError(f"{name.qualified}: the CREATE's position {position} does not give its lsn {record.lsn}")
     state = born_state(name, position, ctx.lake.uri(table_key(name.schema, name.table)), ctx.clock().isoformat())
     write_state(ctx.lake, state)
+    write_catalog(ctx.lake, [CatalogEntry(name.source_schema, name.source_table, name.schema, name.table)],
+                  ctx.clock())
     log.info("%s: created at the source at %s while replication runs: joins the merge there with an empty "
              "snapshot (no full load needed)", name.qualified, position)
     if record is renamed and born_by_swap(ctx, name, record.lsn) is not None:

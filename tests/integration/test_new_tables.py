@@ -20,6 +20,7 @@ from merge_helpers import Source, load_table, merge_config, rows, run_merge
 from merge_helpers import lsn as merge_lsn
 from stream_tables import caught_up, lake_columns, lake_rows, selected, source_rows
 
+from binlake.catalog import read_catalog
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.lake import MERGE_STATUS_KEY, Lake, table_key
@@ -161,3 +162,7 @@ def test_merge_births_swaps_and_waiting_tables_from_a_written_change_log(spark: 
     targets = [t for n in ("born", "later", "empty", "hidden") if (t := mapping.target_for("shop", n))]
     assert {r.source_table: r.state for r in table_rows(lake, targets)} == {
         "born": "joined", "later": "joined", "empty": "created", "hidden": "not loaded"}
+    # the lake's catalog (_binlake/tables.json) lists the tables born in the stream next to the loaded ones
+    assert {(e.source_table, e.path) for e in read_catalog(lake)} >= {
+        ("born", "shop/born"), ("later", "shop/later"), ("empty", "shop/empty")}
+    assert "hidden" not in {e.source_table for e in read_catalog(lake)}
