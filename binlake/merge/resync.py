@@ -7,7 +7,10 @@ that one thread at a time writes and the session's transaction settings are neve
 
 A chunk read at snapshot lsn ``P`` over key range ``R`` is due once every change of the table up to
 ``P`` is in the lake (``P <= applied lsn``, :func:`binlake.progress.read_progress`) and the table is
-joined. It is applied by :func:`apply_chunk`, in this order:
+joined. The running merge applies **one** due chunk per call (after a batch, or on the idle timer),
+so micro-batches go on between the chunks of a large resync and the tables' freshness is held up by
+at most one chunk MERGE; once the merge stops, every due chunk is applied. A chunk is applied by
+:func:`apply_chunk`, in this order:
 
 1. already committed (its transaction app id is in the table's log: a crash after the commit)
    → only recorded;
@@ -239,7 +242,8 @@ class ResyncApplier:
             self.heartbeat(True)
 
     def apply_due(self, stopped: bool = False) -> int:
-        """Apply every due chunk of every unfinished resync (caller holds :attr:`lock`)."""
+        """Apply the first due chunk of the unfinished resyncs — all of them once the merge has
+        ``stopped`` — and return how many were applied (caller holds :attr:`lock`)."""
         self.heartbeat(stopped)
         resyncs = [r for r in store.all_resyncs(self.lake) if r.resync_id not in self._finished]
         if not resyncs:
@@ -247,10 +251,13 @@ class ResyncApplier:
         applied_lsn = read_progress(self.lake).applied_lsn
         count = 0
         for resync in resyncs:
-            count += self._apply_resync(resync, applied_lsn)
+            count += self._apply_resync(resync, applied_lsn, None if stopped else 1)
+            if not stopped and count:
+                break
         return count
 
-    def _apply_resync(self, resync: Resync, applied_lsn: int | None) -> int:
+    def _apply_resync(self, resync: Resync, applied_lsn: int | None, most: int | None = None) -> int:
+        """Apply the resync's due chunks, at most ``most`` (``None``: all); returns how many."""
         applied = store.read_applied(self.lake, resync)
         if applied.covers(resync):
             self._finished.add(resync.resync_id)
@@ -271,6 +278,7 @@ class ResyncApplier:
             return 0
         if not is_delta_table(self.spark, path):
             return 0
+        due = due if most is None else due[:most]
         for chunk in due:
             assert chunk.data is not None
             data = self.spark.read.parquet(self.lake.uri(chunk.data))
