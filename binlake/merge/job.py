@@ -15,8 +15,9 @@ One merge per lake (:mod:`binlake.merge.singleton`): :func:`run` refuses to star
 holds the lake's heartbeat, and stops, writing nothing more, if another merge takes it over.
 
 Online resyncs (:mod:`binlake.merge.resync`): after each batch, and every ``merge.trigger_seconds``
-while the stream is idle (also once after an ``--available-now`` run), the merge applies the
-delivered resync chunks that are due, under the same lock as the batch function. Automatic
+while the stream has no data waiting (also once after an ``--available-now`` run), the merge applies
+a delivered resync chunk that is due (every due one at the end), under the same lock as the batch
+function — so a stream with changes to merge and a resync take turns, one batch, one chunk. Automatic
 resyncs the batches request (:mod:`binlake.merge.autoresync`: unappliable DDL, …) are executed by a
 background thread of the merge driver (at the end of an ``--available-now`` run, before it returns).
 With ``merge.verify_every_minutes``, the continuous merge also runs the background verifier on a
@@ -193,8 +194,8 @@ def _run_claimed(spark: SparkSession, config: PipelineConfig, available_now: boo
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         while not _await(query, claim, config.merge.trigger_seconds):
-            try:
-                applied = resync.idle()
+            try:  # a busy stream applies a chunk after each batch: chunks and batches take turns
+                applied = 0 if _stream_busy(query) else resync.idle()
             except Exception:
                 log.exception("applying resync chunks failed: stopping the merge query")
                 query.stop()
@@ -217,6 +218,12 @@ def _run_claimed(spark: SparkSession, config: PipelineConfig, available_now: boo
         resync.mark_stopped()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stream_busy(query: StreamingQuery) -> bool:
+    """Is a batch running, or data waiting for the next one (``StreamingQuery.status``)?"""
+    status = query.status
+    return bool(status.get("isTriggerActive") or status.get("isDataAvailable"))
 
 
 def _await(query: StreamingQuery, claim: MergeClaim, trigger_seconds: float) -> bool:
