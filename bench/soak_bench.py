@@ -314,11 +314,18 @@ def summary(run: Run, rows: int, differ: int, args: argparse.Namespace) -> dict[
               "merge checkpoint KiB": [s.checkpoint_kib for s in kept],
               "merge RSS MiB": [s.rss_mib for s in loaded]}
     ratios = {name: thirds(values) for name, values in series.items() if values}
+    warm_up = files_warm_up(run, args)
+    settled = [float(s.files) for s in loaded if s.t >= warm_up]
+    files_max = (max_thirds(settled) if len(settled) >= 3 else None)
     print()
     print(f"{run.committed:,} transactions in {args.minutes:g} min ({run.committed / (args.minutes * 60):,.0f}/s), "
           f"{len(run.batches)} micro-batches")
     for name, (first, last) in ratios.items():
         print(f"{name:<40} first third {first:9.1f}   last third {last:9.1f}   ratio {last / max(first, 1e-9):5.2f}")
+    if files_max is not None:
+        label = f"files under _binlake/, max after {warm_up / 60:.1f} min"
+        print(f"{label:<40} first third {files_max[0]:9.0f}   last third {files_max[1]:9.0f}   "
+              f"ratio {files_max[1] / max(files_max[0], 1):5.2f}")
     print(f"the merge had applied everything {run.caught_up_after:.0f} s after the load stopped")
     print(f"lake vs source: {rows:,} source rows, {differ} differing row(s) (both directions)")
     return {"args": vars(args) | {"plot": str(args.plot), "json": str(args.json), "csv": str(args.csv),
@@ -326,7 +333,27 @@ def summary(run: Run, rows: int, differ: int, args: argparse.Namespace) -> dict[
             "committed": run.committed, "caught_up_after": run.caught_up_after, "source_rows": rows,
             "differing_rows": differ,
             "samples": [asdict(s) for s in run.samples], "batches": run.batches,
-            "thirds": {name: list(v) for name, v in ratios.items()}}
+            "thirds": {name: list(v) for name, v in ratios.items()},
+            "files_warm_up_seconds": warm_up, "files_max_thirds": None if files_max is None else list(files_max)}
+
+
+def files_warm_up(run: Run, args: argparse.Namespace) -> float:
+    """Seconds into the load after which the file count under ``_binlake/`` should be flat: once the
+    merge keeps up (its first batch under 5 triggers, after the join), the longest window anything is
+    kept for — binlake's own tables keep removed files and log entries
+    :data:`~binlake.merge.deltars.INTERNAL_RETENTION` (10 min), the change log ``--retention-minutes``
+    — plus two maintenance rounds (``merge.optimize_every_batches`` = 50 batches of one trigger)."""
+    from binlake.merge.deltars import INTERNAL_RETENTION
+
+    keeps_up = float(next((b[0] for b in run.batches if b[3] < 5 * args.trigger), args.minutes * 60))
+    window = max(INTERNAL_RETENTION.total_seconds(), args.retention_minutes * 60)
+    return float(keeps_up + window + 2 * 50 * args.trigger)
+
+
+def max_thirds(values: list[float]) -> tuple[float, float]:
+    """Maximum of the first and of the last third of ``values`` (a sawtooth's peaks)."""
+    third = max(1, len(values) // 3)
+    return max(values[:third]), max(values[-third:])
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

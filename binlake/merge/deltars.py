@@ -12,7 +12,9 @@ Both write the Delta protocol; this module keeps delta-rs to what both agree on:
   transaction ``(app id, version)`` (a ``txn`` action Spark's Delta reads as its own:
   :func:`binlake.merge.txn.committed_version`); it refuses to commit a version the table already
   has, as Delta Spark skips it;
-* :func:`append` — a blind append (tombstones);
+* :func:`append` — a blind append to binlake's own tables (tombstones, metrics), and
+  :func:`compact_and_vacuum` — their maintenance, with the short retention of
+  :data:`INTERNAL_RETENTION` (no Spark job, and Delta Spark's 168-hour VACUUM check not involved);
 * S3: the lake's endpoint, region and addressing; credentials from the AWS chain of the process
   (environment, profile, instance or container role), never from binlake's config — the same
   chain as s3a and boto3. Commits use a plain PUT of the log entry (``AWS_S3_ALLOW_UNSAFE_RENAME``):
@@ -26,6 +28,7 @@ change log, value by value, change feed and transaction versions included.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import importlib.metadata
 import logging
@@ -208,24 +211,79 @@ def _checkpoint_when_due(table: DeltaRsTable) -> bool:
     return True
 
 
-INTERNAL_LOG_RETENTION = "interval 10 minutes"
-"""How long binlake's own tables (metrics, tombstones: only their latest version is ever read) keep
-log entries older than their latest checkpoint: one commit per batch would otherwise pile up for
-Delta's default 30 days."""
+FILE_RETENTION = "delta.deletedFileRetentionDuration"
+INTERNAL_RETENTION = datetime.timedelta(minutes=10)
+"""How long binlake's own tables (metrics, tombstones) keep what a newer version no longer needs:
+log entries older than their latest checkpoint (``delta.logRetentionDuration``) and the data files
+a compaction or a DELETE removed (``delta.deletedFileRetentionDuration``, what :func:`vacuum` reads).
+Both are the same window, so every version of the last 10 minutes stays readable whole (its log and
+its files) and none older is promised. That is enough: their only readers are the merge itself,
+which reads the latest version between batches in the driver that also runs the maintenance, and
+people reading the latest metrics, whose queries last seconds. Delta's defaults (30 days of log,
+7 days of files) would keep one data file and two log files per batch for days."""
+
+
+def interval(retention: datetime.timedelta) -> str:
+    """A Delta interval property value (``interval 10 minutes``; seconds when not whole minutes)."""
+    seconds = int(retention.total_seconds())
+    return f"interval {seconds // 60} minutes" if seconds % 60 == 0 else f"interval {seconds} seconds"
+
+
+INTERNAL_LOG_RETENTION = interval(INTERNAL_RETENTION)
+
+
+def internal_properties(retention: datetime.timedelta = INTERNAL_RETENTION) -> dict[str, str]:
+    """The retention properties of binlake's own tables (:data:`INTERNAL_RETENTION`)."""
+    return {LOG_RETENTION: interval(retention), FILE_RETENTION: interval(retention)}
 
 
 def append(table: DeltaRsTable, rows: pa.Table) -> None:
     """Append ``rows`` (cast to the table's schema) in one commit, without a transaction — to one of
-    binlake's own tables: it gets :data:`INTERNAL_LOG_RETENTION` (once), and every
-    :data:`CHECKPOINT_EVERY` versions a checkpoint and the removal of the log entries it makes
-    unnecessary beyond that retention, so its log stays a few dozen files however long the merge runs."""
+    binlake's own tables: it gets :func:`internal_properties` where it has none of its own (once;
+    :func:`compact_and_vacuum` sets the maintenance's), and every :data:`CHECKPOINT_EVERY` versions a
+    checkpoint and the removal of the log entries it makes unnecessary beyond that retention, so its
+    log stays a few dozen files however long the merge runs."""
     from deltalake import write_deltalake
 
-    if table.properties.get(LOG_RETENTION) != INTERNAL_LOG_RETENTION:
-        table.handle.alter.set_table_properties({LOG_RETENTION: INTERNAL_LOG_RETENTION})
+    missing = {k: v for k, v in internal_properties().items() if k not in table.properties}
+    if missing:
+        table.handle.alter.set_table_properties(missing)
     write_deltalake(table.handle, rows.cast(table.arrow_schema), mode="append")
     if _checkpoint_when_due(table):
         table.handle.cleanup_metadata()
+
+
+@dataclass(frozen=True)
+class Maintained:
+    """What :func:`compact_and_vacuum` did to one table (file counts)."""
+
+    compacted: int  # small files rewritten (removed from the table)
+    written: int    # files the compaction wrote
+    vacuumed: int   # removed or unreferenced files deleted from storage
+
+
+def compact_and_vacuum(table: DeltaRsTable, retention: datetime.timedelta = INTERNAL_RETENTION) -> Maintained:
+    """Compact one of binlake's own tables (bin-packing, rows and their order kept), then delete the
+    files it no longer references that are older than ``retention``, then checkpoint it and drop the
+    log entries older than ``retention``. Nothing else writes the table meanwhile (the maintenance
+    runs between batches, in the merge's driver).
+
+    ``retention`` becomes the table's ``delta.deletedFileRetentionDuration`` (and
+    ``delta.logRetentionDuration``), which delta-rs's VACUUM reads when given no hours (its own
+    argument is whole hours) and Spark's honours too. The VACUUM is *full*: it lists the table's
+    folder rather than trusting the log since the last checkpoint — a checkpoint drops the remove
+    actions older than the retention, so a *lite* VACUUM would never delete a file compacted away
+    before it (checked on deltalake 1.6.6) — and also deletes files of writes that never committed
+    (a SIGKILLed append), by their modification time."""
+    handle = table.handle
+    wanted = internal_properties(retention)
+    if any(table.properties.get(k) != v for k, v in wanted.items()):
+        handle.alter.set_table_properties(wanted)
+    metrics = handle.optimize.compact()
+    deleted = handle.vacuum(dry_run=False, full=True, enforce_retention_duration=False)
+    handle.create_checkpoint()
+    handle.cleanup_metadata()
+    return Maintained(int(metrics.get("numFilesRemoved", 0)), int(metrics.get("numFilesAdded", 0)), len(deleted))
 
 
 def read_columns(table: DeltaRsTable, columns: Sequence[str], filter_expression: Any = None) -> pa.Table:
