@@ -14,6 +14,9 @@ crash, steps committed by the failed attempt are skipped and not counted again.
 Retention: maintenance deletes rows whose ``merged_at`` is older than ``merge.metrics_retention_days``
 (:func:`prune_metrics`, once a day). Appends come in ``merged_at`` order, so a reader filtering on a
 recent ``merged_at`` (:func:`recent_metrics`) reads only the newest files (Delta's file statistics).
+Its files (one per batch) are compacted and VACUUMed every maintenance round with a 10-minute
+retention (:data:`binlake.merge.deltars.INTERNAL_RETENTION`), so a query of the latest metrics reads
+a few files however long the merge has run.
 
 ``_binlake/merge/status.json`` holds the latest entry per table (also for tables not in the last
 batch), the last batch id, the lsn reached and the last error — what ``binlake status`` shows.

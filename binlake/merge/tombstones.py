@@ -15,6 +15,11 @@ only happens for tables not merged yet. A tombstone is therefore pruned when it 
 retention (``merge.vacuum_retention_hours``, counted on the source commit time) **and** its lsn is
 below the capture checkpoint's lsn. A key whose lake row came back with a newer lsn does not need
 its tombstone either; it is removed at the same time.
+
+Files: these rules decide which *rows* may go. The table's files — one per append, and those a
+prune rewrites — are compacted and VACUUMed every maintenance round with the short retention of
+binlake's own tables (:data:`binlake.merge.deltars.INTERNAL_RETENTION`), which keeps every row and
+deletes only files no version of the last 10 minutes references.
 """
 
 from __future__ import annotations
