@@ -13,9 +13,8 @@
    (:func:`binlake.resync.ranges.exact_problem`); with ``--where``, only the chunks holding a row
    that matches it (asked of the source, chunk by chunk); write the manifest;
 4. deliver the pending chunks, ``full_load.max_parallel_chunks`` at a time: each read in its own
-   consistent snapshot at lsn ``P`` (the full load's chunk statement,
-   :func:`binlake.snapshot.loader.read_chunk`), written as one Parquet folder, then recorded in the
-   manifest — progress lines after each;
+   consistent snapshot at lsn ``P`` by the full load's reader (:mod:`binlake.resync.delivery`),
+   written as one Parquet folder, then recorded in the manifest — progress lines after each;
 5. report per chunk and in total; with ``--wait``, wait until the merge has applied every chunk.
 
 The job never writes the Delta table: the merge applies the chunks (:mod:`binlake.merge.resync`).
@@ -28,37 +27,40 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
 from binlake.capture.history import HistoryError, load_registry, snapshot_history
 from binlake.chunks import WHOLE, ChunkRange, render_predicate
-from binlake.config import PipelineConfig, SnapshotMethod
+from binlake.config import ChunkReader, PipelineConfig, SnapshotMethod
 from binlake.entrypoint import CONFIG_ERROR_EXIT, configure_logging, load_pipeline
 from binlake.lake import Lake
 from binlake.merge.handoff import joined_load, read_handoff
 from binlake.merge.summary import TableName
 from binlake.names import LakeNameError, TargetCollisionError
-from binlake.positions import split_lsn
 from binlake.resync import store
+from binlake.resync.delivery import DeliverHook, Delivery, ResyncContext
 from binlake.resync.manifest import Resync, ResyncChunk
 from binlake.resync.ranges import ResyncKey, exact_problem
 from binlake.resync.report import ResyncReport, format_chunks
 from binlake.rules import TableMapping
+from binlake.snapshot.arrowread import (
+    arrow_source,
+    choose_reader,
+    connectorx_supported,
+    server_offers_tls,
+)
+from binlake.snapshot.deltars import deltalake_supported
 from binlake.snapshot.discovery import SourceTable, discover_tables
 from binlake.snapshot.job import check_snapshot_support
-from binlake.snapshot.loader import read_chunk
-from binlake.snapshot.planning import plan_chunks, table_sql
-from binlake.snapshot.reading import SPARK_SETTINGS, JdbcSource, jdbc_source, with_watermark
+from binlake.snapshot.planning import estimate_row_bytes, plan_chunks, table_sql
+from binlake.snapshot.reading import SPARK_SETTINGS, jdbc_source
 from binlake.snapshot.report import Progress
-from binlake.snapshot.signal import Signal
-from binlake.snapshot.watermark import low_watermark, watermark_signal
+from binlake.snapshot.watermark import watermark_signal
 from binlake.source import (
     Connection,
     SourceError,
@@ -73,8 +75,6 @@ from binlake.typemap import CHAR_TYPES
 
 log = logging.getLogger("binlake.resync")
 
-DeliverHook = Callable[[Resync, ResyncChunk], None]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WAIT_POLL_SECONDS = 2.0
 
 
@@ -85,32 +85,6 @@ class ResyncError(RuntimeError):
 class NotSelectedError(ResyncError):
     """The table is not (or no longer) a selected table of the source: dropped or renamed away since
     the change that asked for a resync, whose DROP/RENAME the change log then carries."""
-
-
-@dataclass
-class ResyncContext:
-    """What delivering chunks needs, wired once by :func:`run_resync`."""
-
-    config: PipelineConfig
-    spark: SparkSession
-    lake: Lake
-    jdbc: JdbcSource
-    table: SourceTable
-    clock: Callable[[], float]
-    now: Callable[[], datetime]
-    connect: Callable[[], Connection]
-    method: SnapshotMethod = SnapshotMethod.MARIADB  # the full load's method on this server
-    epoch: int = 0  # the binlog history positions are labelled with
-    after_deliver: DeliverHook | None = None  # test hook: after a chunk is recorded delivered
-    signal: Signal | None = None  # watermark method: the signal table that makes low watermarks exact
-
-    def chunk_jdbc(self) -> JdbcSource:
-        """The JDBC source of one chunk read, exactly as the full load reads its chunks: the server's
-        snapshot position (``mariadb``), or a low watermark read now, then signalled or settled (``watermark``)."""
-        if self.method is not SnapshotMethod.WATERMARK:
-            return self.jdbc
-        settle = self.config.full_load.watermark_settle_seconds
-        return with_watermark(self.jdbc, low_watermark(self.connect, self.epoch, settle, self.signal))
 
 
 def find_table(tables: Sequence[SourceTable], name: str) -> SourceTable:
@@ -205,48 +179,6 @@ def _same_selection(resync: Resync, where: str | None, reason: str, ranges: Sequ
     return resync.where == where and resync.reason == reason
 
 
-class Delivery:
-    """Step 4: read and deliver the pending chunks of one resync."""
-
-    def __init__(self, ctx: ResyncContext, resync: Resync, progress: Progress) -> None:
-        self.ctx = ctx
-        self.resync = resync
-        self.progress = progress
-        self._lock = threading.Lock()
-
-    def run(self, parallel: int) -> Resync:
-        pending = self.resync.pending
-        self.progress.add_chunks(len(pending))
-        if parallel <= 1:  # in this thread, in chunk order
-            for chunk in pending:
-                self._deliver(chunk)
-            return self.resync
-        with ThreadPoolExecutor(parallel, thread_name_prefix="resync-chunk") as pool:
-            for future in [pool.submit(self._deliver, chunk) for chunk in pending]:
-                future.result()
-        return self.resync
-
-    def _deliver(self, chunk: ResyncChunk) -> None:
-        started = self.ctx.clock()
-        frame, observation = read_chunk(self.ctx.spark, self.ctx.chunk_jdbc(), self.ctx.table, chunk.predicate)
-        key = store.chunk_data_key(self.resync, chunk.index)
-        frame.coalesce(1).write.mode("errorifexists").parquet(self.ctx.lake.uri(key))
-        metrics = observation.get
-        lsn = int(metrics["lsn"])
-        done = replace(chunk, data=key, lsn=lsn, rows=int(metrics["rows"]),
-                       read_at=(EPOCH + timedelta(microseconds=int(metrics["read_at"]))).isoformat(),
-                       seconds=round(self.ctx.clock() - started, 3))
-        with self._lock:
-            self.resync = self.resync.with_chunk(done)
-            store.write_manifest(self.ctx.lake, self.resync)
-        epoch, _, pos = split_lsn(lsn)
-        log.info("%s: chunk %d %s: %s rows at %s:%d (epoch %d) in %.1f s; %s", self.ctx.table.qualified,
-                 chunk.index, chunk.range, f"{done.rows:,}", metrics["file"], pos, epoch, done.seconds,
-                 self.progress.chunk_done(done.rows))
-        if self.ctx.after_deliver is not None:
-            self.ctx.after_deliver(self.resync, done)
-
-
 def run_resync(
     config: PipelineConfig,
     spark: SparkSession,
@@ -278,6 +210,11 @@ def run_resync(
         with conn.cursor() as cur:
             cur.execute("SET time_zone = '+00:00'")
         method = check_snapshot_support(conn, config.full_load.snapshot_method)
+        try:  # the full load's reader; the direct path writes a Delta table, a resync delivers Parquet: arrow
+            reader = choose_reader(config.full_load.reader, config.source.tls.mode, server_offers_tls(conn),
+                                   connectorx_supported(), deltalake_supported())
+        except ValueError as exc:
+            raise ResyncError(str(exc)) from None
         check_grants(conn, need_replication=False)
         signal = watermark_signal(conn, config, "resync") if method is SnapshotMethod.WATERMARK else None
         try:
@@ -296,9 +233,13 @@ def run_resync(
             check_where(conn, table, where)
         log.info("step 3/5: planning the chunks")
         resync = _resume_or_plan(conn, config, lake, table, keys, where, ranges, restart, now(), reason)
+        row_bytes = estimate_row_bytes(conn, table)
     epoch = 0 if history is None else history.epoch
+    arrow = arrow_source(config, epoch) if reader in (ChunkReader.ARROW, ChunkReader.DIRECT) else None
+    log.info("chunk reader: %s (full_load.reader: %s)", "arrow" if arrow is not None else "jdbc",
+             config.full_load.reader.value)
     ctx = ResyncContext(config, spark, lake, jdbc_source(config, epoch=epoch), table, clock, now, connector, method,
-                        epoch, after_deliver, signal)
+                        epoch, after_deliver, signal, arrow, row_bytes)
     parallel = config.full_load.max_parallel_chunks or spark.sparkContext.defaultParallelism
     log.info("step 4/5: delivering %d of %d chunk(s), %d at a time", len(resync.pending), len(resync.chunks),
              parallel)
