@@ -18,7 +18,9 @@ waits until the merge has applied everything, stops it, compares the lake table 
 row by row and value by value, and prints first-third / last-third means of each series over the
 load (flat means a ratio near 1). The checkpoint's series (load and catch-up) start once Spark
 keeps its full window of batches (``spark.sql.streaming.minBatchesToRetain``, ``--retain-batches``:
-until then its offsets and commits logs fill up by design). ``--plot`` writes a PNG of the series,
+until then its offsets and commits logs fill up by design). Files under ``_binlake/`` as a whole are
+compared by their highest count in the first and the last third of the samples taken after
+:func:`files_warm_up` (a sawtooth: compared by its peaks). ``--plot`` writes a PNG of the series,
 ``--json`` the samples and figures, ``--csv`` the samples.
 """
 
