@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -132,6 +132,7 @@ class _Qualified:
     target: TargetTable
     step: RowsStep
     layout: Layout
+    names: dict[str, str]  # layout column → the lake table's column of that name (compared case-insensitively)
 
 
 def apply_small_part(ctx: MergeContext, batch_id: int, changes: TableChanges, rows: pa.Table, snapshot_lsn: int,
@@ -143,25 +144,25 @@ def apply_small_part(ctx: MergeContext, batch_id: int, changes: TableChanges, ro
     if isinstance(part, str):
         log.debug("%s: part merged by Spark: %s", name.qualified, part)
         return None
-    table, target, step, layout = part.table, part.target, part.step, part.layout
+    table, target, step, layout, names = part.table, part.target, part.step, part.layout, part.names
     txn = step_txn(ctx.app_id, batch_id, 0)
     if table.committed_version(txn.app_id) >= txn.version:
         return SmallResult(0, 0, 0)
     try:
-        images = _latest_images(rows, step, layout, target)
+        images = _latest_images(rows, step, layout, names)
     except UndecodableValue as exc:
         log.info("%s: part merged by Spark: %s", name.qualified, exc)
         return None
-    tombstones = _tombstones(ctx, name, layout, target, create=images.deletes > 0)
+    tombstones = _tombstones(ctx, name, layout, target, names, create=images.deletes > 0)
     if images.deletes and tombstones is None:
         log.debug("%s: part merged by Spark: its tombstone table is not one delta-rs writes", name.qualified)
         return None
     started = time.monotonic()
-    source = _without_tombstoned(images, tombstones, layout)
+    source = _without_tombstoned(images, tombstones, layout, names)
     if images.deletes and tombstones is not None:
         key_names = [n for n in tombstones.columns if not is_metadata_column(n)]
-        deltars.append(tombstones, images.tombstone_rows(layout, target, key_names))
-    metrics = deltars.merge_rows(table, source, _clauses(layout, target), txn.app_id, txn.version)
+        deltars.append(tombstones, images.tombstone_rows(layout, names, key_names))
+    metrics = deltars.merge_rows(table, source, _clauses(layout, names), txn.app_id, txn.version)
     if ctx.after_commit is not None:
         ctx.after_commit(target.path, txn.version)
     log.debug("%s: %d change(s) merged by delta-rs in %.3f s", name.qualified, source.num_rows,
@@ -195,8 +196,8 @@ def _qualify(ctx: MergeContext, changes: TableChanges, snapshot_lsn: int, batch:
     layout = Layout.parse(steps[0].latest.columns)
     if not layout.has_primary_key:
         return "no primary key"
-    misfit = _misfit(layout, target, steps[0])
-    return misfit if misfit is not None else _Qualified(table, target, steps[0], layout)
+    names = _fit(layout, target, steps[0])
+    return names if isinstance(names, str) else _Qualified(table, target, steps[0], layout, names)
 
 
 def _table_key(name: TableName) -> str:
@@ -216,22 +217,26 @@ def _lake_name(target: TargetTable, column: str) -> str | None:
     return next((n for n in target.columns if n.lower() == lowered), None)
 
 
-def _misfit(layout: Layout, target: TargetTable, step: RowsStep) -> str | None:
-    """Why the layout is not the lake table's (a schema change pending, a type this path does not
-    decode, binlake's columns missing, a change data feed it cannot write), or ``None``."""
+def _fit(layout: Layout, target: TargetTable, step: RowsStep) -> dict[str, str] | str:
+    """The lake column of each layout column when the layout is the lake table's; else why not (a
+    schema change pending, a type this path does not decode, binlake's columns missing, a change
+    data feed it cannot write)."""
     if step.latest.max_lsn > target.schema_lsn and not plan_evolution(target.source_columns, layout).empty:
         return "schema change"
+    names = {}
     for column in layout.columns:
         lake = _lake_name(target, column.name)
         if lake is None or target.columns[lake] != column.spark_type:
             return f"column {column.name!r} is not {column.spark_type} in the lake"
         if not decodable(column.spark_type):
             return f"type {column.spark_type}"
+        names[column.name] = lake
     if not {LSN_COLUMN, COMMIT_TS_COLUMN} <= target.metadata_columns:
         return "binlake columns missing"
     feed_on = target.properties.get(CHANGE_DATA_FEED, "false").lower() == "true"
-    return "change data feed with a back-quoted column" if feed_on and change_data_feed_blockers(
-        list(target.columns)) else None
+    if feed_on and change_data_feed_blockers(list(target.columns)):
+        return "change data feed with a back-quoted column"
+    return names
 
 
 @dataclass
@@ -251,16 +256,16 @@ class _Images:
         return pa.table({**self.columns, OP: pa.array(self.ops, pa.string()), LSN: pa.array(self.lsns, pa.int64()),
                          TS: self.stamps})
 
-    def tombstone_rows(self, layout: Layout, target: TargetTable, names: Sequence[str]) -> pa.Table:
-        """The deletes as tombstones, the key under the tombstone table's column ``names``."""
+    def tombstone_rows(self, layout: Layout, names: dict[str, str], tombstone_names: Sequence[str]) -> pa.Table:
+        """The deletes as tombstones, the key under the tombstone table's columns ``tombstone_names``."""
         keep = pa.array([op == DELETE for op in self.ops])
-        keys = {name: self.columns[_lake_name(target, k) or k].filter(keep)
-                for name, k in zip(names, layout.key_columns, strict=True)}
+        keys = {name: self.columns[names[k]].filter(keep)
+                for name, k in zip(tombstone_names, layout.key_columns, strict=True)}
         return pa.table({**keys, LSN_COLUMN: pa.array(self.lsns, pa.int64()).filter(keep),
                          COMMIT_TS_COLUMN: self.stamps.filter(keep)})
 
 
-def _latest_images(rows: pa.Table, step: RowsStep, layout: Layout, target: TargetTable) -> _Images:
+def _latest_images(rows: pa.Table, step: RowsStep, layout: Layout, names: dict[str, str]) -> _Images:
     """Expand the step's records into key images (:func:`binlake.merge.decode.expand`), decode them
     and keep, per key, the one with the greatest ``(lsn, row_idx)``
     (:func:`binlake.merge.decode.latest_per_key`)."""
@@ -291,9 +296,9 @@ def _latest_images(rows: pa.Table, step: RowsStep, layout: Layout, target: Targe
                 stamps.append(ts)
     decoded = {}
     for column in layout.columns:
-        lake = _lake_name(target, column.name) or column.name
-        decoded[lake] = decode_texts(column.spark_type, [_text(image.get(column.name)) for _, image in images])
-    key_lake = [_lake_name(target, k) or k for k in key]
+        texts = [_text(image.get(column.name)) for _, image in images]
+        decoded[names[column.name]] = decode_texts(column.spark_type, texts)
+    key_lake = [names[k] for k in key]
     key_values = list(zip(*(decoded[k].to_pylist() for k in key_lake), strict=True)) if images else []
     winner: dict[tuple[object, ...], int] = {}
     for index, key_value in enumerate(key_values):
@@ -315,14 +320,14 @@ def _text(value: object) -> str | None:
     return json.dumps(value)
 
 
-def _tombstones(ctx: MergeContext, name: TableName, layout: Layout, target: TargetTable,
+def _tombstones(ctx: MergeContext, name: TableName, layout: Layout, target: TargetTable, names: dict[str, str],
                 create: bool) -> DeltaRsTable | None:
     """The table's tombstone table when it exists with exactly the key's columns and types and
     delta-rs writes it; created (as :func:`binlake.merge.tombstones.ensure_table` would) when there
     is none, ``create`` is set and its names need no column mapping; else ``None`` (Spark creates,
     re-creates or writes it)."""
     uri = ctx.lake.uri(tombstones_key(name.schema, name.table))
-    keys = [(k, target.columns[_lake_name(target, k) or k]) for k in layout.key_columns]
+    keys = [(names[k], target.columns[names[k]]) for k in layout.key_columns]
     tombs = deltars.open_table(uri, ctx.lake.s3_config)
     if tombs is None:
         if not create or internal_table_properties([k for k, _ in keys]):
@@ -336,22 +341,23 @@ def _tombstones(ctx: MergeContext, name: TableName, layout: Layout, target: Targ
     return tombs if found == [(k.lower(), t) for k, t in keys] else None
 
 
-def _without_tombstoned(images: _Images, tombstones: DeltaRsTable | None, layout: Layout) -> pa.Table:
+def _without_tombstoned(images: _Images, tombstones: DeltaRsTable | None, layout: Layout,
+                        names: dict[str, str]) -> pa.Table:
     """The images without upserts whose key has a tombstone at the same or a later lsn
     (:func:`binlake.merge.tombstones.without_tombstoned`)."""
     source = images.table()
     if tombstones is None or images.deletes == len(images.ops):
         return source
-    names = [n for n in tombstones.columns if not is_metadata_column(n)]
-    lake_keys = [next(c for c in images.columns if c.lower() == k.lower()) for k in layout.key_columns]
+    tomb_names = [n for n in tombstones.columns if not is_metadata_column(n)]
+    lake_keys = [names[k] for k in layout.key_columns]
     first = source[lake_keys[0]]
     values = pc.unique(pc.drop_null(first))
-    condition = pc.field(names[0]).isin(values)
+    condition = pc.field(tomb_names[0]).isin(values)
     if first.null_count:
-        condition = condition | pc.field(names[0]).is_null()
-    found = deltars.read_columns(tombstones, [*names, LSN_COLUMN], condition)
+        condition = condition | pc.field(tomb_names[0]).is_null()
+    found = deltars.read_columns(tombstones, [*tomb_names, LSN_COLUMN], condition)
     newest: dict[tuple[object, ...], int] = {}
-    for *key_value, tomb_lsn in zip(*(found[c].to_pylist() for c in [*names, LSN_COLUMN]), strict=True):
+    for *key_value, tomb_lsn in zip(*(found[c].to_pylist() for c in [*tomb_names, LSN_COLUMN]), strict=True):
         token = tuple(key_value)
         newest[token] = max(newest.get(token, tomb_lsn), tomb_lsn)
     if not newest:
@@ -362,22 +368,18 @@ def _without_tombstoned(images: _Images, tombstones: DeltaRsTable | None, layout
     return source.filter(pa.array(keep))
 
 
-def _clauses(layout: Layout, target: TargetTable) -> MergeClauses:
+def _clauses(layout: Layout, names: dict[str, str]) -> MergeClauses:
     """The clauses of :func:`binlake.merge.upsert.merge_changes`, in DataFusion SQL."""
-    key = [_lake_name(target, k) or k for k in layout.key_columns]
+    key = [names[k] for k in layout.key_columns]
     # each term in parentheses: DataFusion's parser binds AND tighter than IS NOT DISTINCT FROM
     on = " AND ".join(f"(t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)})" for k in key)
     newer = f"coalesce(t.{quote(LSN_COLUMN)}, -1) < s.{quote(LSN)}"
-    assignments = {quote(n): f"s.{quote(n)}" for n in _layout_lake_names(layout, target)}
+    assignments = {quote(names[c.name]): f"s.{quote(names[c.name])}" for c in layout.columns}
     assignments[quote(LSN_COLUMN)] = f"s.{quote(LSN)}"
     assignments[quote(COMMIT_TS_COLUMN)] = f"s.{quote(TS)}"
     return MergeClauses(on=on, delete_when=f"s.{quote(OP)} = '{DELETE}' AND {newer}",
                         update_when=f"s.{quote(OP)} = '{UPSERT}' AND {newer}",
                         insert_when=f"s.{quote(OP)} = '{UPSERT}'", assignments=assignments)
-
-
-def _layout_lake_names(layout: Layout, target: TargetTable) -> Iterable[str]:
-    return [_lake_name(target, c.name) or c.name for c in layout.columns]
 
 
 __all__ = ["SmallPartLimits", "SmallParts", "SmallResult", "apply_small_part", "arrow_type", "small_enough"]
