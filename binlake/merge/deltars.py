@@ -32,8 +32,10 @@ import datetime
 import functools
 import importlib.metadata
 import logging
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -207,8 +209,36 @@ def _checkpoint_when_due(table: DeltaRsTable) -> bool:
     """Checkpoint the table when its version is a multiple of :data:`CHECKPOINT_EVERY`; made one?"""
     if table.handle.version() % CHECKPOINT_EVERY != 0:
         return False
-    table.handle.create_checkpoint()
+    checkpoint(table)
     return True
+
+
+LAST_CHECKPOINT_CRC = "_delta_log/._last_checkpoint.crc"
+"""Hadoop's checksum of ``_last_checkpoint`` on a local lake, written by Delta Spark's checkpoints."""
+
+
+def checkpoint(table: DeltaRsTable) -> None:
+    """Write a checkpoint of the table's current version (and ``_last_checkpoint``).
+
+    On a local lake Delta Spark writes ``_last_checkpoint`` through Hadoop's checksummed file
+    system, which keeps a ``.crc`` beside it; delta-rs rewrites the file and not its checksum, and
+    every later Spark read of the table then fails the checksum (``ChecksumException``) and falls
+    back to listing the whole log. The stale checksum is removed before and after the write (Hadoop
+    reads a file without a ``.crc`` unverified). S3 keeps no such file."""
+    crc = _local_path(table.handle.table_uri, LAST_CHECKPOINT_CRC)
+    if crc is not None:
+        crc.unlink(missing_ok=True)
+    table.handle.create_checkpoint()
+    if crc is not None:
+        crc.unlink(missing_ok=True)
+
+
+def _local_path(uri: str, key: str) -> Path | None:
+    """The local file ``key`` of the table at ``uri``, or ``None`` for a table on S3."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return Path(urllib.parse.unquote(parsed.path) if parsed.scheme else uri) / key
 
 
 FILE_RETENTION = "delta.deletedFileRetentionDuration"
@@ -281,7 +311,7 @@ def compact_and_vacuum(table: DeltaRsTable, retention: datetime.timedelta = INTE
         handle.alter.set_table_properties(wanted)
     metrics = handle.optimize.compact()
     deleted = handle.vacuum(dry_run=False, full=True, enforce_retention_duration=False)
-    handle.create_checkpoint()
+    checkpoint(table)
     handle.cleanup_metadata()
     return Maintained(int(metrics.get("numFilesRemoved", 0)), int(metrics.get("numFilesAdded", 0)), len(deleted))
 
