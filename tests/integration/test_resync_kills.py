@@ -446,12 +446,13 @@ def test_resync_of_a_million_rows_converges_through_sigkills_of_the_resync_the_c
         assert lake_count(path) == ROWS
         behind_replication(mariadb, source_db)
         processes.start("merge")
-        workload.start()
-        wait_for(lambda: _joined(lake, name), 300, "the merge to join the table")
-        merged_up_to(mariadb, lake, 300, "the merge to pass the changes made behind replication's back")
+        mariadb.execute(f"UPDATE {TABLE} SET qty = qty + 1 WHERE acct = 1 AND line = 0", source_db)  # joins it
+        wait_for(lambda: _joined(lake, name), 600, "the merge to join the table")
+        merged_up_to(mariadb, lake, 600, "the merge to pass the changes made behind replication's back")
         behind = f"acct IN {BEHIND_ACCOUNTS}"
         assert lake_rows_where(path, behind) != source_rows_where(mariadb, source_db, behind)
         assert len(lake_rows_where(path, f"{behind} AND line >= 20")) == 0  # the lake is wrong, as planned
+        workload.start()
         sampler.start()
 
         processes.start("resync")
