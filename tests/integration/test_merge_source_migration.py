@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from binlake.config import LakeConfig
 from binlake.lake import CHANGELOG_DIR, MERGE_CHECKPOINT_DIR, MERGE_STATUS_KEY, Lake
 from binlake.merge import job
-from binlake.merge.source import CHANGELOG_SPARK_SCHEMA
+from binlake.merge.source import CHANGELOG_SPARK_SCHEMA, BatchRecords
 
 pytestmark = pytest.mark.spark
 
@@ -60,7 +60,8 @@ def test_a_file_source_checkpoint_with_a_pending_batch_is_migrated_and_goes_on_e
     src.write(src.upd(120, "a", (r(1, "a1", 10), r(1, "a2", 20))), src.ins(121, "c", r(2, "b", 2)))  # batch 1
     with monkeypatch.context() as old:  # the previous binlake: file source, no migration
         old.setattr(job, "read_changelog_stream", file_source_stream)
-        old.setattr(job, "on_records", lambda _lake, process: process)
+        old.setattr(job, "on_records", lambda _lake, process, *_: lambda frame, batch_id: process(
+            BatchRecords(frame), batch_id))  # the file source's rows are the records
         old.setattr(job, "migrate_file_source_checkpoint", lambda _spark, _lake: {})
         with pytest.raises(Exception, match="simulated crash"):
             run_merge(spark, config, after_commit=CrashAfter("/shop/c"))
