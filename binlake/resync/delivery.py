@@ -24,10 +24,10 @@ from binlake.lake import Lake
 from binlake.positions import split_lsn
 from binlake.resync import store
 from binlake.resync.manifest import Resync, ResyncChunk
-from binlake.snapshot.arrowread import ArrowSource, read_chunk_arrow, with_watermark_init
+from binlake.snapshot.arrowread import ArrowSource
+from binlake.snapshot.chunkread import read_labelled_chunk
 from binlake.snapshot.discovery import SourceTable
-from binlake.snapshot.loader import read_chunk
-from binlake.snapshot.reading import JdbcSource, with_watermark
+from binlake.snapshot.reading import JdbcSource
 from binlake.snapshot.report import Progress
 from binlake.snapshot.signal import Signal
 from binlake.snapshot.watermark import low_watermark
@@ -67,13 +67,7 @@ class ResyncContext:
         if self.method is SnapshotMethod.WATERMARK:
             settle = self.config.full_load.watermark_settle_seconds
             low = low_watermark(self.connect, self.epoch, settle, self.signal)
-        if self.arrow is not None:
-            source = self.arrow if low is None else with_watermark_init(self.arrow, low)
-            frame, observation = read_chunk_arrow(self.spark, source, self.table, predicate, self.row_bytes)
-            return frame, observation
-        return read_chunk(self.spark, self.jdbc if low is None else with_watermark(self.jdbc, low), self.table,
-                          predicate)
-
+        return read_labelled_chunk(self.spark, self.jdbc, self.arrow, self.table, predicate, self.row_bytes, low)
 
 
 class Delivery:

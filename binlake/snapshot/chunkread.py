@@ -59,10 +59,21 @@ def chunk_frame(ctx: LoadContext, table: SourceTable, chunk: ChunkState,
                 row_bytes: int) -> tuple[DataFrame, Observation]:
     """The lake rows of one chunk (one Spark partition) and the observation of its position and count,
     read by the Arrow reader when the job chose it, else by JDBC; ``row_bytes`` sizes Arrow batches."""
-    if ctx.arrow is not None:
-        return read_chunk_arrow(ctx.spark, arrow_chunk_source(ctx), table, chunk.predicate, row_bytes)
-    low = chunk_low_watermark(ctx)
-    return read_chunk(ctx.spark, ctx.jdbc if low is None else with_watermark(ctx.jdbc, low), table, chunk.predicate)
+    return read_labelled_chunk(ctx.spark, ctx.jdbc, ctx.arrow, table, chunk.predicate, row_bytes,
+                               chunk_low_watermark(ctx))
+
+
+def read_labelled_chunk(spark: SparkSession, jdbc: JdbcSource, arrow: ArrowSource | None, table: SourceTable,
+                        predicate: str, row_bytes: int,
+                        low: BinlogPosition | None) -> tuple[DataFrame, Observation]:
+    """The lake rows of the source rows matching ``predicate`` and the observation of their position
+    and count, read by ``arrow`` (the Arrow reader) when given, else by ``jdbc``; labelled with the low
+    watermark ``low`` (``None``: the snapshot's own position). Also the online resync's chunk read
+    (:mod:`binlake.resync.delivery`)."""
+    if arrow is not None:
+        source = arrow if low is None else with_watermark_init(arrow, low)
+        return read_chunk_arrow(spark, source, table, predicate, row_bytes)
+    return read_chunk(spark, jdbc if low is None else with_watermark(jdbc, low), table, predicate)
 
 
 def read_chunk(spark: SparkSession, jdbc: JdbcSource, table: SourceTable,
