@@ -57,6 +57,39 @@ def checkpoint_reached(config: PipelineConfig, target: BinlogPosition) -> Callab
     return reached
 
 
+BEAT_EVERY_SECONDS = 0.25
+
+
+def reach_end(config: PipelineConfig, server: LocalMariaDB, failed: Callable[[], bool], epoch: int = 0,
+              timeout: float = 60, what: str = "the capture to reach the binlog end") -> None:
+    """Wait until the capture's checkpoint covers ``server``'s binlog end *as of this call* (in ``epoch``),
+    or until ``failed()``. The target is fixed once: a row written to the unselected table ``beats.beat``
+    every :data:`BEAT_EVERY_SECONDS` moves the binlog on, so a capture at an idle end still checkpoints,
+    but never moves the target away from a capture that is catching up."""
+    target = master_position(server).in_epoch(epoch)
+    reached = checkpoint_reached(config, target)
+    server.execute("CREATE DATABASE IF NOT EXISTS beats")
+    server.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
+    last_beat = [0.0]
+
+    def done() -> bool:
+        if failed() or reached():
+            return True
+        if time.monotonic() - last_beat[0] >= BEAT_EVERY_SECONDS:
+            server.execute("INSERT INTO beats.beat VALUES ()")
+            last_beat[0] = time.monotonic()
+        return False
+
+    wait_for(done, timeout, what)
+
+
+def caught_up(config: PipelineConfig, server: LocalMariaDB, capture: CaptureThread, epoch: int = 0,
+              timeout: float = 60) -> None:
+    """:func:`reach_end` for a :class:`CaptureThread`, which must not have failed."""
+    reach_end(config, server, lambda: capture.error is not None, epoch, timeout)
+    assert capture.error is None, capture.error
+
+
 class CaptureThread:
     """A CaptureRunner in a background thread; ``stop()`` ends it at the next event or heartbeat."""
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from capture_support import CaptureThread
+from capture_support import CaptureThread, caught_up
 from merge_helpers import run_merge
-from stream_tables import caught_up
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB

@@ -5,28 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for
-
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.lake import Lake, table_key
 from binlake.rules import TableMapping, TableTarget
-
-
-def caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
-    """Wait until the capture's checkpoint is at the binlog end (a write elsewhere moves it on)."""
-    end = master_position(mariadb)
-    mariadb.execute("CREATE DATABASE IF NOT EXISTS beats")
-    mariadb.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
-
-    def reached() -> bool:
-        if capture.error is not None or checkpoint_reached(config, end)():
-            return True
-        mariadb.execute("INSERT INTO beats.beat VALUES ()")
-        return False
-
-    wait_for(reached, 60, "the capture to reach the binlog end")
-    assert capture.error is None
 
 
 def source_rows(mariadb: LocalMariaDB, db: str, table: str) -> list[tuple[Any, ...]]:

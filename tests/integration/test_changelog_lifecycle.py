@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, wait_for, write_config
+from capture_support import CaptureThread, caught_up, write_config
 from conftest import include_schema_rules
-from failover_support import checkpoint_at, run_sql, table_rows
+from failover_support import run_sql, table_rows
 from merge_helpers import Source, load_table, merge_config, rows, run_merge
 
 from binlake.capture.checkpoint import Checkpoint, save_checkpoint
@@ -51,17 +51,6 @@ def _in_files(mariadb: LocalMariaDB, db: str, *groups: list[str]) -> None:
         time.sleep(0.35)
 
 
-def _caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
-    def reached() -> bool:
-        if capture.error is not None or checkpoint_at(config, mariadb, 0)():
-            return True
-        mariadb.execute("INSERT INTO beats.beat VALUES ()")  # an unselected table moves the binlog on
-        return False
-
-    wait_for(reached, 60, "the capture to reach the binlog end")
-    assert capture.error is None
-
-
 def _no_retention(root: Path, **merge: Any) -> PipelineConfig:
     """The merge tests' config with ``changelog.retention_hours: 0`` (removal by position alone)."""
     config = merge_config(root, **merge)
@@ -86,19 +75,19 @@ def test_cleanup_keeps_what_a_restart_a_join_and_a_replay_need(
     lake = Lake.from_config(config)
     capture = CaptureThread(config).start()
     try:
-        _caught_up(config, mariadb, capture)                # the change log starts before a's snapshot
+        caught_up(config, mariadb, capture)                # the change log starts before a's snapshot
         run_full_load(_config(make_config, lake_dir, source_db, "a"), spark)
         _in_files(mariadb, source_db, *[[f"UPDATE a SET qty = qty + {i} WHERE id <= {5 * i}",
                                          f"INSERT INTO a VALUES ({100 + i}, {i}, 'new')",
                                          f"DELETE FROM a WHERE id = {30 + i}"] for i in range(1, 4)])
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_full_load(_config(make_config, lake_dir, source_db, "b"), spark)   # b's snapshot: after all of that
         b_state = lake.get_bytes(snapshot_state_key(source_db, "b"))
         b_lsn = Handoff.from_state(TableState.from_json(b_state)).min_lsn
         _in_files(mariadb, source_db, *[[f"UPDATE b SET qty = -{i} WHERE id = {i}",
                                          f"DELETE FROM b WHERE id = {20 + i}",
                                          f"UPDATE a SET note = 'p2' WHERE id = {i}"] for i in range(1, 4)])
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         # b's load as a merge sees one that has not finished yet: it must keep everything after its snapshot
         loading = dataclasses.replace(TableState.from_json(b_state), status=LOADING)
         lake.put_bytes(snapshot_state_key(source_db, "b"), loading.to_json())
@@ -129,7 +118,7 @@ def test_cleanup_keeps_what_a_restart_a_join_and_a_replay_need(
     try:
         _in_files(mariadb, source_db, ["UPDATE b SET note = 'p3' WHERE id = 10", "INSERT INTO a VALUES (200, 2, 'x')"],
                   ["DELETE FROM a WHERE id = 200", "UPDATE a SET qty = 0 WHERE id = 7"])
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
     finally:
         capture.stop()
     run_merge(spark, config)                              # a merge restarted after the cleanup

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
+from capture_support import CaptureThread, caught_up, checkpoint_reached, master_position, wait_for, write_config
 from conftest import include_schema_rules
 from merge_helpers import run_merge
 
@@ -38,19 +38,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]  # 1-6 min each on this machi
 def _beats(mariadb: LocalMariaDB) -> None:
     mariadb.execute("CREATE DATABASE IF NOT EXISTS beats")
     mariadb.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
-
-
-def _caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
-    end = master_position(mariadb)
-
-    def reached() -> bool:
-        if capture.error is not None or checkpoint_reached(config, end)():
-            return True
-        mariadb.execute("INSERT INTO beats.beat VALUES ()")
-        return False
-
-    wait_for(reached, 60, "the capture to reach the binlog end")
-    assert capture.error is None
 
 
 def _run(mariadb: LocalMariaDB, db: str, *statements: str, sql_mode: str | None = None) -> None:
@@ -92,7 +79,7 @@ def _start(mariadb: LocalMariaDB, db: str, lake_dir: Path, make_config: Any, spa
     capture = CaptureThread(config).start()
     run_full_load(config, spark)
     _run(mariadb, db, f"UPDATE {table} SET id = id WHERE id = 1", f"DELETE FROM {table} WHERE id = 2")
-    _caught_up(config, mariadb, capture)
+    caught_up(config, mariadb, capture)
     run_merge(spark, config)
     return config, capture
 
@@ -123,7 +110,7 @@ def test_add_column_constant_defaults_give_existing_rows_the_source_values(
              "INSERT INTO orders (id, name, qty, n) VALUES (100, 'fresh', 1, 3)",
              "ALTER TABLE orders MODIFY qty SMALLINT",  # narrowing whose values all fit: in place
              "UPDATE orders SET qty = 32000 WHERE id = 6")
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         with pytest.raises(Exception, match="simulated crash"):
             run_merge(spark, config, after_commit=crash_after_the_update)
         run_merge(spark, config)  # the replay of the batch
@@ -140,9 +127,9 @@ def test_add_column_constant_defaults_give_existing_rows_the_source_values(
 
 def _resynced(spark: Any, config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
     """Merge (the DDL step asks for a resync, run at the end of the merge), then apply its chunks."""
-    _caught_up(config, mariadb, capture)
+    caught_up(config, mariadb, capture)
     run_merge(spark, config)
-    _caught_up(config, mariadb, capture)
+    caught_up(config, mariadb, capture)
     run_merge(spark, config)
 
 
@@ -198,7 +185,7 @@ def test_stop_policy_names_table_statement_and_command_then_a_resync_lets_the_me
                              on_unappliable_ddl="stop")
     try:
         _run(mariadb, source_db, "ALTER TABLE events TRUNCATE PARTITION p2024")
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         with pytest.raises(Exception) as failure:
             run_merge(spark, config)
         text = str(failure.value)
@@ -226,11 +213,11 @@ def test_drop_database_drops_each_selected_table_in_it(
     config, capture = _start(mariadb, source_db, lake_dir, make_config, spark, "orders", ORDERS, ORDER_ROWS)
     try:
         _run(mariadb, other, "UPDATE orders SET qty = 0 WHERE id = 1")
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)  # joins the other database's table too
         mariadb.execute(f"DROP DATABASE {other}")
         _run(mariadb, source_db, "UPDATE orders SET qty = 1 WHERE id = 1")
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
     finally:
         capture.stop()

@@ -7,12 +7,11 @@ would order *before* the old primary's and the merge would skip them as already 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, captured, wait_for
+from capture_support import CaptureThread, captured, reach_end, wait_for
 from failover_support import (
     PRIMARY_ID,
     REPLICA_ID,
@@ -51,22 +50,10 @@ def _capture_until(config: PipelineConfig, server: LocalMariaDB, epoch: int) -> 
     """Run the capture until its checkpoint covers ``server``'s binlog end (in ``epoch``)."""
     capture = CaptureThread(config).start()
     try:
-        wait_for(lambda: capture.error is not None or _moved(config, server, epoch), 60,
-                 f"the capture to reach the end of server {server.server_id}")
+        reach_end(config, server, lambda: capture.error is not None, epoch,
+                  what=f"the capture to reach the end of server {server.server_id}")
     finally:
         capture.stop()
-
-
-def _moved(config: PipelineConfig, server: LocalMariaDB, epoch: int) -> bool:
-    """Has the checkpoint reached the server's end? (A write outside the selected schema moves the
-    binlog on, so a capture started on an idle server gets a first checkpoint.)"""
-    if checkpoint_at(config, server, epoch)():
-        return True
-    server.execute("CREATE DATABASE IF NOT EXISTS beats")
-    server.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
-    server.execute("INSERT INTO beats.beat VALUES ()")
-    time.sleep(0.3)
-    return False
 
 
 def _lake_rows(spark: Any, config: PipelineConfig) -> list[tuple[Any, ...]]:
@@ -106,9 +93,9 @@ def test_a_failover_behind_the_same_address_stops_the_reconnect_and_a_restart_jo
         try:
             config = pipeline(tmp_path / "lake", primary, DB, port=proxy.port, reconnect_max_seconds=1.0)
             capture = CaptureThread(config).start()
-            wait_for(lambda: capture.error is not None or _moved(config, primary, 0), 30, "the capture to start")
+            reach_end(config, primary, lambda: capture.error is not None, 0, 30, "the capture to start")
             run_sql(primary, DB, "UPDATE items SET qty = 1000 WHERE id = 1")
-            wait_for(lambda: capture.error is not None or _moved(config, primary, 0), 30, "the capture")
+            reach_end(config, primary, lambda: capture.error is not None, 0, 30, "the capture")
             wait_caught_up(primary, replica)
             primary.stop()
             promote(replica)
@@ -131,7 +118,7 @@ def test_failover_to_a_gtid_replica_continues_the_change_log(tmp_path: Path, spa
         _fill(primary)
         old = pipeline(tmp_path / "lake", primary, DB)
         capture = CaptureThread(old).start()
-        wait_for(lambda: capture.error is not None or _moved(old, primary, 0), 30, "the capture to start")
+        reach_end(old, primary, lambda: capture.error is not None, 0, 30, "the capture to start")
         run_full_load(old, spark)
         run_sql(primary, DB, *[f"UPDATE items SET qty = qty + 1000 WHERE id = {i}" for i in range(1, 61)],
                 "DELETE FROM items WHERE id BETWEEN 190 AND 200",

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread
+from capture_support import CaptureThread, caught_up
 from conftest import include_schema_rules
 from merge_helpers import Source, load_table, merge_config, rows, run_merge
 from merge_helpers import lsn as merge_lsn
-from stream_tables import caught_up, lake_columns, lake_rows, selected, source_rows
+from stream_tables import lake_columns, lake_rows, selected, source_rows
 
 from binlake.catalog import read_catalog
 from binlake.config import PipelineConfig

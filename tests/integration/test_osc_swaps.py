@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, write_config
+from capture_support import CaptureThread, caught_up, write_config
 from conftest import include_schema_rules
 from merge_helpers import run_merge
-from stream_tables import caught_up, lake_columns, lake_rows, source_rows
+from stream_tables import lake_columns, lake_rows, source_rows
 from test_merge_replay_kill import kill_after_commits
 from test_merge_swaps import versions_of_t
 

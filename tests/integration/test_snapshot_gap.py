@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, wait_for
+from capture_support import CaptureThread, reach_end
 from conftest import include_schema_rules
-from failover_support import checkpoint_at, run_sql, table_rows
+from failover_support import run_sql, table_rows
 from merge_helpers import rows, run_merge
 
 from binlake.config import PipelineConfig
@@ -43,13 +43,7 @@ def _config(make_config: Callable[..., PipelineConfig], lake_dir: Path, db: str,
 def _capture_until_end(config: PipelineConfig, mariadb: LocalMariaDB, db: str, epoch: int = 0) -> None:
     capture = CaptureThread(config).start()
     try:
-        def reached() -> bool:
-            if capture.error is not None or checkpoint_at(config, mariadb, epoch)():
-                return True
-            mariadb.execute("INSERT INTO beats.beat VALUES ()")  # an unselected table moves the binlog on
-            return False
-
-        wait_for(reached, 60, "the capture to reach the binlog end")
+        reach_end(config, mariadb, lambda: capture.error is not None, epoch)
     finally:
         capture.stop()
 

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, wait_for, write_config
+from capture_support import CaptureThread, caught_up, wait_for, write_config
 from conftest import include_schema_rules
 from merge_helpers import rows, run_merge
-from stream_tables import caught_up
 
 from binlake.chunks import ChunkRange
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
 from binlake.lake import Lake, table_key
+from binlake.resync import store
 from binlake.snapshot.job import run_full_load
 from binlake.status import pipeline_status, render_text, source_end_lsn
 from binlake.validation import TableValidation, validate
@@ -197,23 +197,29 @@ def test_the_continuous_merge_runs_the_verifier_which_finds_and_repairs_a_corrup
         validation={"step_chunks": 3, "max_chunks_per_second": 100})
     capture = CaptureThread(config).start()
     path = Lake.from_config(config).uri(table_key(source_db, "items"))
-    seen: list[str] = []
+    progress: dict[str, Any] = {}
 
     def watch() -> None:
-        """Corrupt a row once the verifier has recorded the table equal; collect the statuses of the
-        rounds that started after it; stop the merge once one found the difference and a later one
-        found the table equal again (the repair applied)."""
-        deadline, corrupted_at = time.monotonic() + 300, None
+        """Corrupt a row once the verifier has recorded the table equal; wait for the repair it then
+        starts (a resync of the table: only a round that found it DIFFERENT makes one) to be applied,
+        then for a round started after that to record the table equal again; then stop the merge.
+        Rounds take about a second, so their statuses are not sampled: the resync is the trace."""
+        lake = Lake.from_config(config)
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            record = read_record(Lake.from_config(config), source_db, "items")
+            record = read_record(lake, source_db, "items")
             run = record.last_run if record is not None else None
-            if run is not None and corrupted_at is None and run.status == "OK":
-                corrupted_at = datetime.now(UTC).isoformat()
+            if run is not None and "corrupted" not in progress and run.status == "OK":
+                progress["before"] = store.table_resyncs(lake, source_db, "items")
+                progress["corrupted"] = datetime.now(UTC).isoformat()
                 spark.sql(f"UPDATE delta.`{path}` SET qty = -7 WHERE id = 650")  # behind binlake's back
-            elif run is not None and corrupted_at is not None and run.started_at > corrupted_at and (
-                    not seen or seen[-1] != run.status):
-                seen.append(run.status)
-            if "DIFFERENT" in seen and seen[-1] == "OK":
+            elif "corrupted" in progress and "repaired" not in progress:
+                resyncs = store.table_resyncs(lake, source_db, "items")
+                if resyncs and all(store.read_applied(lake, r).covers(r) for r in resyncs):
+                    progress["repaired"], progress["resyncs"] = datetime.now(UTC).isoformat(), resyncs
+            elif run is not None and "repaired" in progress and run.started_at > progress["repaired"] \
+                    and run.status == "OK":
+                progress["equal_again"] = run
                 break
             # steady writes at the source: the lake is always a little behind its latest snapshot, so the
             # verifier must wait for the merge (verify_wait_seconds) to tell the corrupted row from one in flight
@@ -235,9 +241,12 @@ def test_the_continuous_merge_runs_the_verifier_which_finds_and_repairs_a_corrup
         watcher.join(10)
     finally:
         capture.stop()
-    assert seen[0] == "DIFFERENT" and seen[-1] == "OK", seen
+    assert progress["before"] == [] and "equal_again" in progress, progress
+    (resync,) = progress["resyncs"]  # one repair, of the one differing chunk: the one holding id 650
+    assert [(c.range.start, c.range.end) for c in resync.chunks] == [((601,), (801,))]
     record = _record(config, source_db)
     assert record.last_equal == record.last_run and record.verified_as_of is not None
+    assert rows(spark, path) == [tuple(r) for r in mariadb.execute("SELECT * FROM items ORDER BY id", source_db)]
     assert not any(t.name == "binlake-verifier" and t.is_alive() for t in threading.enumerate())
     source = [tuple(r) for r in mariadb.execute("SELECT id, name, qty FROM items ORDER BY id", source_db)]
     assert rows(spark, path, "id", "name", "qty") == source
