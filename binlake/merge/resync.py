@@ -18,12 +18,17 @@ at most one chunk MERGE; once the merge stops, every due chunk is applied. A chu
 3. tombstones at ``P`` for the lake rows in ``R`` with ``_binlake_lsn <= P`` that the chunk lacks
    (deleted at the source at or before ``P``; one blind append, harmless when repeated);
 4. one MERGE with transaction ``(binlake-resync-<id>-<n>, 0)`` on the null-safe key and ``t`` in
-   ``R``: matched and ``t._binlake_lsn <= P`` → UPDATE every column; not matched → INSERT (chunk
-   rows with a tombstone newer than ``P`` removed first); the lake rows in ``R`` with
-   ``t._binlake_lsn <= P`` that no chunk row matches → DELETE (they come into the MERGE as source
-   rows of their own key, marked, so that the MERGE has no NOT MATCHED BY SOURCE clause and Delta
-   reads only the files whose key statistics overlap ``R``). Rows the stream changed after ``P``
-   are never touched.
+   ``R``, whose source is only what differs: the chunk rows (those with a tombstone newer than
+   ``P`` removed first) that no lake row of ``R`` with ``t._binlake_lsn <= P`` holds with exactly
+   the same values (:func:`same_values_sql`), and the keys of the lake rows in ``R`` with
+   ``t._binlake_lsn <= P`` that no chunk row matches. Matched and ``t._binlake_lsn <= P`` → UPDATE
+   every column; not matched → INSERT; a key of the second kind → DELETE (they come into the MERGE
+   as source rows of their own key, marked, so that the MERGE has no NOT MATCHED BY SOURCE clause
+   and Delta reads only the files whose key statistics overlap ``R``). Rows the stream changed
+   after ``P`` are never touched. A lake row that already equals the chunk is not written at all:
+   it keeps its ``_binlake_lsn`` (at most ``P``, and every change of it up to ``P`` is merged, so
+   the stream's newer-lsn-wins rule still holds for it), the MERGE rewrites only the files holding
+   rows that differ, and the table's change data feed shows only real changes.
 
 See docs/resync.md for why this converges whatever the order of chunks and stream batches.
 """
@@ -68,6 +73,25 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime.datetime]
 _TOMB_LSN = "__bl_tomb_lsn"
 _GONE = "__bl_gone"  # a source row of a chunk MERGE that stands for a lake row to delete
+
+
+_TEXT_COMPARED = frozenset({"float", "double"})  # -0.0 = 0.0 in Spark: compared by their text, which is exact
+
+
+def same_values_sql(columns: dict[str, str], left: str = "t", right: str = "s") -> str:
+    """Spark SQL: the ``left`` and ``right`` rows hold exactly the same value in every one of
+    ``columns`` (``{name: spark type}``; pure). Null-safe; floating-point values are compared by
+    their text, so ``-0.0`` and ``0.0`` differ (``NaN`` equals ``NaN``), every other type by ``<=>``
+    (strings and binaries byte for byte, decimals and timestamps exactly)."""
+    if not columns:
+        return "TRUE"
+    terms = []
+    for name, kind in columns.items():
+        a, b = f"{left}.{quote(name)}", f"{right}.{quote(name)}"
+        if kind in _TEXT_COMPARED:
+            a, b = f"CAST({a} AS STRING)", f"CAST({b} AS STRING)"
+        terms.append(f"{a} <=> {b}")
+    return " AND ".join(terms)
 
 
 def chunk_condition(key: list[str], lsn: int) -> dict[str, str]:
@@ -116,14 +140,17 @@ def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target:
             tombstones.ensure_table(spark, target.tombstones, [(k, target.columns[k]) for k in key])
             deleted_keys.write.format("delta").mode("append").save(target.tombstones)
         kept = _without_newer_tombstones(spark, rows, target, chunk.lsn)
+        names = [c for c in target.columns if c in rows.columns]
+        same = same_values_sql({c: target.columns[c] for c in names})
+        differing = kept.alias("s").join(lake.where(F.expr(in_range)),
+                                         F.expr(f"{condition['on']} AND {same}"), "left_anti")
         # the lake rows of R the chunk deletes, as source rows marked _GONE: the MERGE then needs no
         # NOT MATCHED BY SOURCE clause, which would make Delta read every file of the table; with
         # R as a target-only conjunct of its condition, it reads only the files whose key
         # statistics overlap R (Delta's data skipping)
         deletes = (lake.where(F.expr(in_range)).join(kept.alias("s"), F.expr(condition["on"]), "left_anti")
                    .select(*[col(k) for k in key]).withColumn(_GONE, F.lit(True)))
-        source = kept.withColumn(_GONE, F.lit(False)).unionByName(deletes, allowMissingColumns=True)
-        names = [c for c in target.columns if c in rows.columns]
+        source = differing.withColumn(_GONE, F.lit(False)).unionByName(deletes, allowMissingColumns=True)
         values: dict[str, str | Column] = {quote(c): f"s.{quote(c)}" for c in names}
         values[LSN_COLUMN] = f"s.{LSN_COLUMN}"
         values[COMMIT_TS_COLUMN] = f"s.{COMMIT_TS_COLUMN}"

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_support import CaptureThread, checkpoint_reached, master_position, wait_for, write_config
+from capture_support import CaptureThread, caught_up, checkpoint_reached, master_position, wait_for, write_config
 from conftest import include_schema_rules
+from delta.tables import DeltaTable
 from merge_helpers import run_merge
 
 from binlake.config import PipelineConfig
@@ -47,20 +48,6 @@ LETTERS = "vwxyz"
 def _beats(mariadb: LocalMariaDB) -> None:
     mariadb.execute("CREATE DATABASE IF NOT EXISTS beats")
     mariadb.execute("CREATE TABLE IF NOT EXISTS beats.beat (id INT AUTO_INCREMENT PRIMARY KEY)")
-
-
-def _caught_up(config: PipelineConfig, mariadb: LocalMariaDB, capture: CaptureThread) -> None:
-    """Wait until the capture's checkpoint is at the binlog end (an unselected table moves it on)."""
-    end = master_position(mariadb)
-
-    def reached() -> bool:
-        if capture.error is not None or checkpoint_reached(config, end)():
-            return True
-        mariadb.execute("INSERT INTO beats.beat VALUES ()")
-        return False
-
-    wait_for(reached, 60, "the capture to reach the binlog end")
-    assert capture.error is None
 
 
 def _source(mariadb: LocalMariaDB, db: str, table: str, columns: str, order: str) -> list[tuple[Any, ...]]:
@@ -140,7 +127,7 @@ def _loaded_lines(mariadb: LocalMariaDB, source_db: str, lake_dir: Path, make_co
         capture={"flush_seconds": 1.0}, merge={"optimize_every_batches": 0, "max_files_per_batch": 1000})
     capture = CaptureThread(config).start()
     run_full_load(config, spark)
-    _caught_up(config, mariadb, capture)
+    caught_up(config, mariadb, capture)
     run_merge(spark, config)  # joins the table
     return config, capture
 
@@ -174,7 +161,7 @@ def test_resync_under_a_workload_brings_the_lake_back_to_the_source(
             run_merge(spark, config)
         assert workload.count > 50
         assert report.chunks > 3 and report.delivered == report.chunks
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
     finally:
         capture.stop()
@@ -210,7 +197,7 @@ def test_validate_repair_resyncs_exactly_the_differing_chunks(
     capture = CaptureThread(config).start()
     try:
         run_full_load(config, spark)
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
         # two of the five chunks ([1, 201) and [601, 801)) change behind replication's back
         _behind_replication(mariadb, source_db, ["UPDATE items SET qty = -1 WHERE id = 50",
@@ -218,16 +205,23 @@ def test_validate_repair_resyncs_exactly_the_differing_chunks(
                                                  "INSERT INTO items VALUES (700, 'gap', 0)"
                                                  " ON DUPLICATE KEY UPDATE name = 'gap'"])
         mariadb.execute("UPDATE items SET name = 'streamed' WHERE id = 900", source_db)  # a normal change
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
         results = validate(spark, config)
         assert [(r.status, r.chunks, len(r.repair_ranges)) for r in results] == [("DIFFERENT", 5, 2)]
+        path = Lake.from_config(config).uri(table_key(source_db, "items"))
+        before = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
         (report,) = repair(spark, config, results)
         assert (report.chunks, report.delivered) == (2, 2)
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
     finally:
         capture.stop()
+    # the two chunks' 400 rows were resynced, but only the three that differed were written
+    feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", before + 1)
+            .load(path).where("_change_type != 'update_preimage'"))
+    assert sorted((r.id, r._change_type, r.name, r.qty) for r in feed.collect()) == [
+        (50, "update_postimage", "i50", -1), (650, "delete", "i650", 650), (700, "update_postimage", "gap", 700)]
     assert [r.status for r in validate(spark, config)] == ["OK"]
     assert _lake(spark, config, source_db, "items", "id, name, qty", "id") == _source(
         mariadb, source_db, "items", "id, name, qty", "id")
@@ -329,14 +323,14 @@ def test_a_where_resync_replaces_exactly_the_chunks_holding_matching_rows(
     try:
         run_full_load(config, spark)
         mariadb.execute("UPDATE items SET name = 'streamed' WHERE id = 900", source_db)  # the merge joins on it
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
         _behind_replication(mariadb, source_db, ["UPDATE items SET qty = -1 WHERE id IN (50, 640)",
                                                  "DELETE FROM items WHERE id = 799"])  # chunks [1,201), [601,801)
         # matches rows of chunk [601, 801) only; the chunk is replaced whole (799 too, which does not match)
         report = run_resync(config, spark, f"{source_db}.items", where="id BETWEEN 630 AND 650")
         assert report.chunks == 1
-        _caught_up(config, mariadb, capture)
+        caught_up(config, mariadb, capture)
         run_merge(spark, config)
     finally:
         capture.stop()

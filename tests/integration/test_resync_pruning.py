@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import shutil
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from merge_helpers import load_table, lsn, rows, spark_schema
 
 from binlake.chunks import ChunkRange
 from binlake.lake import Lake, tombstones_key
-from binlake.merge.resync import ChunkTarget, apply_chunk
+from binlake.merge.resync import ChunkTarget, apply_chunk, same_values_sql
 from binlake.merge.target import TargetTable
 from binlake.resync.manifest import Resync, ResyncChunk
 from binlake.resync.ranges import ResyncKey, lake_range_sql, lake_skipping_sql
@@ -55,9 +56,34 @@ def test_a_chunk_merge_reads_only_the_files_of_its_range(spark: Any, lake_dir: P
         done = apply_chunk(spark, resync, chunk, target, data, NOW)
     finally:
         shutil.move(moved, local)
-    assert (done.inserted, done.updated, done.deleted, done.skipped) == (0, 9, 1, None)
+    assert (done.inserted, done.updated, done.deleted, done.skipped) == (0, 1, 1, None)  # only what differed
     expected = [(i, f"n{i}", i) for i in range(50) if i != 22]
     expected[21] = (21, "changed", -21)
     assert rows(spark, path) == expected
+    lsns = dict(tuple(r) for r in spark.read.format("delta").load(path).select("id", "_binlake_lsn").collect())
+    assert {i: v for i, v in lsns.items() if v != lsn(100)} == {21: lsn(200)}  # equal rows are not rewritten
     tombs = spark.read.format("delta").load(lake.uri(tombstones_key("shop", "t")))
     assert [tuple(r) for r in tombs.select("id", "_binlake_lsn").collect()] == [(22, lsn(200))]
+
+
+def test_same_values_tell_apart_every_value_a_lake_row_can_differ_by(spark: Any) -> None:
+    """The chunk MERGE leaves a lake row alone only when :func:`same_values_sql` holds: evaluated by
+    Spark on pairs that must differ (and pairs that must not)."""
+    types = {"x": "double", "f": "float", "s": "string", "b": "binary", "d": "decimal(10,2)", "ts": "timestamp"}
+    ts = datetime.datetime(2026, 1, 1, 0, 0, 0, 1)
+    base = {"x": 1.5, "f": 0.25, "s": "a", "b": b"\x00", "d": Decimal("1.10"), "ts": ts}
+    differing = [("x", -0.0, 0.0), ("x", 1.0, None), ("x", 0.1 + 0.2, 0.3), ("f", -0.0, 0.0), ("s", "a", "a "),
+                 ("s", "a", "A"), ("s", None, ""), ("b", b"\x00", b"\x00\x00"),
+                 ("d", Decimal("1.10"), Decimal("1.11")),
+                 ("ts", ts, ts.replace(microsecond=2))]
+    same = [("x", float("nan"), float("nan")), ("x", None, None), ("s", "é", "é")]
+    schema = ", ".join(f"{side}_{n} {t}" for side in "ts" for n, t in types.items())
+    cases = [(column, a, b, True) for column, a, b in differing] + [(column, a, b, False) for column, a, b in same]
+    data = []
+    for column, a, b, _ in cases:
+        left, right = dict(base, **{column: a}), dict(base, **{column: b})
+        data.append(tuple(left[n] for n in types) + tuple(right[n] for n in types))
+    frame = spark.createDataFrame(data, schema)
+    condition = same_values_sql(types).replace("t.`", "`t_").replace("s.`", "`s_")
+    got = [not r[0] for r in frame.selectExpr(condition).collect()]
+    assert got == [differs for *_, differs in cases]

@@ -16,7 +16,7 @@ from binlake.config import PrepMode
 from binlake.lake import Lake, snapshot_state_key
 from binlake.merge.handoff import Handoff, record_join
 from binlake.merge.heartbeat import read_heartbeat, write_heartbeat
-from binlake.merge.resync import chunk_condition
+from binlake.merge.resync import chunk_condition, same_values_sql
 from binlake.merge.summary import TableName
 from binlake.positions import BinlogPosition
 from binlake.resync import store
@@ -133,6 +133,13 @@ def test_merge_conditions_never_touch_rows_newer_than_the_snapshot() -> None:
     condition = chunk_condition(["a", "b"], 42)
     assert condition["on"] == "t.`a` <=> s.`a` AND t.`b` <=> s.`b`"
     assert condition["update"] == condition["delete"] == "coalesce(t._binlake_lsn, -1) <= 42"
+
+
+def test_same_values_compare_every_column_null_safely_and_floats_by_their_text() -> None:
+    assert same_values_sql({"n": "string", "x": "double", "f": "float"}) == (
+        "t.`n` <=> s.`n` AND CAST(t.`x` AS STRING) <=> CAST(s.`x` AS STRING)"
+        " AND CAST(t.`f` AS STRING) <=> CAST(s.`f` AS STRING)")
+    assert same_values_sql({}) == "TRUE"  # a table keyed by all its columns: a key match is a value match
 
 
 def _joined_table(lake: Lake) -> SourceTable:
