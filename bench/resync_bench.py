@@ -188,7 +188,10 @@ def main() -> None:
             seconds, scan = int(m.get("executionTimeMs", 0)) / 1000, int(m.get("scanTimeMs", 0)) / 1000
             print(f"chunk MERGE {i:<8} {seconds:.1f} s (finding the rows to change: {scan:.1f} s), "
                   f"{m.get('numTargetFilesRemoved', '?')} file(s) rewritten, "
-                  f"{m.get('numTargetDeletionVectorsAdded', '?')} deletion vector(s) added")
+                  f"{m.get('numTargetDeletionVectorsAdded', '?')} deletion vector(s) added; rows: "
+                  f"{m.get('numSourceRows', '?')} differing in, {m.get('numTargetRowsUpdated', '?')} updated, "
+                  f"{m.get('numTargetRowsInserted', '?')} inserted, {m.get('numTargetRowsDeleted', '?')} deleted, "
+                  f"{m.get('numTargetRowsCopied', '?')} copied")
         print(f"check                lake {tuple(lake_sum)} vs source {tuple(source_sum)}")  # type: ignore[arg-type]
     finally:
         for process in processes:

@@ -19,9 +19,9 @@ at most one chunk MERGE; once the merge stops, every due chunk is applied. A chu
    (deleted at the source at or before ``P``; one blind append, harmless when repeated);
 4. one MERGE with transaction ``(binlake-resync-<id>-<n>, 0)`` on the null-safe key and ``t`` in
    ``R``, whose source is only what differs: the chunk rows (those with a tombstone newer than
-   ``P`` removed first) that no lake row of ``R`` with ``t._binlake_lsn <= P`` holds with exactly
-   the same values (:func:`same_values_sql`), and the keys of the lake rows in ``R`` with
-   ``t._binlake_lsn <= P`` that no chunk row matches. Matched and ``t._binlake_lsn <= P`` → UPDATE
+   ``P`` removed first) whose key no lake row of ``R`` holds either with ``t._binlake_lsn > P``
+   (the stream's newer value) or with exactly the same values (:func:`same_values_sql`), and the
+   keys of the lake rows in ``R`` with ``t._binlake_lsn <= P`` that no chunk row matches. Matched and ``t._binlake_lsn <= P`` → UPDATE
    every column; not matched → INSERT; a key of the second kind → DELETE (they come into the MERGE
    as source rows of their own key, marked, so that the MERGE has no NOT MATCHED BY SOURCE clause
    and Delta reads only the files whose key statistics overlap ``R``). Rows the stream changed
@@ -142,8 +142,11 @@ def apply_chunk(spark: SparkSession, resync: Resync, chunk: ResyncChunk, target:
         kept = _without_newer_tombstones(spark, rows, target, chunk.lsn)
         names = [c for c in target.columns if c in rows.columns]
         same = same_values_sql({c: target.columns[c] for c in names})
-        differing = kept.alias("s").join(lake.where(F.expr(in_range)),
-                                         F.expr(f"{condition['on']} AND {same}"), "left_anti")
+        # what the MERGE leaves alone is left out of its source, so that it rewrites no file for it: a
+        # key the stream changed after P (never touched) or a lake row that already equals the chunk's
+        settled = f"{condition['on']} AND (NOT ({condition['update']}) OR ({same}))"
+        differing = kept.alias("s").join(lake.where(F.expr(f"{target.prune_sql} AND ({target.range_sql})")),
+                                         F.expr(settled), "left_anti")
         # the lake rows of R the chunk deletes, as source rows marked _GONE: the MERGE then needs no
         # NOT MATCHED BY SOURCE clause, which would make Delta read every file of the table; with
         # R as a target-only conjunct of its condition, it reads only the files whose key

@@ -30,7 +30,9 @@ def test_a_chunk_merge_reads_only_the_files_of_its_range(spark: Any, lake_dir: P
     lake = Lake(str(lake_dir))
     path = load_table(spark, lake, "t", [], 100)
     for low in range(0, 50, 10):  # five files, ids [0, 10), [10, 20), … with min/max statistics on id
-        frame = spark.createDataFrame([(i, f"n{i}", i, lsn(100), None) for i in range(low, low + 10)],
+        # 35: changed by the stream at lsn 300, after the chunks' snapshot
+        frame = spark.createDataFrame([(i, "late", -i, lsn(300), None) if i == 35 else (i, f"n{i}", i, lsn(100), None)
+                                       for i in range(low, low + 10)],
                                       spark_schema([("id", "bigint", True), ("name", "varchar", False),
                                                     ("qty", "int", False)]))
         frame.coalesce(1).write.format("delta").mode("append").save(path)
@@ -57,13 +59,32 @@ def test_a_chunk_merge_reads_only_the_files_of_its_range(spark: Any, lake_dir: P
     finally:
         shutil.move(moved, local)
     assert (done.inserted, done.updated, done.deleted, done.skipped) == (0, 1, 1, None)  # only what differed
-    expected = [(i, f"n{i}", i) for i in range(50) if i != 22]
+    expected = [(i, "late", -i) if i == 35 else (i, f"n{i}", i) for i in range(50) if i != 22]
     expected[21] = (21, "changed", -21)
     assert rows(spark, path) == expected
     lsns = dict(tuple(r) for r in spark.read.format("delta").load(path).select("id", "_binlake_lsn").collect())
-    assert {i: v for i, v in lsns.items() if v != lsn(100)} == {21: lsn(200)}  # equal rows are not rewritten
+    assert {i: v for i, v in lsns.items() if v != lsn(100)} == {21: lsn(200), 35: lsn(300)}  # equal rows: not written
+
     tombs = spark.read.format("delta").load(lake.uri(tombstones_key("shop", "t")))
     assert [tuple(r) for r in tombs.select("id", "_binlake_lsn").collect()] == [(22, lsn(200))]
+
+    # a chunk of [30, 40) that holds what the lake holds, but for 35, which the stream changed after it
+    equal = ResyncChunk(1, ChunkRange((30,), (40,)), "`id` >= 30 AND `id` < 40", "x", lsn(200), 10)
+    data = spark.createDataFrame([(i, f"n{i}", i, lsn(200), NOW.replace(tzinfo=None)) for i in range(30, 40)],
+                                 spark_schema([("id", "bigint", True), ("name", "varchar", False),
+                                               ("qty", "int", False)]))
+    files = _files(spark, path)
+    target = ChunkTarget(path, lake.uri(tombstones_key("shop", "t")), ["id"], dict(table.source_columns),
+                         table.truncate_lsn, lake_range_sql(equal.range, KEYS, "t"),
+                         lake_skipping_sql(equal.range, KEYS, "t"))
+    done = apply_chunk(spark, resync, equal, target, data, NOW)
+    assert (done.inserted, done.updated, done.deleted, done.skipped) == (0, 0, 0, None)
+    assert _files(spark, path) == files  # nothing differed: no file rewritten
+    assert rows(spark, path) == expected
+
+
+def _files(spark: Any, path: str) -> set[str]:
+    return set(spark.read.format("delta").load(path).inputFiles())
 
 
 def test_same_values_tell_apart_every_value_a_lake_row_can_differ_by(spark: Any) -> None:
