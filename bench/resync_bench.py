@@ -10,7 +10,8 @@ resync (:func:`binlake.resync.job.run_resync`: read + deliver) and the end-to-en
 merge has applied every chunk. While the resync runs it samples the merge's freshness (seconds
 between the source commit of the newest merged change and now, from ``status.json``). Prints
 rows/s of both and the freshness; finally, once the merge has caught up, checks the lake against the
-source (row count, sum of a column every update changes).
+source (row count, sum of a column every update changes). ``--diverged N`` rows are changed at the
+source behind replication's back before the resync, so that the check also shows they were repaired.
 """
 
 from __future__ import annotations
@@ -77,6 +78,22 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
 
 
+def diverge(db: LocalMariaDB, rows: int, count: int) -> None:
+    """``count`` rows, spread over the table, changed with ``sql_log_bin = 0``: the lake cannot know, the
+    resync must repair them (the final check compares the sum of the column they change)."""
+    if count <= 0:
+        return
+    conn = db.connect("bench")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")
+            cur.execute("UPDATE retail_trans SET amount = amount + 7 WHERE trans_id MOD %s = 0",
+                        (max(1, rows // count),))
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def freshness(lake: Lake) -> float | None:
     try:
         status = json.loads(lake.get_bytes(MERGE_STATUS_KEY))
@@ -103,6 +120,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000, help="table rows (1000000 for the issue's figure)")
     parser.add_argument("--updates-per-second", type=float, default=200.0)
     parser.add_argument("--chunk-rows", type=int, default=0, help="0 = rows / (2 x cores)")
+    parser.add_argument("--diverged", type=int, default=1000,
+                        help="rows changed at the source behind replication's back before the resync (repaired by it)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, removed after")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -140,6 +159,7 @@ def main() -> None:
             lake = Lake.from_config(config)
             time.sleep(20)  # the merge joins the table
             lags: list[float] = []
+            diverge(db, args.rows, args.diverged)
             with Updates(db, args.rows, args.updates_per_second) as updates:
                 time.sleep(10)
                 sampling = threading.Event()
@@ -192,7 +212,9 @@ def main() -> None:
                   f"{m.get('numSourceRows', '?')} differing in, {m.get('numTargetRowsUpdated', '?')} updated, "
                   f"{m.get('numTargetRowsInserted', '?')} inserted, {m.get('numTargetRowsDeleted', '?')} deleted, "
                   f"{m.get('numTargetRowsCopied', '?')} copied")
-        print(f"check                lake {tuple(lake_sum)} vs source {tuple(source_sum)}")  # type: ignore[arg-type]
+        same = [int(str(v)) for v in lake_sum] == [int(str(v)) for v in source_sum]  # type: ignore[union-attr]
+        print(f"check                lake {tuple(lake_sum)} vs source {tuple(source_sum)}: "  # type: ignore[arg-type]
+              f"{'equal' if same else 'DIFFERENT'}")
     finally:
         for process in processes:
             if process.poll() is None:
