@@ -21,14 +21,15 @@ at most one chunk MERGE; once the merge stops, every due chunk is applied. A chu
    ``R``, whose source is only what differs: the chunk rows (those with a tombstone newer than
    ``P`` removed first) whose key no lake row of ``R`` holds either with ``t._binlake_lsn > P``
    (the stream's newer value) or with exactly the same values (:func:`same_values_sql`), and the
-   keys of the lake rows in ``R`` with ``t._binlake_lsn <= P`` that no chunk row matches. Matched and ``t._binlake_lsn <= P`` → UPDATE
-   every column; not matched → INSERT; a key of the second kind → DELETE (they come into the MERGE
-   as source rows of their own key, marked, so that the MERGE has no NOT MATCHED BY SOURCE clause
-   and Delta reads only the files whose key statistics overlap ``R``). Rows the stream changed
-   after ``P`` are never touched. A lake row that already equals the chunk is not written at all:
-   it keeps its ``_binlake_lsn`` (at most ``P``, and every change of it up to ``P`` is merged, so
-   the stream's newer-lsn-wins rule still holds for it), the MERGE rewrites only the files holding
-   rows that differ, and the table's change data feed shows only real changes.
+   keys of the lake rows in ``R`` with ``t._binlake_lsn <= P`` that no chunk row matches.
+   Matched and ``t._binlake_lsn <= P`` → UPDATE every column; not matched → INSERT; a key of the
+   second kind → DELETE (they come into the MERGE as source rows of their own key, marked, so that
+   the MERGE has no NOT MATCHED BY SOURCE clause and Delta reads only the files whose key
+   statistics overlap ``R``). Rows the stream changed after ``P`` are never touched. A lake row
+   that already equals the chunk is not written at all: it keeps its ``_binlake_lsn`` (at most
+   ``P``, and every change of it up to ``P`` is merged, so the stream's newer-lsn-wins rule still
+   holds for it), the MERGE rewrites only the files holding rows that differ, and the table's
+   change data feed shows only real changes.
 
 See docs/resync.md for why this converges whatever the order of chunks and stream batches.
 """
