@@ -9,7 +9,8 @@ so a drop shows only in its properties.
 
 The catalog then holds, per live lake table, an external Delta table ``<database>.<table>`` at its
 location, where database = the lake schema name and table = the lake table name, as the mapping
-rules made them (:func:`catalog_name`); a lake table that is not live has no catalog table.
+rules made them (:func:`catalog_name`); a lake table that is not live has no catalog table, and
+neither has an online schema change helper (:func:`without_helpers`).
 :func:`plan` compares that with what the catalog holds and gives the :class:`Action` list, which is
 idempotent: a second run on the same lake plans nothing.
 
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from binlake.catalog import CatalogEntry
 from binlake.config import CatalogKind
+from binlake.osc import readings
 
 DROPPED_LSN = "binlake.merge.droppedLsn"  # = binlake.merge.target.DROPPED_LSN (checked by a unit test)
 TRUNCATE_LSN = "binlake.merge.truncateLsn"
@@ -113,6 +115,18 @@ class Registered:
     external: bool = True
 
 
+def without_helpers(tables: Iterable[LakeTable]) -> list[LakeTable]:
+    """``tables`` with every online schema change helper marked not live (pure): a lake table whose name
+    is a helper's name (:func:`binlake.osc.readings`: gh-ost's ``_t_gho``, ``_t_del``, pt-osc's
+    ``_t_new``, ``_t_old``, …) of a lake table ``t`` of the same schema — the lake names of the
+    helpers the merge replicates with their table. A helper lives only while its tool runs, and is no
+    table to find by name: the catalog holds none (one an older binlake registered is dropped)."""
+    tables = list(tables)
+    names = {(t.schema, t.table) for t in tables}
+    return [replace(t, live=False) if any((t.schema, h.base) in names for h in readings(t.table)) else t
+            for t in tables]
+
+
 CREATE = "create"
 REPLACE = "replace"  # at another location inside the lake (a table re-created, an older layout)
 DROP = "drop"
@@ -163,12 +177,13 @@ def plan(kind: CatalogKind, tables: Iterable[LakeTable], current: Mapping[Catalo
     ``current``: what the catalog holds now under every name :func:`catalog_name` gives ``tables``
     (names absent from it are not registered); ``lake_root``: the lake root as locations are written
     (a registered location under it is binlake's); ``schema_location``: lake schema → its folder.
-    Two live lake tables with one catalog name (``Foo`` and ``foo``) are both refused.
+    Two live lake tables with one catalog name (``Foo`` and ``foo``) are both refused; helpers are
+    not live (:func:`without_helpers`).
     """
     refused: list[tuple[str, str]] = []
     live: dict[CatalogName, list[LakeTable]] = {}
     dead: dict[CatalogName, LakeTable] = {}
-    for table in sorted(set(tables)):
+    for table in sorted(set(without_helpers(tables))):
         try:
             name = catalog_name(kind, table.schema, table.table)
         except CatalogNameError as exc:

@@ -18,6 +18,8 @@ LOADED = ("items", "old_name", "orders", "stale")
 """The tables of the full load; ``Items`` (an upper-case name) is registered as ``items``."""
 AFTER_CDC = ("fresh", "items", "new_name", "orders")
 """The live tables after the CDC: ``stale`` dropped, ``old_name`` renamed to ``new_name``, ``fresh`` new."""
+HELPER = "_orders_gho"
+"""A gh-ost ghost table of ``orders``, still there at the end (the tool runs): replicated, never registered."""
 
 
 def create_source(mariadb: LocalMariaDB, db: str, only_orders: bool = False) -> None:
@@ -44,6 +46,8 @@ def change_source(mariadb: LocalMariaDB, db: str) -> None:
     run(f"RENAME TABLE `{db}`.`old_name` TO `{db}`.`new_name`")
     run("CREATE TABLE fresh (id INT PRIMARY KEY, label VARCHAR(10))")
     run("INSERT INTO fresh VALUES (1, 'one'), (2, 'two')")
+    run(f"CREATE TABLE {HELPER} LIKE orders")
+    run(f"INSERT INTO {HELPER} SELECT * FROM orders")
 
 
 def replicate(mariadb: LocalMariaDB, db: str, config: PipelineConfig, spark: Any, loaded: Any = None) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 
 import boto3
 import pytest
-from catalog_support import AFTER_CDC, LOADED, create_source, replicate, source_name, source_rows
+from catalog_support import AFTER_CDC, HELPER, LOADED, create_source, replicate, source_name, source_rows
 from conftest import include_schema_rules
+from delta.tables import DeltaTable
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
@@ -96,6 +97,7 @@ def test_glue_holds_exactly_the_live_lake_tables_after_full_load_and_cdc(
     replicate(mariadb, db, config, spark, after_full_load)
     tables = glue_tables(glue_endpoint, db)
     assert sorted(tables) == list(AFTER_CDC)  # stale dropped, old_name renamed away: their names are gone
+    assert DeltaTable.isDeltaTable(spark, Lake.from_config(config).uri(table_key(db, HELPER)))  # in the lake, unnamed
     lake = Lake.from_config(config)
     for name, table in tables.items():
         assert table["TableType"] == "EXTERNAL_TABLE"

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catalog_support import AFTER_CDC, replicate, source_name, source_rows
+from catalog_support import AFTER_CDC, HELPER, replicate, source_name, source_rows
 from conftest import include_schema_rules
+from delta.tables import DeltaTable
 
 from binlake.config import PipelineConfig
 from binlake.devdb import LocalMariaDB
-from binlake.lake import Lake
+from binlake.lake import Lake, table_key
 from binlake.registration.sync import read_report
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]  # each Hive-backed session is a JVM of its own
@@ -69,5 +70,6 @@ def test_every_live_table_is_read_by_name_equal_to_the_source(
     assert report is not None and report["ok"], report
     tables = by_name(config, db)
     assert sorted(tables) == list(AFTER_CDC)  # stale dropped, old_name → new_name, fresh new, Items as items
+    assert DeltaTable.isDeltaTable(spark, Lake.from_config(config).uri(table_key(db, HELPER)))  # in the lake, unnamed
     for name, rows in tables.items():
         assert sorted(rows) == as_json(source_rows(mariadb, db, source_name(name))), name

@@ -20,6 +20,7 @@ from binlake.registration.plan import (
     is_dropped,
     plan,
     same_location,
+    without_helpers,
 )
 
 ROOT = "/lake"
@@ -136,3 +137,15 @@ def test_a_live_table_keeps_the_name_a_dropped_one_of_other_case_had() -> None:
 def test_unregistrable_names_are_refused_only_when_live() -> None:
     result = plan(CatalogKind.HIVE, [lt("shop", "a:b"), lt("shop", "c-d", live=False)], {}, ROOT, SCHEMAS)
     assert [t for t, _ in result.refused] == ["shop.a:b"]
+
+
+def test_online_schema_change_helpers_are_never_registered_and_an_old_registration_is_dropped() -> None:
+    tables = [lt("shop", "orders"), lt("shop", "_orders_gho"), lt("shop", "_orders_ghc"), lt("shop", "_orders_new"),
+              lt("shop", "_lonely_gho"), lt("crm", "_orders_gho")]  # no lonely table; crm has no orders table
+    assert [t.table for t in without_helpers(tables) if not t.live] == ["_orders_gho", "_orders_ghc", "_orders_new"]
+    current = {CatalogName("shop", "_orders_gho"): Registered("/lake/shop/_orders_gho")}  # by an older binlake
+    result = plan(CatalogKind.HIVE, tables, current, ROOT, SCHEMAS)
+    assert [(str(a.name), a.kind) for a in result.actions] == [
+        ("crm._orders_gho", CREATE), ("shop._lonely_gho", CREATE), ("shop.orders", CREATE),
+        ("shop._orders_gho", DROP)]
+    assert CatalogName("shop", "_orders_new") not in result.registered
